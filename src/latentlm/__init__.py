@@ -1,0 +1,67 @@
+"""latentlm: continuous latent diffusion and flow-matching language models for the Hugging Face ecosystem.
+
+`import latentlm` stays light (torch, transformers, diffusers); accelerate, datasets, peft and the evaluation stack
+are imported by the subpackages that use them.
+"""
+
+from pathlib import Path
+
+from transformers import AutoConfig, AutoModel
+
+from .models import (
+    DenoiserTransformer,
+    ELFConfig,
+    ELFForFlowMatching,
+    ELFModel,
+    ELFPreTrainedModel,
+    LatentDiffusionMixin,
+    get_method,
+    list_methods,
+)
+from .models.auto import AutoModelForTextDiffusion
+from .pipelines import AutoPipelineForTextGeneration, ELFPipeline, LatentDiffusionTextPipeline, TextPipelineOutput
+from .schedulers import FlowMatchEulerSDEScheduler
+
+
+__version__ = "0.1.0.dev0"
+
+AutoConfig.register(ELFConfig.model_type, ELFConfig, exist_ok=True)
+AutoModel.register(ELFConfig, ELFModel, exist_ok=True)
+AutoModelForTextDiffusion.register(ELFConfig, ELFForFlowMatching, exist_ok=True)
+
+_PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+def list_pretrained() -> list[str]:
+    """Names of the models bundled with the package."""
+    if not _PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in _PRETRAINED_DIR.iterdir() if (p / "model_index.json").is_file())
+
+
+def pretrained_path(name: str) -> str:
+    """Local path of a pipeline folder shipped inside the package, for `Pipeline.from_pretrained` without network."""
+    path = _PRETRAINED_DIR / name
+    if not (path / "model_index.json").is_file():
+        raise ValueError(f"`name` must be one of the bundled models {list_pretrained()}, got {name!r}.")
+    return str(path)
+
+
+__all__ = [
+    "AutoModelForTextDiffusion",
+    "AutoPipelineForTextGeneration",
+    "DenoiserTransformer",
+    "ELFConfig",
+    "ELFForFlowMatching",
+    "ELFModel",
+    "ELFPipeline",
+    "ELFPreTrainedModel",
+    "FlowMatchEulerSDEScheduler",
+    "LatentDiffusionMixin",
+    "LatentDiffusionTextPipeline",
+    "TextPipelineOutput",
+    "get_method",
+    "list_methods",
+    "list_pretrained",
+    "pretrained_path",
+]

@@ -1,0 +1,326 @@
+"""The one bidirectional denoiser transformer that every latentlm method configures.
+
+Layout of the sequence the blocks see (ELF's in-context conditioning, paper §3.4):
+
+    [ time tokens | guidance tokens | mode tokens | condition tokens | latent tokens ]
+      `-------------- control prefix -----------'  `------ RoPE positions 0.. -----'
+
+* control tokens are learned vectors plus an MLP embedding of a scalar (the timestep, the guidance scale) or a 0/1
+  gate (the mode: 0 = denoise, 1 = decode); they carry no rotary position;
+* condition tokens are clean latents of a prompt (optional), never noised, projected like the latents;
+* latent tokens are the noisy latents, optionally concatenated with a self-conditioning estimate.
+
+Blocks are pre-norm: RMSNorm, multi-head self-attention with qk-norm and RoPE through
+`torch.nn.functional.scaled_dot_product_attention` with a real key padding mask, RMSNorm, SwiGLU. Optional long
+skips join block ``i`` to block ``L - 1 - i`` as in a U-Net (Cosmos). The output head is RMSNorm plus a zero-initialised
+linear map back to the latent width, so an untrained denoiser predicts zeros.
+
+The backbone reads its sizes from the method's config (see `DenoiserConfigMixin` for the field names); method files
+configure it and never copy it.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+from transformers.utils import ModelOutput
+
+
+@dataclass
+class DenoiserOutput(ModelOutput):
+    """Output of `DenoiserTransformer`.
+
+    Args:
+        sample (`torch.FloatTensor` of shape `(batch, seq_len, latent_dim)`):
+            The prediction in latent space (x0 for every method so far).
+        last_hidden_state (`torch.FloatTensor` of shape `(batch, seq_len, hidden_size)`):
+            The latent tokens' hidden states after the last block, before the output norm (ELF's decode head reads
+            them).
+    """
+
+    sample: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+
+
+class DenoiserConfigMixin:
+    """Documents the config fields the backbone reads. Method configs define them as dataclass fields.
+
+    latent_dim: width of the latents going in and out.
+    hidden_size, num_hidden_layers, num_attention_heads, intermediate_size: transformer sizes.
+    bottleneck_dim: if set, latents enter through ``latent_dim -> bottleneck_dim -> hidden_size`` (ELF: 128).
+    max_position_embeddings: longest condition + latent sequence.
+    rope_theta, rms_norm_eps, attention_dropout, hidden_dropout: as usual. Dropout acts only in the middle half of
+        the blocks, as in ELF.
+    num_time_tokens, num_guidance_tokens, num_mode_tokens: control prefix lengths (0 disables guidance / mode).
+    self_conditioning: the input is ``concat([latents, self_condition])`` projected back to ``latent_dim``.
+    use_long_skips: U-Net style skips between the first and second half of the blocks.
+    """
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding for positions ``0..max_position_embeddings-1`` (rotate-half convention)."""
+
+    def __init__(self, head_dim: int, max_position_embeddings: int, theta: float):
+        super().__init__()
+        self.head_dim, self.max_position_embeddings, self.theta = head_dim, max_position_embeddings, theta
+        cos, sin = self.compute_cos_sin()
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def compute_cos_sin(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(max_position_embeddings, head_dim)` tables; recomputed after loading (they are not saved)."""
+        inv_freq = 1.0 / (self.theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
+        angles = torch.outer(torch.arange(self.max_position_embeddings, dtype=torch.float32), inv_freq)
+        angles = torch.cat([angles, angles], dim=-1)
+        return angles.cos(), angles.sin()
+
+    def forward(self, seq_len: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        if seq_len > self.cos.shape[0]:
+            raise ValueError(
+                f"The sequence has {seq_len} positions but the model supports at most {self.cos.shape[0]} "
+                "(`max_position_embeddings`)."
+            )
+        return self.cos[:seq_len].to(dtype), self.sin[:seq_len].to(dtype)
+
+
+class SelfAttention(nn.Module):
+    """Bidirectional multi-head attention with qk-norm; RoPE on the last ``rotary_len`` positions only."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=True)
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=config.rms_norm_eps)
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=config.rms_norm_eps)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=True)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor],
+        attention_mask: torch.Tensor | None,
+        dropout: float,
+    ) -> torch.Tensor:
+        batch, seq_len, _ = hidden_states.shape
+        q, k, v = self.qkv(hidden_states).view(batch, seq_len, 3, self.num_heads, self.head_dim).unbind(dim=2)
+        q, k, v = self.q_norm(q).transpose(1, 2), self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
+
+        # The control prefix carries no position: rotate only the condition + latent tokens.
+        cos, sin = rotary
+        num_prefix = seq_len - cos.shape[0]
+        q_rot, k_rot = apply_rotary_pos_emb(q[:, :, num_prefix:], k[:, :, num_prefix:], cos[None], sin[None])
+        q = torch.cat([q[:, :, :num_prefix], q_rot], dim=2)
+        k = torch.cat([k[:, :, :num_prefix], k_rot], dim=2)
+
+        # attention_mask: (batch, seq_len) bool, True = a real key. Padding keys are never attended to.
+        mask = None if attention_mask is None else attention_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        return self.out_proj(out.transpose(1, 2).reshape(batch, seq_len, -1))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, hidden_size: int, intermediate_size: int):
+        super().__init__()
+        self.gate_up_proj = nn.Linear(hidden_size, 2 * intermediate_size, bias=True)
+        self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=True)
+
+    def forward(self, hidden_states: torch.Tensor, dropout: float) -> torch.Tensor:
+        gate, up = self.gate_up_proj(hidden_states).chunk(2, dim=-1)
+        return self.down_proj(F.dropout(F.silu(gate) * up, p=dropout, training=dropout > 0))
+
+
+class DenoiserBlock(GradientCheckpointingLayer):
+    def __init__(self, config, dropout: float):
+        super().__init__()
+        self.dropout = dropout
+        self.attn_norm = nn.RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.attn = SelfAttention(config)
+        self.mlp_norm = nn.RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.mlp = SwiGLU(config.hidden_size, config.intermediate_size)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor],
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        dropout = self.dropout if self.training else 0.0
+        hidden_states = hidden_states + self.attn(self.attn_norm(hidden_states), rotary, attention_mask, dropout)
+        return hidden_states + self.mlp(self.mlp_norm(hidden_states), dropout)
+
+
+class ScalarTokens(nn.Module):
+    """``num_tokens`` learned control tokens shifted by an MLP embedding of one scalar per example."""
+
+    def __init__(self, num_tokens: int, hidden_size: int, frequency_dim: int = 256):
+        super().__init__()
+        self.tokens = nn.Parameter(torch.zeros(1, num_tokens, hidden_size))
+        # Sinusoidal features of the raw scalar (t in [0, 1], a guidance scale in [0.5, 5]) then a 2-layer MLP.
+        self.features = Timesteps(frequency_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.embedding = TimestepEmbedding(frequency_dim, hidden_size)
+
+    def forward(self, scalar: torch.Tensor) -> torch.Tensor:
+        """scalar: (batch,) -> (batch, num_tokens, hidden_size)."""
+        emb = self.embedding(self.features(scalar).to(self.tokens.dtype))
+        return self.tokens + emb[:, None, :]
+
+
+class DenoiserTransformer(nn.Module):
+    """The shared denoiser. See the module docstring for the sequence layout and `DenoiserConfigMixin` for config."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        hidden, latent_dim = config.hidden_size, config.latent_dim
+        if config.hidden_size % config.num_attention_heads:
+            raise ValueError(
+                f"`hidden_size` ({hidden}) must be divisible by `num_attention_heads` ({config.num_attention_heads})."
+            )
+
+        self.self_cond_proj = nn.Linear(2 * latent_dim, latent_dim) if config.self_conditioning else None
+        if config.bottleneck_dim:
+            self.input_proj = nn.Sequential(
+                nn.Linear(latent_dim, config.bottleneck_dim, bias=False), nn.Linear(config.bottleneck_dim, hidden)
+            )
+        else:
+            self.input_proj = nn.Linear(latent_dim, hidden)
+
+        self.time_tokens = ScalarTokens(config.num_time_tokens, hidden)
+        self.guidance_tokens = ScalarTokens(config.num_guidance_tokens, hidden) if config.num_guidance_tokens else None
+        self.mode_tokens = (
+            nn.Parameter(torch.zeros(1, config.num_mode_tokens, hidden)) if config.num_mode_tokens else None
+        )
+
+        depth = config.num_hidden_layers
+        self.rotary = RotaryEmbedding(
+            hidden // config.num_attention_heads, config.max_position_embeddings, config.rope_theta
+        )
+        self.blocks = nn.ModuleList(
+            DenoiserBlock(config, config.hidden_dropout if depth // 4 <= i < 3 * depth // 4 else 0.0)
+            for i in range(depth)
+        )
+        self.skip_projs = (
+            nn.ModuleList(nn.Linear(2 * hidden, hidden) for _ in range(depth // 2)) if config.use_long_skips else None
+        )
+        self.norm_out = nn.RMSNorm(hidden, eps=config.rms_norm_eps)
+        self.proj_out = nn.Linear(hidden, latent_dim)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        timestep: torch.Tensor | float,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        self_condition: torch.Tensor | None = None,
+        guidance_scale: torch.Tensor | float | None = None,
+        mode: torch.Tensor | float | None = None,
+    ) -> DenoiserOutput:
+        """Predicts clean latents.
+
+        Args:
+            hidden_states: `(batch, seq_len, latent_dim)` noisy latents.
+            timestep: `(batch,)` or a float; t in [0, 1] with t = 1 pure noise.
+            attention_mask: `(batch, seq_len)`, 1 for real tokens, 0 for padding (never attended to).
+            encoder_hidden_states: `(batch, cond_len, latent_dim)` clean condition latents, prepended, never noised.
+            encoder_attention_mask: `(batch, cond_len)` mask of the condition.
+            self_condition: `(batch, seq_len, latent_dim)` previous x0 estimate; zeros when `None`. Only with
+                `config.self_conditioning`.
+            guidance_scale: `(batch,)` or a float; the scale the model is conditioned on (ELF's SC-CFG omega).
+                Required when the config has guidance tokens.
+            mode: `(batch,)` 0/1 or a float; gates the mode tokens (1 = decode). `None` means 0.
+
+        Returns:
+            `DenoiserOutput` with `sample` `(batch, seq_len, latent_dim)` and `last_hidden_state`
+            `(batch, seq_len, hidden_size)`.
+        """
+        batch, seq_len, _ = hidden_states.shape
+        dtype, device = hidden_states.dtype, hidden_states.device
+
+        # 1. Latent (and condition) tokens.
+        if self.self_cond_proj is not None:
+            if self_condition is None:
+                self_condition = torch.zeros_like(hidden_states)
+            hidden_states = self.self_cond_proj(torch.cat([hidden_states, self_condition], dim=-1))
+        elif self_condition is not None:
+            raise ValueError("`self_condition` was given but the model was built with `self_conditioning=False`.")
+        tokens = [self.input_proj(hidden_states)]
+        masks = [_ones_if_none(attention_mask, batch, seq_len, device)]
+        if encoder_hidden_states is not None:
+            tokens.insert(0, self.input_proj(encoder_hidden_states))
+            masks.insert(0, _ones_if_none(encoder_attention_mask, batch, encoder_hidden_states.shape[1], device))
+
+        # 2. Control prefix: time, guidance scale, mode.
+        control = [self.time_tokens(_per_example(timestep, batch, device))]
+        if self.guidance_tokens is not None:
+            if guidance_scale is None:
+                raise ValueError("`guidance_scale` is required: this model is conditioned on its guidance scale.")
+            control.append(self.guidance_tokens(_per_example(guidance_scale, batch, device)))
+        if self.mode_tokens is not None:
+            gate = _per_example(0.0 if mode is None else mode, batch, device).to(self.mode_tokens.dtype)
+            control.append(self.mode_tokens * gate[:, None, None])
+        control = torch.cat(control, dim=1).to(tokens[0].dtype)
+        num_control = control.shape[1]
+
+        hidden = torch.cat([control, *tokens], dim=1)
+        key_mask = torch.cat([torch.ones(batch, num_control, dtype=torch.bool, device=device), *masks], dim=1)
+        rotary = self.rotary(hidden.shape[1] - num_control, hidden.dtype)
+
+        # 3. Blocks, with optional U-Net long skips.
+        skips = []
+        half = len(self.blocks) // 2
+        for i, block in enumerate(self.blocks):
+            if self.skip_projs is not None and i >= len(self.blocks) - half:
+                hidden = self.skip_projs[i - (len(self.blocks) - half)](torch.cat([hidden, skips.pop()], dim=-1))
+            hidden = block(hidden, rotary, key_mask)
+            if self.skip_projs is not None and i < half:
+                skips.append(hidden)
+
+        last_hidden = hidden[:, -seq_len:]
+        sample = self.proj_out(self.norm_out(last_hidden)).to(dtype)
+        return DenoiserOutput(sample=sample, last_hidden_state=last_hidden)
+
+
+def _ones_if_none(mask: torch.Tensor | None, batch: int, length: int, device: torch.device) -> torch.Tensor:
+    if mask is None:
+        return torch.ones(batch, length, dtype=torch.bool, device=device)
+    return mask.to(device=device, dtype=torch.bool)
+
+
+def _per_example(value: torch.Tensor | float, batch: int, device: torch.device) -> torch.Tensor:
+    """A float or a `(batch,)` / `()` tensor -> float32 `(batch,)`."""
+    value = torch.as_tensor(value, dtype=torch.float32, device=device)
+    return value.expand(batch) if value.ndim == 0 else value.float()
+
+
+class DenoiserPreTrainedModel(PreTrainedModel):
+    """Shared weight init for models built on `DenoiserTransformer`; method classes subclass it with their config."""
+
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["DenoiserBlock"]
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, RotaryEmbedding):
+            cos, sin = module.compute_cos_sin()
+            init.copy_(module.cos, cos)
+            init.copy_(module.sin, sin)
+        elif isinstance(module, ScalarTokens):
+            init.normal_(module.tokens, mean=0.0, std=std)
+        elif isinstance(module, DenoiserTransformer):
+            if module.mode_tokens is not None:
+                init.normal_(module.mode_tokens, mean=0.0, std=std)
+            # Zero-initialised output head (DiT / ELF): an untrained denoiser predicts 0.
+            init.zeros_(module.proj_out.weight)
+            init.zeros_(module.proj_out.bias)

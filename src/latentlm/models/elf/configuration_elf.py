@@ -1,0 +1,127 @@
+"""Configuration of ELF (Embedded Language Flows, Hu et al. 2026, arXiv 2605.10938)."""
+
+from transformers import PreTrainedConfig
+
+
+class ELFConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`ELFModel`] and [`ELFForFlowMatching`].
+
+    ELF runs rectified-flow matching in the contextual embedding space of a frozen pretrained encoder; the same
+    network, switched to "decode" mode, maps clean embeddings to tokens. Defaults follow the paper's recipe (Table 4,
+    `train_owt_ELF-B.yml`) at a small size, with all-MiniLM-L6-v2 (384-d, uncased WordPiece) as the encoder.
+
+    Time convention: latentlm uses sigma in [0, 1] with sigma = 1 pure noise. ELF's paper uses t = 1 - sigma
+    (t = 1 data). The logit-normal parameters below are given in the paper's t so they read as in the paper.
+
+    Args:
+        vocab_size (`int`, defaults to 30522): the encoder tokenizer's vocabulary.
+        latent_dim (`int`, defaults to 384): width of the encoder's hidden states.
+        encoder_name_or_path (`str`, *optional*): the frozen `AutoModel` encoder used for training (`None` = the
+            offline all-MiniLM-L6-v2). Sampling never needs it.
+        latent_mean, latent_std (`float`, *optional*): data statistics normalising the embeddings,
+            `x = (h - latent_mean) / latent_std`; fitted on training data before training when `None`.
+        hidden_size, num_hidden_layers, num_attention_heads, intermediate_size: denoiser transformer sizes
+            (`intermediate_size=None` gives ELF's SwiGLU width, `int(8 * hidden_size / 3)`).
+        bottleneck_dim (`int`, defaults to 128): the low-dimensional input bottleneck (`latent_dim -> 128 -> hidden`).
+        decoder_head_dim (`int`, *optional*): width of the factored unembedding `hidden -> decoder_head_dim -> vocab`;
+            `None` uses `latent_dim` as ELF does.
+        max_position_embeddings (`int`, defaults to 128): longest sequence (condition + generation).
+        num_time_tokens, num_guidance_tokens, num_mode_tokens (`int`, defaults to 4 each): in-context control tokens.
+        self_conditioning (`bool`, defaults to `True`): feed the previous x0 estimate back as input.
+        noise_scale (`float`, defaults to 2.0): s_n, the noise end of the path is `noise_scale * eps`.
+        sigma_clamp (`float`, defaults to 0.05): ELF's `t_eps`, clamps the `1 / sigma` of the velocity.
+        time_mean, time_std (`float`, defaults to -1.5, 0.8): logit-normal training times, `t = sigmoid(N(mean, std))`.
+        decoder_prob (`float`, defaults to 0.2): share of examples trained in decode mode (cross-entropy).
+        decoder_noise_scale (`float`, defaults to 5.0): s_d of the decode-mode corruption.
+        decoder_time_mean, decoder_time_std (`float`, defaults to 0.8, 0.8): per-token decode-mode corruption level
+            `p = sigmoid(N(mean, std))`, `z = p * x + (1 - p) * s_d * eps`.
+        self_cond_prob (`float`, defaults to 0.5): share of denoise examples trained with self-conditioning.
+        guidance_min, guidance_max (`float`, defaults to 0.5, 5.0): range of the self-conditioning guidance scale
+            omega sampled in training (log-uniform in `1 + omega`) and fed to the model.
+        hidden_dropout (`float`, defaults to 0.0): dropout in the middle half of the blocks.
+    """
+
+    model_type = "latentlm_elf"
+
+    vocab_size: int = 30522
+    latent_dim: int = 384
+    encoder_name_or_path: str | None = None
+    latent_mean: float | None = None
+    latent_std: float | None = None
+
+    hidden_size: int = 256
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 4
+    intermediate_size: int | None = None
+    bottleneck_dim: int | None = 128
+    decoder_head_dim: int | None = None
+    max_position_embeddings: int = 128
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-6
+    hidden_dropout: float = 0.0
+    num_time_tokens: int = 4
+    num_guidance_tokens: int = 4
+    num_mode_tokens: int = 4
+    self_conditioning: bool = True
+    use_long_skips: bool = False
+    initializer_range: float = 0.02
+
+    noise_scale: float = 2.0
+    sigma_clamp: float = 0.05
+    time_mean: float = -1.5
+    time_std: float = 0.8
+    decoder_prob: float = 0.2
+    decoder_noise_scale: float = 5.0
+    decoder_time_mean: float = 0.8
+    decoder_time_std: float = 0.8
+    self_cond_prob: float = 0.5
+    guidance_min: float = 0.5
+    guidance_max: float = 5.0
+
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        if self.intermediate_size is None:
+            self.intermediate_size = int(8 * self.hidden_size / 3)
+        if self.decoder_head_dim is None:
+            self.decoder_head_dim = self.latent_dim
+        super().__post_init__(**kwargs)
+        self._validate()
+
+    def _validate(self):
+        positive = (
+            "vocab_size",
+            "latent_dim",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "max_position_embeddings",
+            "num_time_tokens",
+            "noise_scale",
+            "decoder_noise_scale",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
+                f"({self.num_attention_heads})."
+            )
+        for name in ("decoder_prob", "self_cond_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1], got {getattr(self, name)}.")
+        if not 0.0 < self.guidance_min <= self.guidance_max:
+            raise ValueError(
+                f"`guidance_min` and `guidance_max` must satisfy 0 < min <= max, got {self.guidance_min}, "
+                f"{self.guidance_max}."
+            )
+        if self.latent_std is not None and self.latent_std <= 0:
+            raise ValueError(f"`latent_std` must be positive, got {self.latent_std}.")
+
+
+__all__ = ["ELFConfig"]

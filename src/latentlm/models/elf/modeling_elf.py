@@ -1,0 +1,304 @@
+"""ELF: Embedded Language Flows (Hu, Qiu et al. 2026, arXiv 2605.10938).
+
+Flow matching in the contextual embedding space of a frozen pretrained encoder:
+
+* data: `x = (encoder(tokens) - latent_mean) / latent_std`, one vector per token (the encoder is needed for
+  training only);
+* path (rectified flow, latentlm's sigma = 1 - ELF's t): `z = (1 - sigma) * x + sigma * noise_scale * eps`;
+* objective: the network predicts x, the loss is the MSE between the implied velocity and the true one,
+  `E || v(x_hat) - v(x) ||^2 = E || x_hat - x ||^2 / max(sigma, sigma_clamp)^2`, with logit-normal times;
+* decode: the same network in "decode" mode (mode tokens on, t at the data end) reads per-token corrupted clean
+  embeddings and a factored unembedding head gives token logits, trained with cross-entropy on `decoder_prob` of
+  the examples;
+* self-conditioning and guidance learned at training time (paper App. B.1, Eq. 3): for the self-conditioned
+  examples the velocity target is shifted by `(1 - 1 / omega) * (v(z | x_sc) - v(z | 0))` and omega is a model
+  input, so one forward pass at inference gives the guided prediction.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel  # noqa: F401  (diffusers' pipeline loader looks the base class up by name)
+from transformers.utils import ModelOutput
+
+from ...schedulers import FlowMatchEulerSDEScheduler, sample_training_sigmas
+from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
+from ..encoders import load_frozen_encoder
+from ..modeling_utils import LatentDiffusionMixin
+from .configuration_elf import ELFConfig
+
+
+@dataclass
+class ELFFlowMatchingOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`): the combined loss (velocity MSE on denoise rows, cross-entropy on
+            decode rows, averaged over all real tokens with one denominator, as in ELF's code).
+        logits (`torch.FloatTensor` of shape `(batch, seq_len, vocab_size)`): decode-head logits.
+        metrics (`dict[str, torch.FloatTensor]`): `denoise_loss` (per-token velocity MSE on denoise rows) and
+            `decode_loss` (per-token cross-entropy on decode rows), detached, for logging.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    metrics: dict | None = None
+
+
+class ELFPreTrainedModel(DenoiserPreTrainedModel):
+    config_class = ELFConfig
+    config: ELFConfig
+
+
+class ELFModel(ELFPreTrainedModel):
+    """The bare ELF denoiser: `DenoiserTransformer` configured by `ELFConfig` (diffusers argument names)."""
+
+    def __init__(self, config: ELFConfig):
+        super().__init__(config)
+        self.transformer = DenoiserTransformer(config)
+        self.post_init()
+
+    def forward(self, hidden_states, timestep, attention_mask=None, **kwargs) -> DenoiserOutput:
+        """See `DenoiserTransformer.forward`."""
+        return self.transformer(hidden_states, timestep, attention_mask=attention_mask, **kwargs)
+
+
+class ELFDecodeHead(nn.Module):
+    """Factored unembedding `logits = W_u gelu(W_p h + b_p) + b_u` (ELF's decoder head)."""
+
+    def __init__(self, config: ELFConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.decoder_head_dim)
+        self.unembed = nn.Linear(config.decoder_head_dim, config.vocab_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.unembed(F.gelu(self.dense(hidden_states), approximate="tanh"))
+
+
+class ELFForFlowMatching(ELFPreTrainedModel, LatentDiffusionMixin):
+    """ELF with its training objective and the sampling interface of `LatentDiffusionMixin`.
+
+    The frozen encoder is attached for training only (`prepare_for_training` or `set_text_encoder`) and is kept out
+    of the state dict: a saved ELF model is the denoiser and its decode head, nothing else.
+    """
+
+    def __init__(self, config: ELFConfig):
+        super().__init__(config)
+        self.model = ELFModel(config)
+        self.lm_head = ELFDecodeHead(config)
+        self.noise_scheduler = self.get_default_scheduler()
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head.unembed
+
+    # ----------------------------------------------------------------------------------------------------------
+    # The frozen encoder and the data statistics
+    # ----------------------------------------------------------------------------------------------------------
+
+    @property
+    def text_encoder(self) -> nn.Module | None:
+        return self.__dict__.get("_text_encoder")
+
+    def set_text_encoder(self, encoder: nn.Module) -> None:
+        """Attaches a frozen encoder without registering it as a submodule (it is never saved nor optimised)."""
+        if encoder.config.hidden_size != self.config.latent_dim:
+            raise ValueError(
+                f"`encoder` has hidden size {encoder.config.hidden_size} but the model's `latent_dim` is "
+                f"{self.config.latent_dim}."
+            )
+        encoder.eval().requires_grad_(False)
+        self.__dict__["_text_encoder"] = encoder
+
+    @torch.no_grad()
+    def embed_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw encoder hidden states `(batch, seq_len, latent_dim)` (not normalised)."""
+        if self.text_encoder is None:
+            raise ValueError(
+                "ELF needs its frozen encoder to train: call `model.prepare_for_training(dataloader)` or "
+                "`model.set_text_encoder(AutoModel.from_pretrained(...))` first."
+            )
+        encoder = self.text_encoder.to(input_ids.device)
+        return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised contextual embeddings `(batch, seq_len, latent_dim)`: ELF's data points."""
+        if self.config.latent_std is None:
+            raise ValueError("`latent_mean` / `latent_std` are not fitted: call `model.fit_latent_statistics` first.")
+        hidden = self.embed_tokens(input_ids, attention_mask)
+        return (hidden - self.config.latent_mean) / self.config.latent_std
+
+    @torch.no_grad()
+    def fit_latent_statistics(self, batches) -> tuple[float, float]:
+        """Sets `config.latent_mean` / `latent_std` to the mean and std of the embeddings of real tokens in `batches`."""
+        total, total_sq, count = 0.0, 0.0, 0
+        for batch in batches:
+            mask = batch.get("attention_mask")
+            hidden = self.embed_tokens(batch["input_ids"], mask).double()
+            valid = hidden if mask is None else hidden[mask.bool()]
+            total += valid.sum().item()
+            total_sq += valid.pow(2).sum().item()
+            count += valid.numel()
+        if count == 0:
+            raise ValueError("`batches` held no real tokens to fit the latent statistics on.")
+        mean = total / count
+        self.config.latent_mean = mean
+        self.config.latent_std = max(total_sq / count - mean**2, 1e-12) ** 0.5
+        return self.config.latent_mean, self.config.latent_std
+
+    def prepare_for_training(self, dataloader, num_batches: int = 16) -> None:
+        """Training-loop hook: loads the frozen encoder and fits the latent statistics if they are not set."""
+        if self.text_encoder is None:
+            self.set_text_encoder(load_frozen_encoder(self.config.encoder_name_or_path))
+        if self.config.latent_std is None:
+            batches = (batch for _, batch in zip(range(num_batches), dataloader))
+            self.fit_latent_statistics(batches)
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Training objective
+    # ----------------------------------------------------------------------------------------------------------
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        latents: torch.Tensor | None = None,
+    ) -> ELFFlowMatchingOutput:
+        """ELF's training loss for one batch.
+
+        Args:
+            input_ids: `(batch, seq_len)` tokens of the encoder's tokenizer.
+            attention_mask: `(batch, seq_len)`, 0 on padding (excluded from attention and from the loss).
+            labels: `(batch, seq_len)` decode-mode targets; defaults to `input_ids`; -100 is ignored.
+            latents: `(batch, seq_len, latent_dim)` precomputed normalised embeddings (skips the encoder).
+        """
+        cfg = self.config
+        x0 = self.encode_text(input_ids, attention_mask) if latents is None else latents
+        x0 = x0.to(self.dtype)
+        batch, seq_len, _ = x0.shape
+        device = x0.device
+        labels = input_ids if labels is None else labels
+        token_mask = labels != -100
+        if attention_mask is not None:
+            token_mask = token_mask & attention_mask.bool()
+        token_mask = token_mask.to(x0.dtype)
+
+        # 1. The denoise path at logit-normal times.
+        sigma = sample_training_sigmas(batch, mean=cfg.time_mean, std=cfg.time_std, device=device)
+        sigma = sigma.to(x0.dtype)
+        z = self.noise_scheduler.scale_noise(x0, sigma, torch.randn_like(x0))
+
+        # 2. The decode rows: per-token corruption of the clean embeddings, read at the data end (sigma = 0).
+        decode_rows = (torch.rand(batch, device=device) < cfg.decoder_prob).to(x0.dtype)
+        keep = torch.sigmoid(
+            cfg.decoder_time_mean + cfg.decoder_time_std * torch.randn(batch, seq_len, 1, device=device)
+        )
+        z_decode = keep * x0 + (1 - keep) * cfg.decoder_noise_scale * torch.randn_like(x0)
+        rows = decode_rows[:, None, None]
+        model_input = rows * z_decode + (1 - rows) * z
+        model_sigma = (1 - decode_rows) * sigma
+
+        # 3. Self-conditioning and guidance targets, computed without gradients.
+        omega = self._sample_guidance_scales(batch, device).to(x0.dtype) if cfg.num_guidance_tokens else None
+        velocity_target, self_condition = self._velocity_target_and_self_condition(x0, z, sigma, omega, attention_mask)
+        if self_condition is not None:
+            self_condition = self_condition * (1 - rows)
+
+        # 4. One forward for both branches.
+        out = self.model(
+            model_input,
+            model_sigma,
+            attention_mask=attention_mask,
+            self_condition=self_condition,
+            guidance_scale=omega,
+            mode=decode_rows if cfg.num_mode_tokens else None,
+        )
+        velocity = self.noise_scheduler.get_velocity(out.sample, z, sigma)
+        denoise_per_token = (velocity.float() - velocity_target.float()).pow(2).mean(dim=-1)
+        logits = self.lm_head(out.last_hidden_state)
+        decode_per_token = F.cross_entropy(
+            logits.float().transpose(1, 2), labels.masked_fill(labels == -100, 0), reduction="none"
+        )
+
+        decode_mask = token_mask * decode_rows[:, None]
+        denoise_mask = token_mask * (1 - decode_rows[:, None])
+        loss = (
+            (decode_per_token * decode_mask).sum() + (denoise_per_token * denoise_mask).sum()
+        ) / token_mask.sum().clamp(min=1)
+        metrics = {
+            "denoise_loss": ((denoise_per_token * denoise_mask).sum() / denoise_mask.sum().clamp(min=1)).detach(),
+            "decode_loss": ((decode_per_token * decode_mask).sum() / decode_mask.sum().clamp(min=1)).detach(),
+        }
+        return ELFFlowMatchingOutput(loss=loss, logits=logits, metrics=metrics)
+
+    def _sample_guidance_scales(self, batch: int, device: torch.device) -> torch.Tensor:
+        """omega with `1 + omega` log-uniform on `[1 + guidance_min, 1 + guidance_max]` (biased to small scales)."""
+        low, high = 1.0 + self.config.guidance_min, 1.0 + self.config.guidance_max
+        return low * (high / low) ** torch.rand(batch, device=device) - 1.0
+
+    @torch.no_grad()
+    def _velocity_target_and_self_condition(self, x0, z, sigma, omega, attention_mask):
+        """The (guided) velocity target and the self-conditioning input of each example (zeros where unused)."""
+        target = self.noise_scheduler.get_velocity(x0, z, sigma)
+        if not self.config.self_conditioning:
+            return target, None
+        unconditional = self.model(z, sigma, attention_mask=attention_mask, guidance_scale=omega).sample
+        use_sc = (torch.rand(x0.shape[0], device=x0.device) < self.config.self_cond_prob).to(x0.dtype)[:, None, None]
+        if omega is not None and use_sc.any():
+            conditional = self.model(
+                z, sigma, attention_mask=attention_mask, self_condition=unconditional, guidance_scale=omega
+            ).sample
+            guidance = self.noise_scheduler.get_velocity(conditional, z, sigma) - self.noise_scheduler.get_velocity(
+                unconditional, z, sigma
+            )
+            target = target + use_sc * (1 - 1 / omega[:, None, None]) * guidance
+        return target, unconditional * use_sc
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Sampling interface (LatentDiffusionMixin)
+    # ----------------------------------------------------------------------------------------------------------
+
+    def get_default_scheduler(self) -> FlowMatchEulerSDEScheduler:
+        """The sampler matching this model's path: ELF's paper defaults (SDE, gamma 1.5, logit-normal grid)."""
+        return FlowMatchEulerSDEScheduler(
+            noise_scale=self.config.noise_scale,
+            sigma_clamp=self.config.sigma_clamp,
+            prediction_type="sample",
+            time_grid_mean=self.config.time_mean,
+            time_grid_std=self.config.time_std,
+        )
+
+    def latent_shape(self, gen_length: int) -> tuple[int, int]:
+        return (gen_length, self.config.latent_dim)
+
+    def _guidance(self, guidance_scale: float | None) -> float | None:
+        if not self.config.num_guidance_tokens:
+            return None
+        return 1.0 if guidance_scale is None else guidance_scale
+
+    def denoise(self, latents, timestep, *, self_condition=None, guidance_scale=None, attention_mask=None):
+        if not self.config.self_conditioning:
+            self_condition = None
+        out = self.model(
+            latents,
+            timestep,
+            attention_mask=attention_mask,
+            self_condition=self_condition,
+            guidance_scale=self._guidance(guidance_scale),
+        )
+        return out.sample
+
+    def decode_latents(self, latents, *, guidance_scale=None, attention_mask=None):
+        out = self.model(
+            latents,
+            0.0,
+            attention_mask=attention_mask,
+            guidance_scale=self._guidance(guidance_scale),
+            mode=1.0 if self.config.num_mode_tokens else None,
+        )
+        return self.lm_head(out.last_hidden_state)
+
+
+__all__ = ["ELFPreTrainedModel", "ELFModel", "ELFForFlowMatching", "ELFFlowMatchingOutput"]

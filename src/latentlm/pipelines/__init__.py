@@ -1,0 +1,7 @@
+from .auto import AutoPipelineForTextGeneration
+from .pipeline_elf import ELFPipeline
+from .pipeline_latent_diffusion import LatentDiffusionTextPipeline
+from .pipeline_output import TextPipelineOutput
+
+
+__all__ = ["AutoPipelineForTextGeneration", "ELFPipeline", "LatentDiffusionTextPipeline", "TextPipelineOutput"]

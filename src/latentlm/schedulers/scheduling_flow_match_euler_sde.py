@@ -1,0 +1,462 @@
+"""Euler flow-matching sampler with ELF's noise re-injection, and the linear (rectified-flow) forward process.
+
+Conventions (see ``DESIGN.md``): time is ``sigma`` in [0, 1] with **sigma = 0 data and sigma = 1 noise**, as in
+diffusers. The ELF paper and code (``lillian039/ELF``) run the other way, ``t_elf = 0`` noise and ``t_elf = 1`` data;
+everything here is converted at the boundary with ``sigma = 1 - t_elf``. The only ELF-convention numbers left are
+``time_grid_mean`` / ``time_grid_std`` (and the ``mean`` / ``std`` of :func:`sample_training_sigmas`), which keep ELF's
+meaning ``t_elf = sigmoid(N(mean, std))`` so that the paper's values (-1.5, 0.8) can be copied unchanged.
+
+Path (ELF Sec. 3, ``s_n = noise_scale``)::
+
+    z_sigma = (1 - sigma) * x0 + sigma * s_n * eps,        eps ~ N(0, I)
+    dz/dsigma = s_n * eps - x0 = (z_sigma - x0) / sigma
+
+ELF's velocity ``v = dz/dt_elf`` is minus ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+
+__all__ = ["FlowMatchEulerSDEScheduler", "FlowMatchEulerSDESchedulerOutput", "sample_training_sigmas"]
+
+_PREDICTION_TYPES = ("sample", "flow")
+_TIME_GRIDS = ("logit_normal", "uniform")
+
+
+@dataclass
+class FlowMatchEulerSDESchedulerOutput(BaseOutput):
+    """
+    Output of [`FlowMatchEulerSDEScheduler.step`].
+
+    Args:
+        prev_sample (`torch.Tensor`, same shape as the sample, e.g. `(batch_size, seq_len, latent_dim)`):
+            The latent at the next grid sigma; feed it to the next loop iteration.
+        pred_original_sample (`torch.Tensor`, same shape):
+            The model's clean-latent (x0) estimate at this step (ELF feeds it back as self-conditioning).
+    """
+
+    prev_sample: torch.Tensor
+    pred_original_sample: torch.Tensor | None = None
+
+
+def _expand_sigma(sigma: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A float, 0-d, `(B,)` or `(B, L)` sigma as a tensor broadcastable against `like` (trailing singleton dims)."""
+    sigma = torch.as_tensor(sigma, device=like.device, dtype=like.dtype)
+    if sigma.ndim > like.ndim:
+        raise ValueError(f"`sigma` has shape {tuple(sigma.shape)}, more dims than the sample {tuple(like.shape)}.")
+    return sigma.reshape(*sigma.shape, *([1] * (like.ndim - sigma.ndim)))
+
+
+def _first_generator(generator: torch.Generator | list[torch.Generator] | None) -> torch.Generator | None:
+    if isinstance(generator, (list, tuple)):
+        return generator[0] if len(generator) > 0 else None
+    return generator
+
+
+def sample_training_sigmas(
+    batch_size: int,
+    *,
+    mean: float,
+    std: float,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """
+    Draw per-example training noise levels from ELF's logit-normal law.
+
+    ELF samples ``t_elf = sigmoid(N(mean, std))`` with ``t_elf = 0`` noise (paper default ``mean=-1.5, std=0.8``,
+    which favours the noisy end). This returns the same draw in our convention, ``sigma = 1 - t_elf``.
+
+    Args:
+        batch_size (`int`): number of examples B.
+        mean (`float`), std (`float`): location and scale of the normal, **in ELF's t_elf convention**.
+        generator (`torch.Generator` or list of them, *optional*): as in diffusers' `randn_tensor` (a list seeds
+            each example separately).
+        device, dtype: of the returned tensor.
+
+    Returns:
+        `torch.Tensor` of shape `(batch_size,)`, values in (0, 1).
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    if std <= 0:
+        raise ValueError(f"`std` must be positive, got {std!r}.")
+    if device is None:
+        gen = _first_generator(generator)
+        device = gen.device if gen is not None else torch.device("cpu")
+    normal = randn_tensor((batch_size,), generator=generator, device=torch.device(device), dtype=torch.float32)
+    t_elf = torch.sigmoid(normal * std + mean)
+    return (1.0 - t_elf).to(dtype)
+
+
+class FlowMatchEulerSDEScheduler(SchedulerMixin, ConfigMixin):
+    """
+    Euler sampler for a linear (rectified-flow) path with ELF's optional noise re-injection ("SDE") step.
+
+    Pure numerics: the scheduler never calls a model. It also holds the forward process used in training
+    ([`~FlowMatchEulerSDEScheduler.scale_noise`]) and the x0-to-velocity conversion
+    ([`~FlowMatchEulerSDEScheduler.get_velocity`]) shared by the training loss and the sampler.
+
+    **Time convention.** ``sigma`` in [0, 1], 0 = data, 1 = noise (diffusers' sigma). ELF writes
+    ``t_elf = 1 - sigma``; its formulas are converted here at the boundary.
+
+    **Sampling loop** (the same for every latentlm method)::
+
+        scheduler.set_timesteps(num_inference_steps, device=device, generator=generator)
+        latents = noise_scale * randn(shape)                     # = scheduler.init_noise_sigma * randn
+        for t in scheduler.timesteps:
+            model_input = scheduler.scale_model_input(latents, t, generator=generator)  # re-injection
+            pred = model.denoise(model_input, t, ...)                                     # x0 prediction
+            latents = scheduler.step(pred, t, model_input, generator=generator).prev_sample
+
+    **Grid and step.** ``set_timesteps`` builds ``N + 1`` grid sigmas ``self.sigmas`` from 1 down to 0. For interval
+    ``i`` (``t_elf`` going ``t_i -> t_{i+1}``, ``h = t_{i+1} - t_i``) ELF's released code does::
+
+        alpha  = clip(1 - gamma * h, 0, 1)                 # alpha = 1 on the last interval (always an ODE step)
+        t_back = alpha * t_i
+        z_back = alpha * z + (1 - alpha) * noise_scale * eps
+        z      = z_back + Euler(from t_back to t_{i+1}) with the model evaluated at (z_back, t_back)
+
+    (The paper's Alg. 6 writes the Euler update from ``z``; we follow the code.) ``gamma = 0`` is the plain Euler
+    ODE. Since the grid is fixed after ``set_timesteps``, the model-evaluation sigmas ``1 - t_back`` are precomputed:
+    ``self.timesteps[i] = (1 - alpha_i) + alpha_i * self.sigmas[i]``. `scale_model_input` draws ``eps`` and forms
+    ``z_back``; `step` does the Euler update from ``self.timesteps[i]`` to ``self.sigmas[i + 1]``.
+
+    **Deviation from `FlowMatchEulerDiscreteScheduler`:** ``self.timesteps`` are sigmas in [0, 1] (float32), *not*
+    multiplied by ``num_train_timesteps``; latentlm's denoisers take sigma directly. They are also not necessarily
+    monotone (re-injection can step back up to sigma = 1 when ``alpha`` clips to 0).
+
+    Args:
+        num_train_timesteps (`int`, defaults to 1000):
+            Kept for diffusers compatibility only (``len(scheduler)``); the path is continuous.
+        noise_scale (`float`, defaults to 2.0):
+            ELF's ``s_n``: the noise end of the path is ``noise_scale * eps``.
+        sigma_clamp (`float`, defaults to 0.05):
+            ELF's ``t_eps``: the velocity divides by ``max(sigma, sigma_clamp)``. With ``prediction_type="sample"``
+            a step that starts below ``sigma_clamp`` therefore moves only ``sigma / sigma_clamp`` of the way to the
+            prediction, exactly as ELF's sampler (only happens for fine uniform grids, e.g. > 20 steps).
+        prediction_type (`str`, defaults to `"sample"`):
+            ``"sample"``: the model outputs x0 (ELF's x-prediction). ``"flow"``: the model outputs the velocity
+            ``dz/dsigma = noise_scale * eps - x0`` directly.
+        gamma (`float`, defaults to 1.5):
+            Re-injection strength (ELF's ``sde_gamma``); 0 gives the pure Euler ODE.
+        time_grid (`str`, defaults to `"logit_normal"`):
+            ``"logit_normal"``: ``N - 1`` interior points drawn from the logit-normal law below, sorted, plus the
+            endpoints (a fresh random grid per `set_timesteps` call, as in ELF; reproducible with a seeded
+            ``generator``). ``"uniform"``: evenly spaced.
+        time_grid_mean (`float`, defaults to -1.5), time_grid_std (`float`, defaults to 0.8):
+            The logit-normal law **in ELF's convention**: ``t_elf = sigmoid(N(mean, std))``, ``sigma = 1 - t_elf``.
+    """
+
+    _compatibles = []
+    order = 1
+
+    @register_to_config
+    def __init__(
+        self,
+        num_train_timesteps: int = 1000,
+        noise_scale: float = 2.0,
+        sigma_clamp: float = 0.05,
+        prediction_type: str = "sample",
+        gamma: float = 1.5,
+        time_grid: str = "logit_normal",
+        time_grid_mean: float = -1.5,
+        time_grid_std: float = 0.8,
+    ):
+        if prediction_type not in _PREDICTION_TYPES:
+            raise ValueError(f"`prediction_type` must be one of {_PREDICTION_TYPES}, got {prediction_type!r}.")
+        if time_grid not in _TIME_GRIDS:
+            raise ValueError(f"`time_grid` must be one of {_TIME_GRIDS}, got {time_grid!r}.")
+        if noise_scale <= 0:
+            raise ValueError(f"`noise_scale` must be positive, got {noise_scale!r}.")
+        if sigma_clamp <= 0:
+            raise ValueError(f"`sigma_clamp` must be positive, got {sigma_clamp!r}.")
+        if gamma < 0:
+            raise ValueError(f"`gamma` must be >= 0, got {gamma!r}.")
+        if time_grid_std <= 0:
+            raise ValueError(f"`time_grid_std` must be positive, got {time_grid_std!r}.")
+
+        self.num_inference_steps: int | None = None
+        self.sigmas: torch.Tensor | None = None
+        self.timesteps: torch.Tensor | None = None
+        self.alphas: torch.Tensor | None = None
+        self._step_index: int | None = None
+        self._begin_index: int | None = None
+
+    # ------------------------------------------------------------------ diffusers bookkeeping
+
+    @property
+    def init_noise_sigma(self) -> float:
+        """Standard deviation of the starting latent (diffusers pipelines draw ``randn * init_noise_sigma``)."""
+        return float(self.config.noise_scale)
+
+    @property
+    def step_index(self) -> int | None:
+        """Index of the current step; increases by one after each `step`."""
+        return self._step_index
+
+    @property
+    def begin_index(self) -> int | None:
+        """Index of the first step, set by a pipeline with `set_begin_index` (``None``: look up the first timestep)."""
+        return self._begin_index
+
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        """Start the next run at step `begin_index` (call after `set_timesteps`, before the loop)."""
+        self._begin_index = begin_index
+
+    def index_for_timestep(
+        self, timestep: float | torch.Tensor, schedule_timesteps: torch.Tensor | None = None
+    ) -> int:
+        """Index of the first entry of ``self.timesteps`` equal to `timestep`."""
+        if schedule_timesteps is None:
+            schedule_timesteps = self.timesteps
+        timestep = torch.as_tensor(timestep, device=schedule_timesteps.device, dtype=schedule_timesteps.dtype)
+        indices = (schedule_timesteps == timestep).nonzero()
+        if len(indices) == 0:
+            raise ValueError(f"`timestep` {float(timestep)} is not one of `scheduler.timesteps`.")
+        return indices[0].item()
+
+    def _init_step_index(self, timestep: float | torch.Tensor) -> None:
+        if self.begin_index is None:
+            self._step_index = self.index_for_timestep(timestep)
+        else:
+            self._step_index = self._begin_index
+
+    def _current_index(self, timestep: float | torch.Tensor, caller: str) -> int:
+        if self.timesteps is None:
+            raise ValueError(f"Call `set_timesteps` before `{caller}`.")
+        if isinstance(timestep, int) or (isinstance(timestep, torch.Tensor) and not torch.is_floating_point(timestep)):
+            raise ValueError(
+                f"Passing integer indices (e.g. from `enumerate(timesteps)`) as timesteps to"
+                f" `FlowMatchEulerSDEScheduler.{caller}()` is not supported. Make sure to pass"
+                " one of the `scheduler.timesteps` as a timestep."
+            )
+        if self.step_index is None:
+            self._init_step_index(timestep)
+        if self.step_index >= len(self.timesteps):
+            raise ValueError(
+                f"All {len(self.timesteps)} steps have been taken; call `set_timesteps` again to sample anew."
+            )
+        return self.step_index
+
+    def __len__(self) -> int:
+        return self.config.num_train_timesteps
+
+    # ------------------------------------------------------------------ forward process (training)
+
+    def scale_noise(self, sample: torch.Tensor, sigma: float | torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """
+        The forward process: ``(1 - sigma) * sample + sigma * noise_scale * noise``.
+
+        (ELF: ``z = t_elf * x + (1 - t_elf) * s_n * eps`` with ``t_elf = 1 - sigma``.)
+
+        Args:
+            sample (`torch.Tensor` of shape `(B, ...)`, e.g. `(B, L, D)`): clean latents x0.
+            sigma (`float` or `torch.Tensor` of shape `()`, `(B,)` or `(B, L)`): noise level(s), broadcast over the
+                remaining trailing dims. These are sigmas in [0, 1], not indices into ``self.timesteps``.
+            noise (`torch.Tensor`, same shape as `sample`): standard normal noise ``eps`` (unscaled).
+
+        Returns:
+            `torch.Tensor` of the shape and dtype of `sample`.
+        """
+        sigma = _expand_sigma(sigma, sample)
+        return (1.0 - sigma) * sample + sigma * (self.config.noise_scale * noise.to(sample.dtype))
+
+    def add_noise(
+        self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: float | torch.Tensor
+    ) -> torch.Tensor:
+        """Alias of [`~FlowMatchEulerSDEScheduler.scale_noise`] with diffusers' argument order; `timesteps` are sigmas."""
+        return self.scale_noise(original_samples, timesteps, noise)
+
+    def get_velocity(
+        self, pred_original_sample: torch.Tensor, sample: torch.Tensor, sigma: float | torch.Tensor
+    ) -> torch.Tensor:
+        """
+        Velocity ``dz/dsigma`` implied by an x0 prediction: ``(sample - x0) / max(sigma, sigma_clamp)``.
+
+        This is **minus** ELF's ``v = (x - z) / max(1 - t_elf, t_eps)``. The training loss (velocity MSE on x-prediction)
+        and the sampler both use it, so their clamping agrees.
+
+        Args:
+            pred_original_sample (`torch.Tensor` of shape `(B, ...)`): x0 (predicted or true).
+            sample (`torch.Tensor`, same shape): the noisy latent ``z_sigma``.
+            sigma (`float` or `torch.Tensor` of shape `()`, `(B,)` or `(B, L)`): its noise level(s).
+
+        Returns:
+            `torch.Tensor` of the shape and dtype of `sample`.
+        """
+        sigma = _expand_sigma(sigma, sample).clamp(min=self.config.sigma_clamp)
+        return (sample - pred_original_sample.to(sample.dtype)) / sigma
+
+    # ------------------------------------------------------------------ sampling
+
+    def set_timesteps(
+        self,
+        num_inference_steps: int | None = None,
+        device: str | torch.device | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        sigmas: list[float] | torch.Tensor | None = None,
+    ) -> None:
+        """
+        Build the sigma grid and the model-evaluation sigmas for one sampling run.
+
+        Sets ``self.sigmas`` (`(N + 1,)`, from 1.0 strictly down to 0.0), ``self.alphas`` (`(N,)`, the fraction of the
+        latent kept by re-injection at each step, 1 on the last step) and ``self.timesteps`` (`(N,)`, the sigmas at
+        which the model is evaluated, float32 in [0, 1]).
+
+        Args:
+            num_inference_steps (`int`, *optional*): N, the number of model evaluations. May be omitted when `sigmas`
+                is given.
+            device (`str` or `torch.device`, *optional*): where ``sigmas`` / ``timesteps`` live.
+            generator (`torch.Generator` or list, *optional*): draws the logit-normal grid (a list: its first
+                generator is used). Without it the global RNG is used, so the grid changes per call, as in ELF.
+            sigmas (`list[float]` or `torch.Tensor`, *optional*): a custom grid, strictly decreasing, starting at 1.0
+                and ending at 0.0 (a missing final 0.0 is appended). Overrides `time_grid`.
+        """
+        if sigmas is not None:
+            grid = self._validate_sigmas(sigmas)
+            if num_inference_steps is not None and num_inference_steps != len(grid) - 1:
+                raise ValueError(
+                    f"`num_inference_steps` ({num_inference_steps}) does not match the {len(grid) - 1} steps of `sigmas`."
+                )
+        else:
+            if (
+                not isinstance(num_inference_steps, int)
+                or isinstance(num_inference_steps, bool)
+                or num_inference_steps <= 0
+            ):
+                raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
+            grid = self._default_grid(num_inference_steps, generator)
+        num_steps = len(grid) - 1
+
+        # ELF step i: alpha = clip(1 - gamma * h, 0, 1), t_back = alpha * t_i  =>  sigma_back = 1 - alpha * (1 - sigma_i).
+        grid64 = grid.double()
+        h = grid64[:-1] - grid64[1:]
+        alphas = (1.0 - self.config.gamma * h).clamp(0.0, 1.0)
+        alphas[-1] = 1.0
+        # Written as (1 - alpha) + alpha * sigma_i so that alpha = 1 reproduces sigma_i exactly.
+        eval_sigmas = (1.0 - alphas) + alphas * grid64[:-1]
+
+        self.num_inference_steps = num_steps
+        self.sigmas = grid.to(device=device, dtype=torch.float32)
+        self.timesteps = eval_sigmas.to(device=device, dtype=torch.float32)
+        self.alphas = alphas  # float64, CPU: read as Python floats in `scale_model_input`
+        self._step_index = None
+        self._begin_index = None
+
+    def _default_grid(
+        self, num_inference_steps: int, generator: torch.Generator | list[torch.Generator] | None
+    ) -> torch.Tensor:
+        if self.config.time_grid == "uniform":
+            grid = torch.linspace(1.0, 0.0, num_inference_steps + 1, dtype=torch.float32)
+        elif self.config.time_grid == "logit_normal":
+            generator = _first_generator(generator)
+            rand_device = generator.device if generator is not None else torch.device("cpu")
+            normal = randn_tensor(
+                (num_inference_steps - 1,), generator=generator, device=rand_device, dtype=torch.float32
+            ).cpu()
+            t_elf = torch.sigmoid(normal * self.config.time_grid_std + self.config.time_grid_mean)
+            interior = torch.sort(1.0 - t_elf, descending=True).values
+            grid = torch.cat([torch.ones(1), interior, torch.zeros(1)])
+        else:
+            raise ValueError(f"`time_grid` must be one of {_TIME_GRIDS}, got {self.config.time_grid!r}.")
+        grid[0], grid[-1] = 1.0, 0.0
+        return grid
+
+    @staticmethod
+    def _validate_sigmas(sigmas: list[float] | torch.Tensor) -> torch.Tensor:
+        grid = torch.as_tensor(sigmas, dtype=torch.float32).detach().cpu().flatten()
+        if len(grid) == 0:
+            raise ValueError("`sigmas` must not be empty.")
+        if grid[-1] != 0.0:
+            grid = torch.cat([grid, torch.zeros(1)])
+        if len(grid) < 2 or grid[0] != 1.0:
+            raise ValueError(f"`sigmas` must start at 1.0 (pure noise), got {grid[0].item()}.")
+        if not bool((grid[1:] < grid[:-1]).all()):
+            raise ValueError("`sigmas` must be strictly decreasing from 1.0 to 0.0.")
+        return grid
+
+    def scale_model_input(
+        self,
+        sample: torch.Tensor,
+        timestep: float | torch.Tensor,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+    ) -> torch.Tensor:
+        """
+        Re-inject noise for the current step: ``alpha * sample + (1 - alpha) * noise_scale * eps``.
+
+        Moves the latent from the grid sigma ``self.sigmas[i]`` up to the model-evaluation sigma
+        ``self.timesteps[i]``. Returns `sample` itself (and draws nothing) when ``alpha == 1``, i.e. for
+        ``gamma = 0`` and on the last step. Call it exactly once per step, before the model.
+
+        Args:
+            sample (`torch.Tensor` of shape `(B, ...)`): the latent at ``self.sigmas[i]``.
+            timestep (`float` or `torch.Tensor`): the current entry of ``self.timesteps``.
+            generator (`torch.Generator` or list of `B` generators, *optional*): draws ``eps`` (diffusers'
+                `randn_tensor`; a list seeds each batch row separately).
+
+        Returns:
+            `torch.Tensor` of the shape and dtype of `sample`: the model input at sigma ``self.timesteps[i]``.
+        """
+        index = self._current_index(timestep, "scale_model_input")
+        alpha = self.alphas[index].item()
+        if alpha == 1.0:
+            return sample
+        eps = randn_tensor(sample.shape, generator=generator, device=sample.device, dtype=torch.float32)
+        z_back = alpha * sample.to(torch.float32) + (1.0 - alpha) * self.config.noise_scale * eps
+        return z_back.to(sample.dtype)
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: float | torch.Tensor,
+        sample: torch.Tensor,
+        *,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        return_dict: bool = True,
+    ) -> FlowMatchEulerSDESchedulerOutput | tuple[torch.Tensor, torch.Tensor]:
+        """
+        Euler step from the model-evaluation sigma ``self.timesteps[i]`` to the next grid sigma ``self.sigmas[i + 1]``.
+
+        ``prev_sample = sample + (sigma_next - sigma) * velocity``, with the velocity from
+        [`~FlowMatchEulerSDEScheduler.get_velocity`] (``prediction_type="sample"``) or `model_output` itself
+        (``"flow"``). Computed in float32; `prev_sample` is cast back to the dtype of `sample`.
+
+        Args:
+            model_output (`torch.Tensor` of shape `(B, ...)`): x0 prediction (``"sample"``) or velocity (``"flow"``).
+            timestep (`float` or `torch.Tensor`): the current entry of ``self.timesteps`` (a sigma, not an index).
+            sample (`torch.Tensor`, same shape): the model input returned by `scale_model_input` for this step.
+            generator: unused (the step is deterministic); accepted so every scheduler shares one loop.
+            return_dict (`bool`, defaults to `True`): return a [`FlowMatchEulerSDESchedulerOutput`] or a tuple
+                ``(prev_sample, pred_original_sample)``.
+        """
+        index = self._current_index(timestep, "step")
+        sample_dtype = sample.dtype
+        sample32 = sample.to(torch.float32)
+        output32 = model_output.to(torch.float32)
+        sigma = self.timesteps[index].to(device=sample.device, dtype=torch.float32)
+        sigma_next = self.sigmas[index + 1].to(device=sample.device, dtype=torch.float32)
+
+        if self.config.prediction_type == "sample":
+            pred_original_sample = output32
+            velocity = self.get_velocity(output32, sample32, sigma)
+        else:
+            velocity = output32
+            pred_original_sample = sample32 - sigma * velocity
+        prev_sample = sample32 + (sigma_next - sigma) * velocity
+
+        self._step_index += 1
+        prev_sample = prev_sample.to(sample_dtype)
+        pred_original_sample = pred_original_sample.to(model_output.dtype)
+        if not return_dict:
+            return (prev_sample, pred_original_sample)
+        return FlowMatchEulerSDESchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
