@@ -188,7 +188,8 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
                 )[0]
 
                 if callback_on_step_end is not None:
-                    callback_kwargs = {name: locals()[name] for name in callback_on_step_end_tensor_inputs}
+                    step_tensors = {"latents": latents, "pred_original_sample": pred_original_sample}
+                    callback_kwargs = {name: step_tensors[name] for name in callback_on_step_end_tensor_inputs}
                     callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
                     latents = callback_outputs.pop("latents", latents)
                     pred_original_sample = callback_outputs.pop("pred_original_sample", pred_original_sample)

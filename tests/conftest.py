@@ -1,0 +1,47 @@
+"""Test-wide settings: offline Hub, slow tests behind RUN_SLOW=1, tiny shared fixtures."""
+
+import os
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+WORDS = "the a cat dog sat ran on in mat park and quickly slowly big small red house tree bird sang".split()
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("RUN_SLOW", "0") in ("1", "true", "yes"):
+        return
+    skip = pytest.mark.skip(reason="slow test: set RUN_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def build_tiny_tokenizer():
+    """A BERT-like WordLevel tokenizer: [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3 (end of sequence), [MASK]=4, then words."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {tok: i for i, tok in enumerate(specials + WORDS)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+@pytest.fixture
+def tiny_tokenizer():
+    return build_tiny_tokenizer()

@@ -1,0 +1,111 @@
+"""The shared denoiser transformer: what every method relies on."""
+
+import pytest
+import torch
+
+from latentlm import ELFConfig, ELFModel
+
+
+def tiny_config(**overrides):
+    kwargs = dict(
+        vocab_size=32,
+        latent_dim=16,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=24,
+        bottleneck_dim=8,
+    )
+    kwargs.update(overrides)
+    return ELFConfig(**kwargs)
+
+
+def randomized(model):
+    """The output head is zero-initialised; give every weight a value so outputs depend on the inputs."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    return model.eval()
+
+
+def test_untrained_denoiser_predicts_zero():
+    model = ELFModel(tiny_config()).eval()
+    out = model(torch.randn(2, 5, 16), 0.5, guidance_scale=1.0)
+    assert out.sample.shape == (2, 5, 16)
+    assert out.last_hidden_state.shape == (2, 5, 32)
+    assert torch.count_nonzero(out.sample) == 0
+
+
+def test_padding_changes_nothing_for_real_tokens():
+    model = randomized(ELFModel(tiny_config()))
+    real = torch.randn(1, 6, 16)
+    padded = torch.cat([real, 100 * torch.randn(1, 4, 16)], dim=1)
+    mask = torch.tensor([[1] * 6 + [0] * 4])
+
+    alone = model(real, 0.3, guidance_scale=2.0).sample
+    with_padding = model(padded, 0.3, attention_mask=mask, guidance_scale=2.0).sample[:, :6]
+    torch.testing.assert_close(with_padding, alone, atol=1e-5, rtol=1e-5)
+
+    # Without the mask the padding would leak into the real tokens.
+    unmasked = model(padded, 0.3, guidance_scale=2.0).sample[:, :6]
+    assert not torch.allclose(unmasked, alone, atol=1e-3)
+
+
+def test_control_tokens_condition_the_prediction():
+    model = randomized(ELFModel(tiny_config()))
+    x = torch.randn(2, 5, 16)
+    base = model(x, 0.3, guidance_scale=1.0).sample
+    assert not torch.allclose(model(x, 0.7, guidance_scale=1.0).sample, base)
+    assert not torch.allclose(model(x, 0.3, guidance_scale=3.0).sample, base)
+    assert not torch.allclose(model(x, 0.3, guidance_scale=1.0, mode=1.0).sample, base)
+    assert not torch.allclose(model(x, 0.3, guidance_scale=1.0, self_condition=torch.randn_like(x)).sample, base)
+    # Per-example scalars: each row only sees its own timestep.
+    per_row = model(x, torch.tensor([0.3, 0.7]), guidance_scale=1.0).sample
+    torch.testing.assert_close(per_row[0], base[0])
+
+
+def test_clean_condition_prefix_is_attended_but_not_returned():
+    model = randomized(ELFModel(tiny_config()))
+    x, cond = torch.randn(2, 5, 16), torch.randn(2, 3, 16)
+    out = model(x, 0.5, guidance_scale=1.0, encoder_hidden_states=cond).sample
+    assert out.shape == (2, 5, 16)
+    assert not torch.allclose(out, model(x, 0.5, guidance_scale=1.0).sample)
+    # A masked-out condition is not read: its content makes no difference.
+    hidden = torch.zeros(2, 3)
+    masked_a = model(x, 0.5, guidance_scale=1.0, encoder_hidden_states=cond, encoder_attention_mask=hidden).sample
+    masked_b = model(x, 0.5, guidance_scale=1.0, encoder_hidden_states=-cond, encoder_attention_mask=hidden).sample
+    torch.testing.assert_close(masked_a, masked_b)
+
+
+def test_long_skips_are_an_option_of_the_same_backbone():
+    plain, skipped = ELFModel(tiny_config()), ELFModel(tiny_config(num_hidden_layers=4, use_long_skips=True))
+    assert plain.transformer.skip_projs is None
+    assert len(skipped.transformer.skip_projs) == 2
+    out = randomized(skipped)(torch.randn(2, 5, 16), 0.5, guidance_scale=1.0).sample
+    assert torch.isfinite(out).all()
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    def grads(checkpointing):
+        model = randomized(ELFModel(tiny_config())).train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model(torch.ones(2, 5, 16), 0.5, guidance_scale=1.0).sample.square().sum().backward()
+        return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    for plain, checkpointed in zip(grads(False), grads(True)):
+        torch.testing.assert_close(plain, checkpointed)
+
+
+def test_bad_inputs_name_the_argument():
+    model = ELFModel(tiny_config())
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        model(torch.randn(1, 30, 16), 0.5, guidance_scale=1.0)
+    with pytest.raises(ValueError, match="guidance_scale"):
+        model(torch.randn(1, 5, 16), 0.5)
+    no_self_cond = ELFModel(tiny_config(self_conditioning=False))
+    with pytest.raises(ValueError, match="self_condition"):
+        no_self_cond(torch.randn(1, 5, 16), 0.5, guidance_scale=1.0, self_condition=torch.randn(1, 5, 16))
+    with pytest.raises(ValueError, match="num_attention_heads"):
+        tiny_config(hidden_size=30, num_attention_heads=4)
