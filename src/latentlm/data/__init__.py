@@ -1,0 +1,35 @@
+"""Data for latentlm: offline English corpora, generic text loading, tokenising and packing, collators.
+
+``import latentlm.data`` is light; ``datasets`` is imported by the functions that need it.
+
+Example:
+    ```python
+    >>> from transformers import AutoTokenizer
+    >>> from latentlm.data import DataCollatorForFixedLength, load_text_dataset, tokenize_and_chunk
+    >>> corpus = load_text_dataset("english-prose")  # offline: BBC News + Brown + Jane Austen
+    >>> blocks = tokenize_and_chunk(corpus, tokenizer, seq_len=128)  # packed, EOS between documents
+    >>> batch = DataCollatorForFixedLength()([blocks["train"][i] for i in range(8)])  # LongTensor (8, 128)
+    ```
+"""
+
+from .corpora import CORPORA, CORPUS_VERSION, DEFAULT_CORPUS, SPLITS, list_corpora, load_corpus, split_for_id
+from .loading import load_text_dataset
+from .processing import DataCollatorForFixedLength, eos_token_id_for, tokenize_and_chunk
+from .sources import download_corpus_sources, latentlm_cache_dir
+
+
+__all__ = [
+    "CORPORA",
+    "CORPUS_VERSION",
+    "DEFAULT_CORPUS",
+    "SPLITS",
+    "DataCollatorForFixedLength",
+    "download_corpus_sources",
+    "eos_token_id_for",
+    "latentlm_cache_dir",
+    "list_corpora",
+    "load_corpus",
+    "load_text_dataset",
+    "split_for_id",
+    "tokenize_and_chunk",
+]

@@ -1,0 +1,265 @@
+"""Tokenising text datasets into fixed-length examples, and stacking them into batches.
+
+Conventions (shared by every training loop in latentlm):
+
+- An example is ``{"input_ids": (seq_len,), "attention_mask": (seq_len,)}``, both integer; ``attention_mask`` is
+  1 on real tokens (an end-of-document token included) and 0 on padding. Padding is always on the right.
+- Documents are tokenised *without* special tokens (no ``[CLS]`` / ``<s>``); an end-of-document id is appended
+  (see [`eos_token_id_for`]): the tokenizer's ``eos_token_id``, or ``sep_token_id`` for BERT-like tokenizers.
+- Documents with no tokens are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ._utils import require_datasets
+
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
+    from transformers import PreTrainedTokenizerBase
+
+
+__all__ = ["DataCollatorForFixedLength", "eos_token_id_for", "tokenize_and_chunk"]
+
+logger = logging.getLogger(__name__)
+
+
+def eos_token_id_for(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The id that ends a document: ``tokenizer.eos_token_id``, else ``sep_token_id`` (BERT-like tokenizers).
+
+    Raises:
+        ValueError: if the tokenizer has neither.
+    """
+    for attribute in ("eos_token_id", "sep_token_id"):
+        token_id = getattr(tokenizer, attribute, None)
+        if token_id is not None:
+            return int(token_id)
+    raise ValueError(
+        f"`tokenizer` ({type(tokenizer).__name__}) has neither an eos_token nor a sep_token to end documents with; "
+        "set one (e.g. `tokenizer.eos_token = ...`) or pass `add_eos=False`."
+    )
+
+
+def _encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int | None) -> list[list[int]]:
+    """Token ids of each text, without special tokens, optionally truncated to ``max_length``."""
+    encoded = tokenizer(
+        texts,
+        add_special_tokens=False,
+        truncation=max_length is not None,
+        max_length=max_length,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,  # documents are longer than model_max_length on purpose
+    )
+    return encoded["input_ids"]
+
+
+def _tokenize_documents(batch: dict[str, list], tokenizer, text_column: str, eos_id: int | None) -> dict[str, list]:
+    """Batched map: one row of ``input_ids`` (EOS appended when ``eos_id`` is set) per non-empty document."""
+    rows = []
+    for ids in _encode(tokenizer, [text or "" for text in batch[text_column]], None):
+        if ids:
+            rows.append(ids + [eos_id] if eos_id is not None else ids)
+    return {"input_ids": rows}
+
+
+def _pack_table(table, seq_len: int):
+    """Arrow-formatted map over the *whole* split: concatenate every row and cut blocks of exactly ``seq_len``.
+
+    The remainder (fewer than ``seq_len`` tokens at the very end) is dropped.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    stream = pc.list_flatten(table["input_ids"])
+    stream = stream.combine_chunks() if isinstance(stream, pa.ChunkedArray) else stream
+    n_tokens = len(stream) // seq_len * seq_len
+    input_ids = pa.FixedSizeListArray.from_arrays(stream.slice(0, n_tokens).cast(pa.int32()), seq_len)
+    mask = pa.FixedSizeListArray.from_arrays(pa.array(np.ones(n_tokens, dtype=np.int8)), seq_len)
+    return pa.table({"input_ids": input_ids, "attention_mask": mask})
+
+
+def _tokenize_and_pad(
+    batch: dict[str, list], tokenizer, text_column: str, seq_len: int, eos_id: int | None, pad_id: int
+) -> dict[str, list]:
+    """Batched map: one right-padded example per non-empty document, truncated to ``seq_len``, EOS if room."""
+    input_ids, attention_mask = [], []
+    for ids in _encode(tokenizer, [text or "" for text in batch[text_column]], seq_len):
+        if not ids:
+            continue
+        if eos_id is not None and len(ids) < seq_len:
+            ids = ids + [eos_id]
+        n_pad = seq_len - len(ids)
+        input_ids.append(ids + [pad_id] * n_pad)
+        attention_mask.append([1] * len(ids) + [0] * n_pad)
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def _fixed_length_features(seq_len: int):
+    datasets = require_datasets()
+    return datasets.Features(
+        {
+            "input_ids": datasets.Sequence(datasets.Value("int32"), length=seq_len),
+            "attention_mask": datasets.Sequence(datasets.Value("int8"), length=seq_len),
+        }
+    )
+
+
+def _check_arguments(dataset, tokenizer, seq_len, packing, text_column, add_eos, num_proc) -> None:
+    datasets = require_datasets()
+    if not isinstance(dataset, (datasets.Dataset, datasets.DatasetDict)):
+        raise TypeError(f"`dataset_dict` must be a datasets.Dataset or DatasetDict, got {type(dataset).__name__}.")
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len <= 0:
+        raise ValueError(f"`seq_len` must be a positive int, got {seq_len!r}.")
+    if num_proc is not None and (isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc <= 0):
+        raise ValueError(f"`num_proc` must be None or a positive int, got {num_proc!r}.")
+    if not callable(tokenizer):
+        raise ValueError(f"`tokenizer` must be a transformers tokenizer, got {type(tokenizer).__name__}.")
+    if add_eos:
+        eos_token_id_for(tokenizer)
+    if not packing and getattr(tokenizer, "pad_token_id", None) is None:
+        raise ValueError(
+            "`tokenizer` has no pad token, which `packing=False` needs; set one (e.g. "
+            "`tokenizer.pad_token = tokenizer.eos_token`) or use `packing=True`."
+        )
+    splits = dataset.items() if isinstance(dataset, datasets.DatasetDict) else [("dataset", dataset)]
+    for split, ds in splits:
+        if text_column not in ds.column_names:
+            raise ValueError(
+                f"`text_column`={text_column!r} is not a column of split {split!r}; "
+                f"available columns: {ds.column_names}."
+            )
+
+
+def _process_split(ds: Dataset, tokenizer, seq_len, packing, text_column, add_eos, num_proc) -> Dataset:
+    datasets = require_datasets()
+    eos_id = eos_token_id_for(tokenizer) if add_eos else None
+    features = _fixed_length_features(seq_len)
+    if len(ds) == 0:  # `map` skips empty datasets, so give the empty result its schema here
+        return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    if not packing:
+        return ds.map(
+            _tokenize_and_pad,
+            batched=True,
+            num_proc=num_proc,
+            remove_columns=ds.column_names,
+            features=features,
+            fn_kwargs={
+                "tokenizer": tokenizer,
+                "text_column": text_column,
+                "seq_len": seq_len,
+                "eos_id": eos_id,
+                "pad_id": int(tokenizer.pad_token_id),
+            },
+            desc=f"Tokenizing and padding to {seq_len}",
+        )
+    tokenized = ds.map(
+        _tokenize_documents,
+        batched=True,
+        num_proc=num_proc,
+        remove_columns=ds.column_names,
+        features=datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))}),
+        fn_kwargs={"tokenizer": tokenizer, "text_column": text_column, "eos_id": eos_id},
+        desc="Tokenizing",
+    )
+    packed = tokenized.with_format("arrow").map(
+        _pack_table,
+        batched=True,
+        batch_size=None,  # one batch: the remainder is dropped once per split, not once per batch
+        remove_columns=tokenized.column_names,
+        features=features,
+        fn_kwargs={"seq_len": seq_len},
+        desc=f"Packing into blocks of {seq_len}",
+    )
+    if len(packed) == 0:
+        logger.warning("A split of %d documents gave no block of seq_len=%d tokens.", len(ds), seq_len)
+    return packed.with_format(None)
+
+
+def tokenize_and_chunk(
+    dataset_dict: DatasetDict | Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    seq_len: int,
+    *,
+    packing: bool = True,
+    text_column: str = "text",
+    add_eos: bool = True,
+    num_proc: int | None = None,
+) -> DatasetDict | Dataset:
+    """Tokenise documents into fixed-length training examples.
+
+    - ``packing=True`` (pre-training style): each document is tokenised without special tokens, the end-of-document
+      id ([`eos_token_id_for`]) is appended, all documents of a split are concatenated in order, and the stream is cut
+      into blocks of exactly ``seq_len`` tokens; the final remainder is dropped. ``attention_mask`` is all ones.
+    - ``packing=False``: one example per document, truncated to ``seq_len``; the end-of-document id is appended when
+      the document fits in fewer than ``seq_len`` tokens; right-padded with ``tokenizer.pad_token_id``;
+      ``attention_mask`` is 0 on padding.
+
+    Results are cached by ``datasets`` (fingerprints of the input, the tokenizer and the arguments), so a second call
+    on a dataset that lives on disk (e.g. from [`load_corpus`]) reads the cache instead of tokenising again.
+
+    Args:
+        dataset_dict: a ``DatasetDict`` (every split is processed) or a single ``Dataset``.
+        tokenizer: any transformers tokenizer. Needs an eos or sep token when ``add_eos``, a pad token when
+            ``packing=False``.
+        seq_len: tokens per example (positive).
+        packing: pack documents into full blocks (``True``) or pad each document (``False``).
+        text_column: the column holding the text.
+        add_eos: append the end-of-document id to each document.
+        num_proc: processes for tokenisation (packing itself is one vectorised pass per split).
+
+    Returns:
+        The same container type with exactly the columns ``input_ids`` and ``attention_mask``, each a fixed-length
+        sequence of ``seq_len`` ints, formatted for torch: ``ds[i:j]["input_ids"]`` is a ``LongTensor (j - i, seq_len)``.
+
+    Example:
+        ```python
+        >>> blocks = tokenize_and_chunk(load_corpus("english-prose"), tokenizer, seq_len=128)
+        >>> loader = torch.utils.data.DataLoader(blocks["train"], batch_size=32, collate_fn=DataCollatorForFixedLength())
+        ```
+    """
+    datasets = require_datasets()
+    _check_arguments(dataset_dict, tokenizer, seq_len, packing, text_column, add_eos, num_proc)
+    args = (tokenizer, seq_len, packing, text_column, add_eos, num_proc)
+    if isinstance(dataset_dict, datasets.DatasetDict):
+        out = datasets.DatasetDict({name: _process_split(ds, *args) for name, ds in dataset_dict.items()})
+    else:
+        out = _process_split(dataset_dict, *args)
+    return out.with_format("torch")
+
+
+@dataclass
+class DataCollatorForFixedLength:
+    """Stack fixed-length examples into a batch of ``LongTensor (batch, seq_len)``, one per key.
+
+    Examples may hold lists or tensors (e.g. from [`tokenize_and_chunk`]); keys missing from the first example are
+    skipped, other keys of the examples are ignored. Unequal lengths raise ``ValueError`` (pad or pack first).
+
+    Args:
+        keys: the keys to stack.
+    """
+
+    keys: tuple[str, ...] = ("input_ids", "attention_mask")
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if not features:
+            raise ValueError("`features` is empty: cannot collate a batch of zero examples.")
+        batch = {}
+        for key in self.keys:
+            if key not in features[0]:
+                continue
+            rows = [torch.as_tensor(feature[key], dtype=torch.long) for feature in features]
+            shapes = {tuple(row.shape) for row in rows}
+            if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+                raise ValueError(
+                    f"`{key}` must be 1-D and of one length across the batch, got shapes {sorted(shapes)}."
+                )
+            batch[key] = torch.stack(rows)
+        return batch
