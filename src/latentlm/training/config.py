@@ -1,0 +1,264 @@
+"""`TrainingConfig`: every knob of a training run, read from a YAML file plus command-line overrides.
+
+A run is described by one YAML file whose top-level keys are the fields of `TrainingConfig`; the ``model:`` mapping
+holds the keyword arguments of the method's config class (``LlamaConfig`` for ``method: ar``, ``ELFConfig`` for
+``method: elf``) and ``lora:`` those of `peft.LoraConfig`. Overrides use the same names, with dots reaching into
+mappings::
+
+    latentlm train cfg.yaml --output_dir runs/x --max_steps 100 --model.hidden_size 64 --lora.r 8
+
+Values are parsed with `yaml.safe_load` (``100`` is an int, ``true`` a bool, ``null`` is None, ``[a, b]`` a list).
+PyYAML reads ``1e-3`` as a string (YAML 1.1 wants ``1.0e-3``), so strings in scientific notation are read as floats
+everywhere, including inside ``model:``.
+"""
+
+import dataclasses
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+MIXED_PRECISION = ("no", "bf16", "fp16")
+REPORT_TO = ("tensorboard", "none")
+# `transformers.get_scheduler` names whose `step()` needs no metric and no extra arguments.
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+@dataclass
+class TrainingConfig:
+    """Configuration of `latentlm.training.train`.
+
+    Model:
+        method: registered method name (``"elf"``, ``"ar"``, ... see `latentlm.models.registry`).
+        model: keyword arguments of the method's config class. The vocabulary size, the pad/bos/eos token ids
+            (bos/eos fall back to the tokenizer's cls/sep tokens) and ``max_position_embeddings = seq_len`` are
+            filled from the tokenizer and the data; entries here override them.
+        init_from: directory of a pretrained model (with ``config.json``) to fine-tune instead of training from
+            scratch; ``model`` entries then override its config.
+        tokenizer_name_or_path: tokenizer to load with `AutoTokenizer`; None uses the default encoder's tokenizer
+            (`latentlm.models.encoders.default_encoder_path`).
+        lora: keyword arguments of `peft.LoraConfig`; when set, only the LoRA parameters are trained.
+        gradient_checkpointing: recompute activations in the backward pass to save memory.
+
+    Data:
+        dataset: corpus name (``"english-prose"``, ``"brown"``), a `datasets` name, or a builder such as ``"text"``
+            used with ``data_files``.
+        dataset_config: `datasets` config name.
+        text_column: column holding the raw text.
+        data_files: local file(s) for builders such as ``"text"`` or ``"json"``.
+        validation_split: fraction of the training texts held out for evaluation when the dataset has no
+            ``validation`` split.
+        seq_len: length of every training sequence, in tokens.
+        packing: concatenate texts and cut them into blocks of ``seq_len`` (no padding) instead of padding each text.
+        max_train_samples / max_eval_samples: keep only the first N sequences (quick runs).
+
+    Optimisation:
+        per_device_train_batch_size / per_device_eval_batch_size: sequences per device and micro-batch.
+        gradient_accumulation_steps: micro-batches per optimizer step.
+        learning_rate, weight_decay, adam_beta1, adam_beta2, adam_epsilon: AdamW; weight decay applies to matrices
+            only (not to norms and biases).
+        lr_scheduler_type: a `transformers.get_scheduler` name, one of `LR_SCHEDULERS`.
+        warmup_steps: linear warm-up, in optimizer steps.
+        max_steps: number of optimizer steps.
+        max_grad_norm: gradient clipping threshold; 0 disables clipping.
+        mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"`` (Accelerate autocast, master weights stay fp32).
+        ema_decay: decay of the exponential moving average of the trained weights, exported at the end; 0 disables.
+        seed: seeds model init, data order and training noise; evaluation uses its own generator seeded with it.
+
+    Bookkeeping:
+        output_dir: where checkpoints, logs and the final model go.
+        eval_steps: evaluate every N steps (and always at the end); None evaluates at the end only.
+        eval_batches: number of validation batches per evaluation (the same batches every time).
+        save_steps: checkpoint every N steps (and always at the end); None checkpoints at the end only.
+        save_total_limit: keep the newest N checkpoints; None keeps all.
+        logging_steps: log the mean training loss every N steps.
+        report_to: ``"tensorboard"`` or ``"none"``; ``train_log.jsonl`` is written either way.
+        resume_from_checkpoint: None, ``"latest"`` (the newest complete checkpoint in ``output_dir``, or a fresh
+            start when there is none) or the path of a checkpoint directory.
+        dataloader_num_workers: worker processes of the data loaders.
+    """
+
+    method: str = "elf"
+    model: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
+    tokenizer_name_or_path: str | None = None
+    lora: dict[str, Any] | None = None
+    gradient_checkpointing: bool = False
+
+    dataset: str = "english-prose"
+    dataset_config: str | None = None
+    text_column: str = "text"
+    data_files: str | list | dict | None = None
+    validation_split: float = 0.05
+    seq_len: int = 128
+    packing: bool = True
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+
+    per_device_train_batch_size: int = 32
+    per_device_eval_batch_size: int = 32
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    lr_scheduler_type: str = "constant_with_warmup"
+    warmup_steps: int = 0
+    max_steps: int = 1000
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"
+    ema_decay: float = 0.0
+    seed: int = 42
+
+    output_dir: str | None = None
+    eval_steps: int | None = 250
+    eval_batches: int = 20
+    save_steps: int | None = 500
+    save_total_limit: int | None = 2
+    logging_steps: int = 10
+    report_to: str = "tensorboard"
+    resume_from_checkpoint: str | None = None
+    dataloader_num_workers: int = 0
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        if self.mixed_precision is False:  # YAML 1.1 reads an unquoted `no` as False
+            self.mixed_precision = "no"
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, hints[f.name], getattr(self, f.name)))
+        self._validate()
+
+    def _validate(self):
+        from ..models.registry import get_method
+
+        get_method(self.method)
+        if self.output_dir is None:
+            raise ValueError("`output_dir` is required.")
+        positive = ("seq_len", "per_device_train_batch_size", "per_device_eval_batch_size")
+        positive += ("gradient_accumulation_steps", "max_steps", "logging_steps", "eval_batches")
+        optional_positive = ("eval_steps", "save_steps", "save_total_limit", "max_train_samples", "max_eval_samples")
+        for name in positive + tuple(n for n in optional_positive if getattr(self, n) is not None):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
+        for name in ("warmup_steps", "dataloader_num_workers", "weight_decay", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be non-negative, got {getattr(self, name)}.")
+        if self.learning_rate <= 0 or self.adam_epsilon <= 0:
+            raise ValueError("`learning_rate` and `adam_epsilon` must be positive.")
+        for name in ("adam_beta1", "adam_beta2", "ema_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
+        if not 0 < self.validation_split < 1:
+            raise ValueError(f"`validation_split` must be in (0, 1), got {self.validation_split}.")
+        _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        _check_choice("report_to", self.report_to, REPORT_TO)
+        _check_choice("lr_scheduler_type", self.lr_scheduler_type, LR_SCHEDULERS)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainingConfig":
+        """Builds a config from a mapping, rejecting unknown keys with the list of valid ones."""
+        valid = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in valid:
+                raise ValueError(f"Unknown training config key {key!r}. Valid keys: {', '.join(valid)}.")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        """Writes the config as YAML (the file `load_config` reads back)."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] | Mapping[str, Any] = ()) -> TrainingConfig:
+    """Reads a YAML config and applies overrides.
+
+    Args:
+        path: YAML file whose top-level keys are `TrainingConfig` fields; None starts from the defaults.
+        overrides: command-line style ``["--max_steps", "100", "--model.hidden_size=64"]`` or a mapping
+            ``{"max_steps": 100, "model.hidden_size": 64}``; dotted keys reach into mappings (``model``, ``lora``).
+
+    Raises:
+        ValueError: on an unknown key, a malformed override or an invalid value (the message names the field).
+    """
+    values = {}
+    if path is not None:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} must hold a mapping of training config keys, got {type(values).__name__}.")
+    values = _read_scientific(values)
+    if not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    for key, value in overrides.items():
+        _set_dotted(values, key, _read_scientific(value))
+    return TrainingConfig.from_dict(values)
+
+
+def parse_overrides(args: Iterable[str]) -> dict[str, Any]:
+    """Parses ``--key value`` / ``--key=value`` pairs with `yaml.safe_load`; a bare ``--flag`` means ``true``."""
+    args, overrides, i = list(args), {}, 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ValueError(f"Expected an override such as `--max_steps 100`, got {arg!r}.")
+        key, has_value, value = arg[2:].partition("=")
+        if not has_value:
+            has_value = i + 1 < len(args) and not args[i + 1].startswith("--")
+            value = args[i + 1] if has_value else "true"
+            i += has_value
+        overrides[key.replace("-", "_")] = _read_scientific(yaml.safe_load(value)) if value != "" else None
+        i += 1
+    return overrides
+
+
+def _set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
+    """``values["model"]["hidden_size"] = value`` for ``key = "model.hidden_size"``."""
+    *parents, leaf = key.split(".")
+    target = values
+    for i, parent in enumerate(parents):
+        if target.get(parent) is None:
+            target[parent] = {}
+        if not isinstance(target[parent], dict):
+            raise ValueError(f"Cannot set {key!r}: `{'.'.join(parents[: i + 1])}` is not a mapping.")
+        target = target[parent]
+    target[leaf] = value
+
+
+def _read_scientific(value: Any) -> Any:
+    """Reads strings such as ``"1e-3"`` as floats, recursively through mappings and lists."""
+    if isinstance(value, str) and _SCIENTIFIC.match(value):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _read_scientific(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_read_scientific(v) for v in value]
+    return value
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    """Checks ``value`` against the field's type hint; ints are accepted (and converted) for float fields."""
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    allowed = tuple(typing.get_origin(t) or t for t in allowed)
+    if value is None and type(None) in allowed:
+        return None
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed):
+        return value
+    expected = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+    raise ValueError(f"`{name}` must be {expected}, got {value!r}.")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}.")

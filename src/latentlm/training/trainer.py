@@ -1,0 +1,487 @@
+"""One Accelerate training loop for every method of the registry.
+
+`train` follows the diffusers / Accelerate example scripts, as a library function: build the tokenizer, data and
+model from a `TrainingConfig`, prepare them with Accelerate, run AdamW with warm-up, gradient accumulation and
+clipping, keep an EMA, evaluate on a fixed set of validation batches, checkpoint atomically, and export the final
+model (or the method's pipeline) to ``output_dir``.
+
+The contract with a method's training head (``MethodSpec.model_class``):
+
+* ``model_class(config)`` builds it; ``model_class.from_pretrained(path)`` loads it.
+* ``model(input_ids=..., attention_mask=..., labels=...)`` returns an output with a scalar ``.loss``; any other
+  scalar field of the output, and the entries of an optional ``.metrics`` dict, are logged as well.
+* Optional ``model.prepare_for_training(dataloader)``: called once per run (also on resume) after the model is moved
+  to the training device and before Accelerate wraps it, with the training `DataLoader` (batches on CPU). A method
+  uses it to load frozen parts or fit statistics; what it fits belongs in ``model.config`` so that checkpoints and
+  the export carry it. On resume the model is rebuilt from the checkpoint's config, so the fitted values are
+  already there.
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_scheduler
+
+from ..data import DataCollatorForFixedLength
+from ..models.encoders import default_encoder_path
+from ..models.registry import MethodSpec, get_method
+from .checkpointing import MODEL_DIR, TrainState, register_model_hooks, resolve_checkpoint, save_checkpoint
+from .config import TrainingConfig
+from .ema import EMA
+
+
+logger = get_logger(__name__)
+
+CONFIG_NAME = "training_config.yaml"
+LOG_NAME = "train_log.jsonl"
+ADAPTER_DIR = "adapter"
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        output_dir: the run directory (checkpoints, logs and the exported model).
+        step: optimizer steps taken in total.
+        train_loss: mean training loss over the last logging window (None if this call took no step).
+        eval_loss: validation loss of the exported weights (the EMA weights when ``ema_decay > 0``).
+        checkpoint: the last checkpoint directory.
+    """
+
+    output_dir: Path
+    step: int
+    train_loss: float | None
+    eval_loss: float
+    checkpoint: Path
+
+
+def train(config: TrainingConfig) -> TrainResult:
+    """Trains ``config.method`` as described by ``config`` and exports the result to ``config.output_dir``.
+
+    Launch with ``python``/``latentlm train`` on one device or ``accelerate launch`` on many. Re-running with
+    ``resume_from_checkpoint="latest"`` continues a killed run exactly: the data position, the RNG states, the
+    optimizer, scheduler and EMA come back, so the per-step losses match those of an uninterrupted run.
+    """
+    spec = get_method(config.method)
+    output_dir = Path(config.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        mixed_precision=config.mixed_precision,
+        log_with=None if config.report_to == "none" else config.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
+    )
+    _quiet_other_processes(accelerator)
+    set_seed(config.seed)
+    checkpoint = resolve_checkpoint(output_dir, config.resume_from_checkpoint)
+    if accelerator.is_main_process:
+        config.save(output_dir / CONFIG_NAME)
+
+    with accelerator.main_process_first():
+        tokenizer = load_tokenizer(config)
+        train_dataset, eval_dataset = build_datasets(config, tokenizer)
+    train_dataloader, eval_dataloader = build_dataloaders(config, train_dataset, eval_dataset, accelerator)
+
+    model = build_model(spec, config, tokenizer, checkpoint).to(accelerator.device)
+    if config.gradient_checkpointing:
+        model.activation_checkpointing_enable()
+    if hasattr(model, "prepare_for_training"):
+        model.prepare_for_training(train_dataloader)
+    if config.lora is not None:
+        model = apply_lora(model, config.lora)
+    ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
+    optimizer = build_optimizer(model, config)
+    lr_scheduler = get_scheduler(
+        config.lr_scheduler_type,
+        optimizer,
+        # The prepared scheduler steps once per process and optimizer step.
+        num_warmup_steps=config.warmup_steps * accelerator.num_processes,
+        num_training_steps=config.max_steps * accelerator.num_processes,
+    )
+    model, optimizer, train_dataloader, eval_dataloader, lr_scheduler = accelerator.prepare(
+        model, optimizer, train_dataloader, eval_dataloader, lr_scheduler
+    )
+    if len(train_dataloader) == 0:
+        raise ValueError(
+            f"The training split has {len(train_dataset)} sequences, fewer than one batch of "
+            f"{config.per_device_train_batch_size} x {accelerator.num_processes} processes."
+        )
+
+    state = TrainState()
+    accelerator.register_for_checkpointing(state)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+    register_model_hooks(accelerator)
+    if checkpoint is not None:
+        logger.info(f"Resuming from {checkpoint}")
+        accelerator.load_state(str(checkpoint))
+    resumed_step = state.step
+    accelerator.init_trackers("latentlm", config=_flat_scalars(config.to_dict()))
+    metrics = MetricsLog(accelerator, output_dir / LOG_NAME, resume_step=state.step)
+    prepared = (model, optimizer, lr_scheduler, train_dataloader, eval_dataloader)
+    run = _Run(config, accelerator, *prepared, ema, state, metrics)
+
+    logger.info(
+        f"Training {config.method} ({_num_params(model)}) for {config.max_steps} steps of "
+        f"{config.per_device_train_batch_size * accelerator.num_processes * config.gradient_accumulation_steps} "
+        f"sequences of {config.seq_len} tokens; {len(train_dataset)} training sequences."
+    )
+    train_loss, eval_loss = _train_loop(run)
+    if checkpoint is None or state.step != resumed_step:
+        checkpoint = save_checkpoint(accelerator, output_dir, state.step, config.save_total_limit)
+
+    unwrapped = accelerator.unwrap_model(model)
+    if ema is not None:
+        ema.copy_to(unwrapped)
+        eval_loss = evaluate(model, eval_dataloader, accelerator, config.seed)
+        metrics.log(state.step, {"ema_eval_loss": eval_loss})
+    elif eval_loss is None:
+        eval_loss = evaluate(model, eval_dataloader, accelerator, config.seed)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        export(unwrapped, tokenizer, spec, output_dir)
+    accelerator.end_training()
+    logger.info(f"Step {state.step}: train loss {train_loss}, eval loss {eval_loss:.4f}. Exported to {output_dir}")
+    return TrainResult(output_dir, state.step, train_loss, eval_loss, checkpoint)
+
+
+@dataclass
+class _Run:
+    """What the training loop works with: the config and the prepared objects."""
+
+    config: TrainingConfig
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: Any
+    train_dataloader: DataLoader
+    eval_dataloader: DataLoader
+    ema: EMA | None
+    state: TrainState
+    metrics: "MetricsLog"
+
+
+def _train_loop(run: _Run) -> tuple[float | None, float | None]:
+    """Runs optimizer steps until ``max_steps``; returns the last logged training loss and evaluation loss."""
+    config, accelerator, model, state = run.config, run.accelerator, run.model, run.state
+    running, grad_norm, train_loss, eval_loss = RunningMean(), None, None, None
+    max_norm = config.max_grad_norm or math.inf  # still measure the norm when clipping is off
+    progress = tqdm(
+        total=config.max_steps, initial=state.step, desc="Steps", disable=not accelerator.is_local_main_process
+    )
+    model.train()
+    while state.step < config.max_steps:
+        run.train_dataloader.set_epoch(state.epoch)
+        batches = run.train_dataloader
+        if state.batches_in_epoch > 0:  # resuming mid-epoch
+            batches = accelerator.skip_first_batches(run.train_dataloader, state.batches_in_epoch)
+        for batch in batches:
+            with accelerator.accumulate(model):
+                output = model(**batch)
+                accelerator.backward(output.loss)
+                if accelerator.sync_gradients:
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_norm)
+                run.optimizer.step()
+                run.lr_scheduler.step()
+                run.optimizer.zero_grad(set_to_none=True)
+            running.add({"loss": output.loss, **scalar_metrics(output)})
+            state.batches_in_epoch += 1
+            if not accelerator.sync_gradients:
+                continue
+
+            state.step += 1
+            progress.update(1)
+            if run.ema is not None:
+                run.ema.update(accelerator.unwrap_model(model))
+            done = state.step >= config.max_steps
+            if state.step % config.logging_steps == 0 or done:
+                values = {**running.pop(accelerator), "lr": run.lr_scheduler.get_last_lr()[0]}
+                if grad_norm is not None:
+                    values["grad_norm"] = float(grad_norm)
+                run.metrics.log(state.step, values)
+                progress.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{values['lr']:.2e}")
+                train_loss = values["loss"]
+            if (config.eval_steps and state.step % config.eval_steps == 0) or done:
+                eval_loss = evaluate(model, run.eval_dataloader, accelerator, config.seed)
+                run.metrics.log(state.step, {"eval_loss": eval_loss})
+            if config.save_steps and state.step % config.save_steps == 0 and not done:
+                save_checkpoint(accelerator, config.output_dir, state.step, config.save_total_limit)
+            if done:
+                break
+        else:
+            state.epoch += 1
+            state.batches_in_epoch = 0
+    progress.close()
+    return train_loss, eval_loss
+
+
+def load_tokenizer(config: TrainingConfig) -> PreTrainedTokenizerBase:
+    """``config.tokenizer_name_or_path``, or the default encoder's tokenizer."""
+    return AutoTokenizer.from_pretrained(config.tokenizer_name_or_path or default_encoder_path())
+
+
+def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
+    """Loads the corpus and returns the tokenised ``(train, validation)`` datasets of ``seq_len``-token sequences.
+
+    A corpus without a ``validation`` split gets one: ``validation_split`` of the training texts, chosen with
+    ``seed`` (see `latentlm.data.load_text_dataset`).
+    """
+    from datasets import DatasetDict
+
+    from ..data import load_text_dataset, tokenize_and_chunk
+
+    raw = load_text_dataset(
+        config.dataset,
+        config_name=config.dataset_config,
+        text_column=config.text_column,
+        data_files=config.data_files,
+        validation_split=config.validation_split,
+        seed=config.seed,
+    )
+    tokenized = tokenize_and_chunk(
+        DatasetDict(train=raw["train"], validation=raw["validation"]),
+        tokenizer,
+        config.seq_len,
+        packing=config.packing,
+        text_column=config.text_column,
+    )
+    splits = []
+    for name, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples)):
+        dataset = tokenized[name]
+        if limit is not None:
+            dataset = dataset.select(range(min(limit, len(dataset))))
+        if len(dataset) == 0:
+            raise ValueError(f"The {name} split of {config.dataset!r} has no sequence of {config.seq_len} tokens.")
+        splits.append(dataset)
+    return tuple(splits)
+
+
+def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
+    """Stacks ``input_ids``/``attention_mask`` and adds ``labels`` (the inputs, padding set to -100)."""
+    batch = DataCollatorForFixedLength()(examples)
+    batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    return batch
+
+
+def build_dataloaders(config: TrainingConfig, train_dataset, eval_dataset, accelerator: Accelerator):
+    """A shuffled training loader and an evaluation loader over the first ``eval_batches`` batches.
+
+    Both loaders own a generator, so creating an iterator never draws from the global torch RNG (which would make
+    a resumed run diverge from an uninterrupted one). The shuffling order of each epoch is fixed by ``seed`` and the
+    epoch number (Accelerate's seedable sampler).
+    """
+    num_eval = config.eval_batches * config.per_device_eval_batch_size * accelerator.num_processes
+    eval_dataset = eval_dataset.select(range(min(num_eval, len(eval_dataset))))
+    common = {"collate_fn": collate, "num_workers": config.dataloader_num_workers}
+    train_dataloader = DataLoader(
+        train_dataset,
+        batch_size=config.per_device_train_batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(config.seed),
+        **common,
+    )
+    eval_dataloader = DataLoader(
+        eval_dataset,
+        batch_size=config.per_device_eval_batch_size,
+        generator=torch.Generator().manual_seed(config.seed),
+        **common,
+    )
+    return train_dataloader, eval_dataloader
+
+
+def build_model(spec: MethodSpec, config: TrainingConfig, tokenizer, checkpoint: Path | None = None):
+    """The method's training head: from a checkpoint's config (resume), from ``init_from``, or from scratch."""
+    if checkpoint is not None:
+        return spec.model_class(spec.config_class.from_pretrained(checkpoint / MODEL_DIR))
+    _check_model_keys(spec.config_class, config.model)
+    if config.init_from is not None:
+        return spec.model_class.from_pretrained(config.init_from, dtype=torch.float32, **config.model)
+    return spec.model_class(spec.config_class(**model_config_kwargs(spec.config_class, tokenizer, config)))
+
+
+def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -> dict:
+    """Keyword arguments of a new model config: tokenizer- and data-derived values, overridden by ``config.model``.
+
+    BERT-like tokenizers have no bos/eos tokens; their cls/sep tokens play those roles.
+    """
+    derived = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": _first_not_none(tokenizer.bos_token_id, tokenizer.cls_token_id),
+        "eos_token_id": _first_not_none(tokenizer.eos_token_id, tokenizer.sep_token_id),
+        "max_position_embeddings": config.seq_len,
+    }
+    known = _config_keys(config_class)
+    return {**{key: value for key, value in derived.items() if key in known}, **config.model}
+
+
+def _check_model_keys(config_class: type, model_kwargs: dict) -> None:
+    known = _config_keys(config_class)
+    unknown = sorted(set(model_kwargs) - known)
+    if unknown:
+        raise ValueError(
+            f"Unknown `model` keys for {config_class.__name__}: {unknown}. Valid keys: {', '.join(sorted(known))}."
+        )
+
+
+def _config_keys(config_class: type) -> set[str]:
+    return set(config_class().to_dict())
+
+
+def _first_not_none(*values):
+    return next((value for value in values if value is not None), None)
+
+
+def apply_lora(model, lora_kwargs: dict):
+    """Wraps the model with PEFT LoRA adapters (`peft.LoraConfig(**lora_kwargs)`); only adapters stay trainable."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(**lora_kwargs))
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters; weight decay on matrices only, not on norms and biases (1-D)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        groups, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon
+    )
+
+
+@torch.no_grad()
+def evaluate(model, dataloader, accelerator: Accelerator, seed: int) -> float:
+    """Mean loss over ``dataloader`` with the model's randomness (diffusion time, noise) drawn from ``seed``.
+
+    The global RNG is forked, so evaluating leaves training randomness untouched and the number is comparable
+    across steps and runs.
+    """
+    model.eval()
+    device = accelerator.device
+    losses = []
+    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type):
+        torch.manual_seed(seed)
+        for batch in dataloader:
+            losses.append(accelerator.gather(model(**batch).loss.detach().float().reshape(1)))
+    model.train()
+    return torch.cat(losses).mean().item()
+
+
+def scalar_metrics(output) -> dict[str, torch.Tensor]:
+    """Scalar fields of a model output besides ``loss``, and the scalar entries of its ``metrics`` dict, if any."""
+    values = {key: value for key, value in output.items() if key not in ("loss", "metrics")}
+    values.update(getattr(output, "metrics", None) or {})
+    device = output.loss.device
+    return {key: torch.as_tensor(value, device=device) for key, value in values.items() if _is_scalar(value)}
+
+
+def _is_scalar(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class RunningMean:
+    """Sums scalar tensors between logging steps on their device, so a training step never waits for the host."""
+
+    def __init__(self):
+        self.sums, self.counts = {}, {}
+
+    def add(self, values: dict[str, torch.Tensor]) -> None:
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0) + value.detach().float()
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def pop(self, accelerator: Accelerator) -> dict[str, float]:
+        """The means since the last `pop`, averaged over processes."""
+        means = {key: accelerator.reduce(total / self.counts[key], "mean").item() for key, total in self.sums.items()}
+        self.sums, self.counts = {}, {}
+        return means
+
+
+class MetricsLog:
+    """Sends metrics to the Accelerate trackers and appends them to a JSON-lines file (main process).
+
+    Each line is ``{"step": ..., <name>: <value>, ...}``: training lines carry ``loss``, ``lr``, ``grad_norm`` and
+    the model's extra metrics; evaluation lines carry ``eval_loss``. When a run resumes at ``resume_step``, lines of
+    later steps (written by the killed run after its last checkpoint) and a line cut short by the kill are dropped.
+    """
+
+    def __init__(self, accelerator: Accelerator, path: Path, resume_step: int = 0):
+        self.accelerator, self.path = accelerator, path
+        if accelerator.is_main_process and path.exists():
+            kept = [record for record in _read_records(path) if record["step"] <= resume_step]
+            path.write_text("".join(json.dumps(record) + "\n" for record in kept))
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        self.accelerator.log(values, step=step)
+        if self.accelerator.is_main_process:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": step, **values}) + "\n")
+
+
+def _read_records(path: Path) -> list[dict]:
+    """The records of a JSON-lines file, skipping a line cut short by a crash."""
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def export(model, tokenizer, spec: MethodSpec, output_dir: Path) -> None:
+    """Saves the final model to ``output_dir``: the method's pipeline if it has one, else model + tokenizer.
+
+    LoRA runs also save the adapter alone in ``output_dir/adapter`` and export the merged weights.
+    """
+    if getattr(model, "peft_config", None) is not None:
+        model.save_pretrained(output_dir / ADAPTER_DIR)
+        model = model.merge_and_unload()
+    if spec.pipeline_class is None:
+        model.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+    else:
+        from .. import pipelines
+
+        getattr(pipelines, spec.pipeline_class).from_model(model, tokenizer).save_pretrained(output_dir)
+
+
+def _flat_scalars(values: dict, prefix: str = "") -> dict:
+    """Flattens nested mappings to ``a.b`` keys and keeps the values TensorBoard's hparams accept."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat_scalars(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float, str, bool)):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _num_params(model) -> str:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return f"{total / 1e6:.2f}M parameters, {trainable / 1e6:.2f}M trainable"
+
+
+def _quiet_other_processes(accelerator: Accelerator) -> None:
+    if not accelerator.is_local_main_process:
+        import datasets
+        import transformers
+
+        datasets.utils.logging.set_verbosity_error()
+        transformers.utils.logging.set_verbosity_error()
