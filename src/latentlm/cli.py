@@ -1,6 +1,10 @@
 """The ``latentlm`` command.
 
     latentlm train CONFIG.yaml [--key value ...]
+    latentlm sample PATH [--num_samples 4 --num_inference_steps 32 --seed 0 ...]
+    latentlm sample --pretrained elf-tiny-prose
+    latentlm evaluate samples.jsonl | PIPELINE_DIR
+    latentlm bench --model elf=PATH --ar-baseline PATH [--quick]
 
 One small function per subcommand; `main` dispatches. Run it as ``latentlm``, ``python -m latentlm.cli`` or, on
 several devices, ``accelerate launch -m latentlm.cli train ...``.
@@ -19,6 +23,41 @@ def _train(args: argparse.Namespace) -> None:
     except ValueError as err:
         raise SystemExit(f"latentlm train: error: {err}") from err
     train(config)
+
+
+def _sample(args: argparse.Namespace) -> None:
+    """``latentlm sample``: loads a saved pipeline (a training run's output or a bundled model) and prints samples."""
+    import json
+
+    import torch
+
+    from . import pretrained_path
+    from .pipelines import AutoPipelineForTextGeneration
+
+    if (args.path is None) == (args.pretrained is None):
+        raise SystemExit("latentlm sample: error: give either PATH or --pretrained NAME.")
+    try:
+        path = pretrained_path(args.pretrained) if args.pretrained else args.path
+        pipe = AutoPipelineForTextGeneration.from_pretrained(path, dtype=torch.float32)
+    except ValueError as err:
+        raise SystemExit(f"latentlm sample: error: {err}") from err
+    scheduler_overrides = {key: getattr(args, key) for key in ("gamma", "time_grid") if getattr(args, key) is not None}
+    if scheduler_overrides:
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **scheduler_overrides)
+    pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    call = dict(batch_size=args.num_samples, gen_length=args.gen_length, num_inference_steps=args.num_inference_steps)
+    if args.guidance_scale is not None:
+        call["guidance_scale"] = args.guidance_scale
+    try:
+        out = pipe(generator=torch.Generator().manual_seed(args.seed), **call)
+    except ValueError as err:
+        raise SystemExit(f"latentlm sample: error: {err}") from err
+    for i, text in enumerate(out.texts):
+        print(f"[{i}] {text}")
+    if args.output:
+        with open(args.output, "w") as f:
+            for text in out.texts:
+                f.write(json.dumps({"text": text}) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +79,41 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="YAML file of `latentlm.training.TrainingConfig` fields")
     train.add_argument("overrides", nargs=argparse.REMAINDER, help="`--key value` pairs overriding the config")
     train.set_defaults(func=_train)
+
+    sample = subcommands.add_parser(
+        "sample",
+        help="generate text with a saved pipeline",
+        description="Generate text with a pipeline folder (a training run's output_dir) or a bundled model.",
+        allow_abbrev=False,
+    )
+    sample.add_argument("path", nargs="?", help="a saved pipeline folder")
+    sample.add_argument("--pretrained", help="name of a model bundled with the package, e.g. elf-tiny-prose")
+    sample.add_argument("--num_samples", type=int, default=4)
+    sample.add_argument("--gen_length", type=int, default=None, help="tokens per sample (default: the model's max)")
+    sample.add_argument("--num_inference_steps", type=int, default=32)
+    sample.add_argument("--guidance_scale", type=float, default=None, help="default: the pipeline's")
+    sample.add_argument("--gamma", type=float, default=None, help="scheduler re-injection (0 = ODE)")
+    sample.add_argument("--time_grid", choices=["logit_normal", "uniform"], default=None)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    sample.add_argument("--output", help="also write the samples to this JSON-lines file")
+    sample.set_defaults(func=_sample)
+
+    from .evaluation.benchmark import (
+        add_bench_arguments,
+        add_evaluate_arguments,
+        run_bench_from_args,
+        run_evaluate_from_args,
+    )
+
+    bench = subcommands.add_parser(
+        "bench", help="quality and speed of diffusion models against the AR baseline", allow_abbrev=False
+    )
+    add_bench_arguments(bench).set_defaults(func=run_bench_from_args)
+    evaluate = subcommands.add_parser(
+        "evaluate", help="quality metrics of a file of texts or of a pipeline folder", allow_abbrev=False
+    )
+    add_evaluate_arguments(evaluate).set_defaults(func=run_evaluate_from_args)
     return parser
 
 

@@ -64,3 +64,34 @@ __all__ = [
     "unigram_entropy",
     "words",
 ]
+
+# Benchmark runner and speed measurements (``latentlm bench`` / ``latentlm evaluate``); they import nothing heavy at
+# module level.
+from .benchmark import (  # noqa: E402
+    BenchmarkSettings,
+    QualityEvaluator,
+    evaluate_path,
+    held_out_references,
+    run_benchmark,
+)
+from .speed import (  # noqa: E402
+    decode_head_flops,
+    denoiser_forward_flops,
+    measure_matmul_flops,
+    sampling_flops,
+    time_call,
+)
+
+
+__all__ += [
+    "BenchmarkSettings",
+    "QualityEvaluator",
+    "decode_head_flops",
+    "denoiser_forward_flops",
+    "evaluate_path",
+    "held_out_references",
+    "measure_matmul_flops",
+    "run_benchmark",
+    "sampling_flops",
+    "time_call",
+]

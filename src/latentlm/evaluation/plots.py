@@ -1,0 +1,150 @@
+"""Plots of benchmark results (matplotlib, Agg backend): the perplexity-entropy frontier and quality vs steps.
+
+Both read the ``quality`` section of a :func:`~latentlm.evaluation.benchmark.run_benchmark` result (``results.json``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+BASELINE_STYLES = {  # row kind / sampling -> (marker, colour, label suffix)
+    "reference": ("*", "black", "reference text"),
+    "ancestral": ("^", "dimgray", "ancestral"),
+    "nucleus": ("v", "darkgray", "nucleus p=0.9"),
+}
+
+
+def _pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _finite(value) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _diffusion_models(rows: list[dict]) -> list[str]:
+    return list(dict.fromkeys(row["model"] for row in rows if row["kind"] == "diffusion"))
+
+
+def _baseline_rows(rows: list[dict]) -> list[tuple[dict, tuple[str, str, str]]]:
+    """Reference and AR rows with their marker, colour and label."""
+    out = []
+    for row in rows:
+        if row["kind"] == "reference":
+            out.append((row, BASELINE_STYLES["reference"]))
+        elif row["kind"] == "autoregressive":
+            marker, colour, suffix = BASELINE_STYLES.get(row.get("sampling"), ("D", "gray", row.get("sampling", "")))
+            out.append((row, (marker, colour, f"{row['model']} {suffix}")))
+    return out
+
+
+def _sweep(rows: list[dict], model: str, sweep: str, key: str) -> list[tuple[float, dict]]:
+    """``(setting value, row)`` of one model's sweep, ordered by the value."""
+    selected = [(row[key], row) for row in rows if row["model"] == model and sweep in row["sweeps"]]
+    return sorted(selected, key=lambda item: item[0])
+
+
+def plot_frontier(results: dict, path) -> str:
+    """Judge perplexity (log) vs unigram entropy: each model's guidance sweep (circles) and gamma sweep (squares),
+    annotated with their values, the AR rows and the reference text as markers."""
+    plt = _pyplot()
+    rows = results["quality"]["rows"]
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, model in enumerate(_diffusion_models(rows)):
+        colour = colours[i % len(colours)]
+        for sweep, key, marker, label, offset in (
+            ("guidance", "guidance_scale", "o", "w", (4, 4)),
+            ("gamma", "gamma", "s", "γ", (4, -11)),
+        ):
+            points = [(v, r) for v, r in _sweep(rows, model, sweep, key) if _finite(r["metrics"]["gen_ppl"])]
+            if not points:
+                continue
+            xs = [r["metrics"]["entropy"] for _, r in points]
+            ys = [r["metrics"]["gen_ppl"] for _, r in points]
+            linestyle = "-" if sweep == "guidance" else "--"
+            ax.plot(xs, ys, marker=marker, linestyle=linestyle, color=colour, label=f"{model}: {sweep} sweep")
+            for (value, _), x, y in zip(points, xs, ys):
+                ax.annotate(f"{label}={value:g}", (x, y), textcoords="offset points", xytext=offset, fontsize=7,
+                            color=colour)  # fmt: skip
+    for row, (marker, colour, label) in _baseline_rows(rows):
+        if _finite(row["metrics"]["gen_ppl"]):
+            ax.scatter(row["metrics"]["entropy"], row["metrics"]["gen_ppl"], marker=marker, s=140, color=colour,
+                       edgecolors="black", linewidths=0.5, zorder=3, label=label)  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel("unigram entropy (nats, judge tokens) →  more varied")
+    ax.set_ylabel("judge generative perplexity (log) ↓")
+    settings = results["settings"]
+    ax.set_title(f"Perplexity vs entropy, {settings['num_samples']} samples × {settings['gen_length']} tokens, "
+                 f"{settings['sweep_steps']} steps", fontsize=10)  # fmt: skip
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def plot_quality_vs_steps(results: dict, path) -> str:
+    """Judge perplexity and MAUVE vs the number of steps for each model; AR rows and the reference as horizontal
+    lines. The MAUVE panel is left out when no row has a MAUVE score."""
+    plt = _pyplot()
+    from matplotlib.ticker import ScalarFormatter
+
+    rows = results["quality"]["rows"]
+    metrics = [("gen_ppl", "judge generative perplexity (log) ↓", True)]
+    if any(_finite(row["metrics"].get("mauve")) for row in rows):
+        metrics.append(("mauve", "MAUVE ↑", False))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.5), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (key, label, log) in zip(axes[0], metrics):
+        for i, model in enumerate(_diffusion_models(rows)):
+            points = [(s, r["metrics"].get(key)) for s, r in _sweep(rows, model, "steps", "steps")]
+            points = [(s, v) for s, v in points if _finite(v)]
+            if points:
+                ax.plot(*zip(*points), marker="o", color=colours[i % len(colours)], label=model)
+        for row, (_, colour, name) in _baseline_rows(rows):
+            if _finite(row["metrics"].get(key)):
+                ax.axhline(row["metrics"][key], color=colour, linestyle=":" if row["kind"] == "reference" else "--",
+                           label=name)  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({r["steps"] for r in rows if "steps" in r["sweeps"]}) or [1])
+        ax.get_xaxis().set_major_formatter(ScalarFormatter())
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("number of steps")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
+    fig.suptitle("Quality vs number of steps (default guidance and sampler)", fontsize=11)
+    return _save(fig, path, rect=(0, 0.06 * (1 + (len(labels) - 1) // 4), 1, 1))
+
+
+def _save(fig, path, rect=(0, 0, 1, 1)) -> str:
+    fig.tight_layout(rect=rect)
+    fig.savefig(path, dpi=120)
+    fig.clf()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return str(path)
+
+
+def write_plots(results: dict, out_dir) -> dict[str, str]:
+    """Write ``frontier.png`` and ``quality_vs_steps.png`` to ``out_dir`` (nothing without a quality section)."""
+    if not results.get("quality"):
+        return {}
+    out = Path(out_dir)
+    return {
+        "frontier": plot_frontier(results, out / "frontier.png"),
+        "quality_vs_steps": plot_quality_vs_steps(results, out / "quality_vs_steps.png"),
+    }
+
+
+__all__ = ["plot_frontier", "plot_quality_vs_steps", "write_plots"]
