@@ -115,7 +115,7 @@ def load_diffusion_pipeline(path_or_pipeline, device):
 
     pipe = path_or_pipeline
     if isinstance(path_or_pipeline, (str, os.PathLike)):
-        pipe = AutoPipelineForTextGeneration.from_pretrained(str(path_or_pipeline))
+        pipe = AutoPipelineForTextGeneration.from_pretrained(str(path_or_pipeline), dtype=torch.float32)
     pipe = pipe.to(device)
     pipe.model.eval()
     pipe.set_progress_bar_config(disable=True)
@@ -127,7 +127,7 @@ def load_autoregressive(path_or_pair, device):
     if isinstance(path_or_pair, (str, os.PathLike)):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(str(path_or_pair))
+        model = AutoModelForCausalLM.from_pretrained(str(path_or_pair), dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(path_or_pair))
     else:
         model, tokenizer = path_or_pair

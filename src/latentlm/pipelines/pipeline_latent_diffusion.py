@@ -37,6 +37,14 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
         self.register_modules(model=model, scheduler=scheduler, tokenizer=tokenizer)
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """`DiffusionPipeline.from_pretrained`, in float32 unless `dtype` says otherwise (weights may be stored in
+        float16 to keep checkpoints small; diffusers' rule is float32 on CPU unless asked)."""
+        if kwargs.get("dtype") is None and kwargs.get("torch_dtype") is None:
+            kwargs["dtype"] = torch.float32
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
     def from_model(cls, model, tokenizer=None, scheduler=None):
         """Builds the pipeline around a trained model, with the scheduler matching its training path by default."""
         return cls(model=model, scheduler=scheduler or model.get_default_scheduler(), tokenizer=tokenizer)
