@@ -198,3 +198,10 @@ def test_a_few_steps_of_training_reduce_the_loss():
 def test_config_rejects_bad_values_by_name(field, value):
     with pytest.raises(ValueError, match=field):
         ELFConfig(**{field: value})
+
+
+def test_the_decode_head_gets_gradients_even_in_a_batch_without_decode_rows():
+    # DistributedDataParallel needs every parameter in the graph at every step.
+    model = tiny_elf(decoder_prob=0.0)
+    model(torch.randint(5, 32, (2, 6)), latents=torch.randn(2, 6, 16)).loss.backward()
+    assert model.lm_head.unembed.weight.grad is not None

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_scheduler
 
 from ..data import DataCollatorForFixedLength
+from ..hub import save_training_card
 from ..models.encoders import default_encoder_path
 from ..models.registry import MethodSpec, get_method
 from .checkpointing import MODEL_DIR, TrainState, register_model_hooks, resolve_checkpoint, save_checkpoint
@@ -150,6 +151,7 @@ def train(config: TrainingConfig) -> TrainResult:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         export(unwrapped, tokenizer, spec, output_dir)
+        save_training_card(output_dir, unwrapped, config, eval_loss=eval_loss, num_processes=accelerator.num_processes)
     accelerator.end_training()
     logger.info(f"Step {state.step}: train loss {train_loss}, eval loss {eval_loss:.4f}. Exported to {output_dir}")
     return TrainResult(output_dir, state.step, train_loss, eval_loss, checkpoint)

@@ -36,7 +36,8 @@ class ELFFlowMatchingOutput(ModelOutput):
     Args:
         loss (`torch.FloatTensor` of shape `()`): the combined loss (velocity MSE on denoise rows, cross-entropy on
             decode rows, averaged over all real tokens with one denominator, as in ELF's code).
-        logits (`torch.FloatTensor` of shape `(batch, seq_len, vocab_size)`): decode-head logits.
+        logits (`torch.FloatTensor` of shape `(num_decode_rows, seq_len, vocab_size)`): decode-head logits of the
+            examples trained in decode mode (the head is not run on the others).
         metrics (`dict[str, torch.FloatTensor]`): `denoise_loss` (per-token velocity MSE on denoise rows) and
             `decode_loss` (per-token cross-entropy on decode rows), detached, for logging.
     """
@@ -217,19 +218,22 @@ class ELFForFlowMatching(ELFPreTrainedModel, LatentDiffusionMixin):
         )
         velocity = self.noise_scheduler.get_velocity(out.sample, z, sigma)
         denoise_per_token = (velocity.float() - velocity_target.float()).pow(2).mean(dim=-1)
-        logits = self.lm_head(out.last_hidden_state)
-        decode_per_token = F.cross_entropy(
-            logits.float().transpose(1, 2), labels.masked_fill(labels == -100, 0), reduction="none"
-        )
-
-        decode_mask = token_mask * decode_rows[:, None]
         denoise_mask = token_mask * (1 - decode_rows[:, None])
-        loss = (
-            (decode_per_token * decode_mask).sum() + (denoise_per_token * denoise_mask).sum()
-        ) / token_mask.sum().clamp(min=1)
+
+        # The vocabulary projection is the costliest matmul of a small model: run it on the decode rows only.
+        is_decode = decode_rows.bool()
+        logits = self.lm_head(out.last_hidden_state[is_decode])
+        decode_labels = labels[is_decode]
+        decode_per_token = F.cross_entropy(
+            logits.float().transpose(1, 2), decode_labels.masked_fill(decode_labels == -100, 0), reduction="none"
+        )
+        decode_mask = token_mask[is_decode]
+
+        decode_sum, denoise_sum = (decode_per_token * decode_mask).sum(), (denoise_per_token * denoise_mask).sum()
+        loss = (decode_sum + denoise_sum) / token_mask.sum().clamp(min=1)
         metrics = {
-            "denoise_loss": ((denoise_per_token * denoise_mask).sum() / denoise_mask.sum().clamp(min=1)).detach(),
-            "decode_loss": ((decode_per_token * decode_mask).sum() / decode_mask.sum().clamp(min=1)).detach(),
+            "denoise_loss": (denoise_sum / denoise_mask.sum().clamp(min=1)).detach(),
+            "decode_loss": (decode_sum / decode_mask.sum().clamp(min=1)).detach(),
         }
         return ELFFlowMatchingOutput(loss=loss, logits=logits, metrics=metrics)
 

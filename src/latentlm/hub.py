@@ -1,0 +1,467 @@
+"""Model cards and Hub uploads for latentlm models.
+
+```python
+from latentlm.hub import push_to_hub, save_model_card
+
+save_model_card("runs/elf-small", model_name="elf-small", method="elf", base_info={"num_parameters": 11_030_000})
+push_to_hub("runs/elf-small", "me/elf-small")  # writes a card first if the folder has none
+```
+
+The card's YAML front matter is built by `huggingface_hub.ModelCardData` with ``library_name: latentlm`` and
+``pipeline_tag: text-generation``. transformers' and diffusers' own ``push_to_hub`` write a card with *their*
+``library_name`` when the repository has none, so a latentlm folder always gets its card before it is uploaded.
+
+`latentlm.training.train` writes the card of its export (``README.md`` next to the weights) with
+`save_training_card`. Cards are pure text: building one needs neither the network nor the weights.
+"""
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import ModelCard, ModelCardData
+
+
+__all__ = [
+    "DEFAULT_IGNORE_PATTERNS",
+    "card_from_folder",
+    "model_card",
+    "model_summary",
+    "push_to_hub",
+    "save_model_card",
+    "save_training_card",
+    "training_summary",
+]
+
+CARD_NAME = "README.md"
+BASE_TAGS = ("latentlm", "text-diffusion")
+# What a training run's folder holds besides the export: Accelerate checkpoints (pickles, optimizer state) and
+# TensorBoard logs. None of it belongs on the Hub; `push_to_hub(..., ignore_patterns=[])` uploads everything.
+DEFAULT_IGNORE_PATTERNS = ("checkpoints/", "logs/", "*.pkl", "*.pt", "*.bin")
+
+_METHOD_DESCRIPTIONS = {
+    "elf": (
+        "an [ELF](https://arxiv.org/abs/2605.10938) (Embedded Language Flows) text diffusion model: rectified flow "
+        "matching in the contextual embedding space of a frozen pretrained encoder, with the same network decoding "
+        "the final embeddings to tokens"
+    ),
+    "ar": (
+        "an autoregressive baseline (a transformers causal language model) trained with latentlm's training loop on "
+        "the same tokenizer and data as its diffusion models"
+    ),
+}
+_MODEL_KEYS = {  # config key -> label, in display order
+    "architecture": "Architecture",
+    "num_parameters": "Parameters",
+    "hidden_size": "Hidden size",
+    "num_hidden_layers": "Layers",
+    "num_attention_heads": "Attention heads",
+    "intermediate_size": "Intermediate size",
+    "latent_dim": "Latent size",
+    "bottleneck_dim": "Bottleneck size",
+    "vocab_size": "Vocabulary",
+    "max_position_embeddings": "Max. sequence length",
+    "encoder": "Frozen encoder",
+}
+_TRAINING_LABELS = {
+    "dataset": "Dataset",
+    "max_steps": "Optimizer steps",
+    "batch_size": "Batch (sequences per step)",
+    "per_device_train_batch_size": "Per-device batch",
+    "num_processes": "Processes",
+    "gradient_accumulation_steps": "Gradient accumulation",
+    "seq_len": "Sequence length (tokens)",
+    "tokens": "Tokens seen",
+    "learning_rate": "Learning rate",
+    "lr_scheduler_type": "LR schedule",
+    "warmup_steps": "Warm-up steps",
+    "weight_decay": "Weight decay",
+    "ema_decay": "EMA decay",
+    "mixed_precision": "Mixed precision",
+    "seed": "Seed",
+    "init_from": "Initialised from",
+    "lora": "LoRA",
+    "eval_loss": "Final eval loss",
+}
+_LOCAL_BUILDERS = ("text", "json", "csv", "parquet", "arrow")
+
+
+def model_card(
+    *,
+    model_name: str,
+    method: str,
+    base_info: Mapping[str, Any],
+    training: Mapping[str, Any] | None = None,
+    evaluation: str | None = None,
+    datasets: list[str] | None = None,
+    license: str = "apache-2.0",
+    tags: list[str] | None = None,
+    base_model: str | None = None,
+    repo_id: str | None = None,
+) -> ModelCard:
+    """Builds the model card of a latentlm model.
+
+    Args:
+        model_name: the card's title (and ``model_name`` in the metadata).
+        method: the registered method (``"elf"``, ``"ar"``, ...); it picks the usage snippet and is added to the tags.
+        base_info: the model's summary, label -> value (see `model_summary`); ``num_parameters`` is shown in millions.
+        training: the training summary (see `training_summary`): dataset, steps, batch, sequence length, tokens seen,
+            mixed precision, final eval loss, ...
+        evaluation: Markdown for an "Evaluation" section (tables, protocol, the command that made the numbers).
+        datasets: Hub dataset ids for the metadata.
+        license: SPDX-style license id for the metadata.
+        tags: extra tags; ``latentlm``, ``text-diffusion`` and the method name are always there.
+        base_model: Hub id of the model this one was fine-tuned from (metadata ``base_model``).
+        repo_id: the Hub repository the usage snippet loads; defaults to ``model_name`` (`push_to_hub` replaces it
+            with the repository it uploads to).
+
+    Returns:
+        a `huggingface_hub.ModelCard`; ``card.save(path)`` writes it, ``ModelCard.load(path)`` reads it back.
+    """
+    all_tags = list(dict.fromkeys([*BASE_TAGS, method, *(tags or [])]))
+    card_data = ModelCardData(
+        library_name="latentlm",
+        pipeline_tag="text-generation",
+        license=license,
+        tags=all_tags,
+        datasets=list(datasets) if datasets else None,
+        base_model=base_model,
+        model_name=model_name,
+    )
+    description = _METHOD_DESCRIPTIONS.get(method, f"a `{method}` continuous latent diffusion language model")
+    sections = [
+        f"# {model_name}",
+        f"This is {description}, trained with `latentlm`.",
+        "## Usage\n\n" + _usage_snippet(method, repo_id or model_name),
+        "## Model\n\n" + _table(base_info, _MODEL_KEYS, header=("Property", "Value")),
+    ]
+    if training:
+        sections.append("## Training\n\n" + _table(training, _TRAINING_LABELS, header=("Hyper-parameter", "Value")))
+    if evaluation:
+        sections.append("## Evaluation\n\n" + evaluation.strip())
+    body = "\n\n".join(sections)
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}\n")
+
+
+def save_model_card(folder: str | os.PathLike, **kwargs) -> ModelCard:
+    """Writes `model_card(**kwargs)` to ``folder/README.md`` (a saved pipeline or model folder) and returns it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"`folder` ({folder}) is not a directory: save the model or pipeline there first.")
+    card = model_card(**kwargs)
+    card.save(folder / CARD_NAME)
+    return card
+
+
+def model_summary(model) -> dict[str, Any]:
+    """The card's "Model" table of a model object: class, parameter count and the sizes in its config.
+
+    A PEFT-wrapped model is summarised by its base model; a frozen encoder kept outside the module tree (ELF) is not
+    counted, and is shown by name.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    summary = _config_summary(base.config.to_dict())
+    summary["architecture"] = type(base).__name__
+    summary["num_parameters"] = sum(p.numel() for p in base.parameters())
+    return _ordered(summary)
+
+
+def training_summary(config, *, num_processes: int = 1, eval_loss: float | None = None) -> dict[str, Any]:
+    """The card's "Training" table of a `latentlm.training.TrainingConfig`.
+
+    ``batch_size`` is sequences per optimizer step (per-device batch x processes x accumulation) and ``tokens`` the
+    tokens seen, ``max_steps x batch_size x seq_len``.
+    """
+    batch_size = config.per_device_train_batch_size * num_processes * config.gradient_accumulation_steps
+    summary = {
+        "dataset": _dataset_label(config),
+        "max_steps": config.max_steps,
+        "batch_size": batch_size,
+        "per_device_train_batch_size": config.per_device_train_batch_size,
+        "num_processes": num_processes,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "seq_len": config.seq_len,
+        "tokens": config.max_steps * batch_size * config.seq_len,
+        "learning_rate": config.learning_rate,
+        "lr_scheduler_type": config.lr_scheduler_type,
+        "warmup_steps": config.warmup_steps,
+        "weight_decay": config.weight_decay,
+        "ema_decay": config.ema_decay or None,
+        "mixed_precision": config.mixed_precision,
+        "seed": config.seed,
+        "init_from": _display_name(config.init_from) if config.init_from else None,
+        "lora": ", ".join(f"{key}={value}" for key, value in config.lora.items()) if config.lora else None,
+        "eval_loss": eval_loss,
+    }
+    return {key: value for key, value in summary.items() if value is not None}
+
+
+def save_training_card(
+    folder: str | os.PathLike, model, config, *, eval_loss: float | None = None, num_processes: int = 1
+) -> ModelCard:
+    """Writes the card of a training run's export: `model_summary` + `training_summary`, tags from the config."""
+    tags = ["lora"] if config.lora else None
+    base_model = config.init_from if config.init_from and _is_hub_id(config.init_from) else None
+    return save_model_card(
+        folder,
+        model_name=_folder_name(folder),
+        method=config.method,
+        base_info=model_summary(model),
+        training=training_summary(config, num_processes=num_processes, eval_loss=eval_loss),
+        datasets=_hub_datasets(config),
+        tags=tags,
+        base_model=base_model,
+    )
+
+
+def card_from_folder(folder: str | os.PathLike, repo_id: str | None = None) -> ModelCard:
+    """Builds a card for a saved folder from its files alone (no weights loaded).
+
+    The model summary comes from the model's ``config.json`` and the safetensors headers; the training summary from
+    ``training_config.yaml`` and the last evaluation in ``train_log.jsonl`` when a training run left them there.
+    """
+    folder = Path(folder)
+    config_file = _model_config_file(folder)
+    config = json.loads(config_file.read_text())
+    base_info = _config_summary(config)
+    base_info["architecture"] = (config.get("architectures") or [None])[0]
+    base_info["num_parameters"] = _count_safetensors_parameters(config_file.parent)
+    training, datasets, method = None, None, _method_of(config)
+    if (folder / "training_config.yaml").is_file():
+        from .training.config import load_config
+
+        run = load_config(folder / "training_config.yaml")
+        method, datasets = run.method, _hub_datasets(run)
+        training = training_summary(run, eval_loss=_last_eval_loss(folder / "train_log.jsonl"))
+        for key in ("num_processes", "batch_size", "tokens"):  # the number of processes is not recorded
+            training.pop(key)
+    return model_card(
+        model_name=_folder_name(folder),
+        method=method,
+        base_info=_ordered({key: value for key, value in base_info.items() if value is not None}),
+        training=training,
+        datasets=datasets,
+        repo_id=repo_id,
+    )
+
+
+def push_to_hub(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str = "Upload latentlm model",
+    ignore_patterns: list[str] | tuple[str, ...] | None = DEFAULT_IGNORE_PATTERNS,
+):
+    """Uploads a saved pipeline or model folder to the Hub repository ``repo_id`` (created if needed).
+
+    A folder without ``README.md`` first gets one (`card_from_folder`). A card written by latentlm loads the model
+    from its folder name in the usage snippet; that name is replaced by ``repo_id`` (in the folder's ``README.md``
+    too, so the folder and the repository match).
+
+    Args:
+        folder: the saved folder (``model_index.json`` for a pipeline, ``config.json`` for a model).
+        repo_id: ``"user/name"`` (or ``"name"`` for the token's user).
+        private: create the repository as private (no effect on an existing one).
+        token: Hub token; None uses the stored login or ``HF_TOKEN``.
+        commit_message: message of the upload commit.
+        ignore_patterns: files not uploaded; the default skips a training run's checkpoints, logs and pickles.
+
+    Returns:
+        the `huggingface_hub.CommitInfo` of the upload.
+
+    Raises:
+        huggingface_hub.errors.OfflineModeIsEnabled: when ``HF_HUB_OFFLINE`` is set, before any network call.
+    """
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    folder = Path(folder)
+    if not ((folder / "model_index.json").is_file() or (folder / "config.json").is_file()):
+        raise ValueError(f"`folder` ({folder}) holds no saved pipeline (model_index.json) or model (config.json).")
+    if constants.HF_HUB_OFFLINE:
+        raise OfflineModeIsEnabled(
+            f"Cannot push {folder} to the Hub repository {repo_id!r}: offline mode is on (HF_HUB_OFFLINE=1). "
+            "Unset HF_HUB_OFFLINE to upload; `save_model_card` writes the card locally."
+        )
+    _ensure_card(folder, repo_id)
+    api = HfApi(token=token)
+    repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    return api.upload_folder(
+        repo_id=repo_url.repo_id,
+        folder_path=str(folder),
+        repo_type="model",
+        commit_message=commit_message,
+        ignore_patterns=list(ignore_patterns) if ignore_patterns else None,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _usage_snippet(method: str, target: str) -> str:
+    if method == "ar":
+        code = f"""\
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{target}")
+model = AutoModelForCausalLM.from_pretrained("{target}")
+inputs = tokenizer("the", add_special_tokens=False, return_tensors="pt")
+outputs = model.generate(**inputs, max_new_tokens=64, do_sample=True)
+print(tokenizer.batch_decode(outputs, skip_special_tokens=True))"""
+    else:
+        code = f"""\
+import torch
+import latentlm
+
+pipe = latentlm.AutoPipelineForTextGeneration.from_pretrained("{target}")
+output = pipe(batch_size=2, gen_length=64, generator=torch.Generator().manual_seed(0))
+print(output.texts)"""
+    return f"```bash\npip install latentlm\n```\n\n```python\n{code}\n```"
+
+
+def _table(values: Mapping[str, Any], labels: Mapping[str, str], header: tuple[str, str]) -> str:
+    rows = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    for key, value in values.items():
+        label = labels.get(key, key.replace("_", " ").capitalize())
+        rows.append(f"| {label} | {_format_value(key, value)} |".replace("\n", " "))
+    return "\n".join(rows)
+
+
+def _format_value(key: str, value: Any) -> str:
+    if key == "num_parameters" and isinstance(value, int):
+        text = f"{value / 1e6:.2f}M ({value:,})"
+    elif key == "eval_loss" and isinstance(value, float):
+        text = f"{value:.4f}"
+    elif isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    elif isinstance(value, float):
+        text = f"{value:g}"
+    else:
+        text = str(value)
+    return text.replace("|", "\\|")
+
+
+def _config_summary(config: Mapping[str, Any]) -> dict[str, Any]:
+    summary = {key: config[key] for key in _MODEL_KEYS if config.get(key) is not None}
+    if "encoder_name_or_path" in config:  # None means the default encoder
+        from .models.encoders import DEFAULT_ENCODER
+
+        summary["encoder"] = _display_name(config["encoder_name_or_path"] or DEFAULT_ENCODER)
+    return summary
+
+
+def _ordered(summary: Mapping[str, Any]) -> dict[str, Any]:
+    known = {key: summary[key] for key in _MODEL_KEYS if key in summary}
+    return {**known, **{key: value for key, value in summary.items() if key not in known}}
+
+
+def _dataset_label(config) -> str:
+    label = _display_name(config.dataset)
+    if config.dataset_config:
+        label += f" ({config.dataset_config})"
+    if config.data_files:
+        files = config.data_files
+        files = [files] if isinstance(files, str) else list(files.values() if isinstance(files, dict) else files)
+        label += ": " + ", ".join(_display_name(str(f)) for f in files)
+    return label
+
+
+def _hub_datasets(config) -> list[str] | None:
+    """``[config.dataset]`` when it names a dataset (not a local file or a generic builder such as ``text``)."""
+    if config.dataset in _LOCAL_BUILDERS or not _is_hub_id(config.dataset):
+        return None
+    return [config.dataset]
+
+
+def _is_hub_id(name: str) -> bool:
+    return not os.path.exists(name) and not os.path.isabs(name) and name.count("/") <= 1
+
+
+def _display_name(name_or_path: str) -> str:
+    """A Hub id as is; a local path by its last component (cards must not leak local paths)."""
+    return name_or_path if _is_hub_id(name_or_path) else Path(name_or_path).name
+
+
+def _folder_name(folder: str | os.PathLike) -> str:
+    return Path(folder).resolve().name
+
+
+def _model_config_file(folder: Path) -> Path:
+    """The model's ``config.json``: in the folder, or in the pipeline component folder that has one."""
+    index = folder / "model_index.json"
+    if index.is_file():
+        components = [name for name, value in json.loads(index.read_text()).items() if isinstance(value, list)]
+        for name in components:
+            candidate = folder / name / "config.json"
+            if candidate.is_file() and "model_type" in json.loads(candidate.read_text()):
+                return candidate
+    if (folder / "config.json").is_file():
+        return folder / "config.json"
+    raise ValueError(f"{folder} holds no model config.json (neither a saved model nor a saved pipeline).")
+
+
+def _method_of(config: Mapping[str, Any]) -> str:
+    model_type = config.get("model_type", "")
+    if model_type.startswith("latentlm_"):
+        return model_type.removeprefix("latentlm_")
+    if any(name.endswith("ForCausalLM") for name in config.get("architectures") or []):
+        return "ar"
+    return model_type or "unknown"
+
+
+def _count_safetensors_parameters(model_dir: Path) -> int | None:
+    """Parameters stored in the folder's safetensors files, read from the headers only."""
+    from safetensors import safe_open
+
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for file in files:
+        with safe_open(file, framework="pt") as f:
+            for name in f.keys():
+                shape = f.get_slice(name).get_shape()
+                count = 1
+                for size in shape:
+                    count *= size
+                total += count
+    return total
+
+
+def _last_eval_loss(log_file: Path) -> float | None:
+    """The last ``ema_eval_loss`` / ``eval_loss`` of a training log (the loss of the exported weights)."""
+    if not log_file.is_file():
+        return None
+    loss = None
+    for line in log_file.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        for key in ("eval_loss", "ema_eval_loss"):
+            if key in record:
+                loss = record[key]
+    return loss
+
+
+def _ensure_card(folder: Path, repo_id: str) -> None:
+    """Writes a card when the folder has none, and points a latentlm card's usage snippet at ``repo_id``."""
+    path = folder / CARD_NAME
+    if not path.is_file():
+        card_from_folder(folder, repo_id=repo_id).save(path)
+        return
+    card = ModelCard.load(path)
+    name = getattr(card.data, "model_name", None)
+    if card.data.library_name == "latentlm" and name and name != repo_id:
+        text = path.read_text(encoding="utf-8")
+        updated = text.replace(f'from_pretrained("{name}")', f'from_pretrained("{repo_id}")')
+        if updated != text:
+            path.write_text(updated, encoding="utf-8")
