@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_scheduler
 
-from ..data import DataCollatorForFixedLength
+from ..data import DataCollatorForFixedLength, eos_token_id_for
 from ..hub import save_training_card
 from ..models.encoders import default_encoder_path
 from ..models.registry import MethodSpec, get_method
@@ -95,7 +95,8 @@ def train(config: TrainingConfig) -> TrainResult:
 
     model = build_model(spec, config, tokenizer, checkpoint).to(accelerator.device)
     if config.gradient_checkpointing:
-        model.activation_checkpointing_enable()
+        # transformers >= 5.x renamed gradient_checkpointing_enable; accept both.
+        (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     if hasattr(model, "prepare_for_training"):
         model.prepare_for_training(train_dataloader)
     if config.lora is not None:
@@ -321,7 +322,7 @@ def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -
         "vocab_size": len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": _first_not_none(tokenizer.bos_token_id, tokenizer.cls_token_id),
-        "eos_token_id": _first_not_none(tokenizer.eos_token_id, tokenizer.sep_token_id),
+        "eos_token_id": eos_token_id_for(tokenizer),  # the id the data pipeline ends documents with
         "max_position_embeddings": config.seq_len,
     }
     known = _config_keys(config_class)
