@@ -188,7 +188,7 @@ def test_quick_run_writes_results_tables_and_plots(quick_run, tiny_models):
     ]  # fmt: skip
     elf = [r for r in rows if r["model"] == "elf-tiny"]
     settings = {(r["steps"], r["guidance_scale"], r["gamma"]) for r in elf}
-    assert settings == {(2, 3.0, 1.5), (4, 3.0, 1.5), (4, 1.0, 1.5), (4, 3.0, 0.0)}  # shared settings run once
+    assert settings == {(2, 3.0, 0.0), (4, 3.0, 0.0), (4, 1.0, 0.0), (4, 3.0, 1.5)}  # shared settings run once
     for sweep, key, values in (("steps", "steps", {2, 4}), ("guidance", "guidance_scale", {1, 3}),
                                ("gamma", "gamma", {0, 1.5})):  # fmt: skip
         assert {r[key] for r in elf if sweep in r["sweeps"]} == values

@@ -18,9 +18,22 @@ TINY_ELF = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, bott
 
 def elf_config(output_dir, **overrides):
     values = dict(
-        method="elf", model=dict(TINY_ELF), dataset="english-prose", seq_len=32, max_train_samples=64,
-        max_eval_samples=16, per_device_train_batch_size=4, per_device_eval_batch_size=4, learning_rate=3e-3,
-        max_steps=4, eval_steps=2, eval_batches=2, logging_steps=1, ema_decay=0.9, report_to="none", seed=0,
+        method="elf",
+        model=dict(TINY_ELF),
+        dataset="english-prose",
+        seq_len=32,
+        max_train_samples=64,
+        max_eval_samples=16,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        learning_rate=3e-3,
+        max_steps=4,
+        eval_steps=2,
+        eval_batches=2,
+        logging_steps=1,
+        ema_decay=0.9,
+        report_to="none",
+        seed=0,
         output_dir=str(output_dir),
     )
     return load_config(None, {**values, **overrides})
@@ -41,8 +54,20 @@ def test_elf_trains_on_english_prose_exports_a_pipeline_and_samples_from_the_cli
     assert pipe.model.text_encoder is None  # sampling never needs the encoder
     assert len(pipe.tokenizer) == pipe.model.config.vocab_size == 30522
 
-    main(["sample", str(tmp_path / "run"), "--num_samples", "2", "--gen_length", "8",
-          "--num_inference_steps", "2", "--seed", "0"])
+    main(
+        [
+            "sample",
+            str(tmp_path / "run"),
+            "--num_samples",
+            "2",
+            "--gen_length",
+            "8",
+            "--num_inference_steps",
+            "2",
+            "--seed",
+            "0",
+        ]
+    )
     printed = capsys.readouterr().out.splitlines()
     assert [line[:4] for line in printed[-2:]] == ["[0] ", "[1] "]
 
