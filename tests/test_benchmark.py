@@ -244,7 +244,7 @@ def test_cli_pairs_record_the_exact_command_and_evaluate_a_text_file(tiny_models
     parser = add_bench_arguments(argparse.ArgumentParser())
     argv = ["--model", f"elf={tiny_models / 'elf'}", "--judge", str(tiny_models / "judge"), "--corpus",
             str(tiny_models / "corpus"), "--out-dir", str(tmp_path / "bench"), "--quick", "--no-speed",
-            "--num-samples", "2", "--gen-length", "8", "--steps", "2", "--guidance-scales", "3", "--gammas", "1.5",
+            "--num-samples", "2", "--gen-length", "8", "--steps", "2", "--guidance-scales", "3", "--gammas", "0",
             "--sweep-steps", "2", "--no-mauve"]  # fmt: skip
     args = parser.parse_args(argv)
     args.command_line = "latentlm bench " + " ".join(argv)
