@@ -95,3 +95,18 @@ def test_elf_run_killed_and_resumed_continues_with_the_same_losses(tmp_path, mon
     weights_b = load_file(tmp_path / "b" / "model" / "model.safetensors")
     for name in weights_a:
         torch.testing.assert_close(weights_b[name], weights_a[name], rtol=0, atol=1e-6)
+
+
+def test_lora_fine_tuning_of_a_trained_elf_changes_only_the_adapted_layers(tmp_path):
+    train(elf_config(tmp_path / "base", max_steps=2))
+    lora = {"r": 4, "lora_alpha": 8, "target_modules": ["qkv", "out_proj"]}
+    train(elf_config(tmp_path / "lora", init_from=str(tmp_path / "base" / "model"), lora=lora, max_steps=2,
+                     learning_rate=5e-2))  # fmt: skip
+
+    base = load_file(tmp_path / "base" / "model" / "model.safetensors")
+    tuned = load_file(tmp_path / "lora" / "model" / "model.safetensors")  # the merged export
+    changed = {name for name in base if not torch.equal(base[name], tuned[name])}
+    assert changed and all(name.endswith(("qkv.weight", "out_proj.weight")) for name in changed)
+    assert ELFPipeline.from_pretrained(tmp_path / "lora").model.config.latent_std == pytest.approx(
+        ELFPipeline.from_pretrained(tmp_path / "base").model.config.latent_std
+    )
