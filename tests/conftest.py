@@ -11,6 +11,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 
 
+# The smallest ELF that exercises every part of the backbone (bottleneck, control tokens, self-conditioning).
+TINY_ELF = dict(
+    vocab_size=32,
+    latent_dim=16,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    max_position_embeddings=24,
+    bottleneck_dim=8,
+)
 WORDS = "the a cat dog sat ran on in mat park and quickly slowly big small red house tree bird sang".split()
 
 

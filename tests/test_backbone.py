@@ -3,21 +3,12 @@
 import pytest
 import torch
 
+from conftest import TINY_ELF
 from latentlm import ELFConfig, ELFModel
 
 
 def tiny_config(**overrides):
-    kwargs = dict(
-        vocab_size=32,
-        latent_dim=16,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        max_position_embeddings=24,
-        bottleneck_dim=8,
-    )
-    kwargs.update(overrides)
-    return ELFConfig(**kwargs)
+    return ELFConfig(**{**TINY_ELF, **overrides})
 
 
 def randomized(model):

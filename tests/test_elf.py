@@ -5,25 +5,15 @@ import torch
 import torch.nn.functional as F
 
 import latentlm.models.elf.modeling_elf as modeling_elf
+from conftest import TINY_ELF
 from latentlm import AutoModelForTextDiffusion, ELFConfig, ELFForFlowMatching
 from latentlm.models.backbone import DenoiserOutput
 
 
 def tiny_elf(**overrides):
-    kwargs = dict(
-        vocab_size=32,
-        latent_dim=16,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        max_position_embeddings=24,
-        bottleneck_dim=8,
-        latent_mean=0.0,
-        latent_std=1.0,
-        eos_token_id=3,
+    return ELFForFlowMatching(
+        ELFConfig(**{**TINY_ELF, "latent_mean": 0.0, "latent_std": 1.0, "eos_token_id": 3, **overrides})
     )
-    kwargs.update(overrides)
-    return ELFForFlowMatching(ELFConfig(**kwargs))
 
 
 class FakeDenoiser(torch.nn.Module):
