@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from conftest import TINY_ELF
 from latentlm import AutoPipelineForTextGeneration, ELFConfig, ELFForFlowMatching, ELFPipeline, TextPipelineOutput
 from latentlm.models.modeling_utils import LatentDiffusionMixin
 from latentlm.pipelines import LatentDiffusionTextPipeline
@@ -12,13 +13,9 @@ from latentlm.schedulers import FlowMatchEulerSDEScheduler
 def make_pipeline(tokenizer, **config):
     torch.manual_seed(0)
     kwargs = dict(
+        TINY_ELF,
         vocab_size=len(tokenizer),
-        latent_dim=16,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
         max_position_embeddings=12,
-        bottleneck_dim=8,
         latent_mean=0.0,
         latent_std=1.0,
         eos_token_id=tokenizer.sep_token_id,
