@@ -32,3 +32,45 @@ def load_frozen_encoder(name_or_path: str | None, dtype: torch.dtype | None = No
     encoder = AutoModel.from_pretrained(resolve_encoder_path(name_or_path), dtype=dtype)
     encoder.eval().requires_grad_(False)
     return encoder
+
+
+class FrozenTextEncoderMixin:
+    """A frozen pretrained encoder attached to a model for training only: never a submodule, so never saved nor
+    optimised (sampling does not need it). The model's config names it in ``encoder_name_or_path``.
+
+    Subclasses set ``_encoder_width_field``, the config field the encoder's hidden size must equal.
+    """
+
+    _encoder_width_field = "latent_dim"
+
+    @property
+    def text_encoder(self) -> torch.nn.Module | None:
+        return self.__dict__.get("_text_encoder")
+
+    def set_text_encoder(self, encoder: torch.nn.Module) -> None:
+        """Attaches a frozen encoder without registering it as a submodule."""
+        width = getattr(self.config, self._encoder_width_field)
+        if encoder.config.hidden_size != width:
+            raise ValueError(
+                f"`encoder` has hidden size {encoder.config.hidden_size} but the model's `{self._encoder_width_field}` "
+                f"is {width}."
+            )
+        encoder.eval().requires_grad_(False)
+        self.__dict__["_text_encoder"] = encoder
+
+    def load_text_encoder(self) -> torch.nn.Module:
+        """Loads ``config.encoder_name_or_path`` (the offline default when `None`) unless an encoder is attached."""
+        if self.text_encoder is None:
+            self.set_text_encoder(load_frozen_encoder(self.config.encoder_name_or_path))
+        return self.text_encoder
+
+    @torch.no_grad()
+    def encoder_activations(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The frozen encoder's last hidden states `(batch, seq_len, width)` in float32, not normalised."""
+        if self.text_encoder is None:
+            raise ValueError(
+                f"{type(self).__name__} needs its frozen encoder to train: call `model.prepare_for_training(dataloader)`, "
+                "`model.load_text_encoder()` or `model.set_text_encoder(AutoModel.from_pretrained(...))` first."
+            )
+        encoder = self.text_encoder.to(input_ids.device)
+        return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()

@@ -25,7 +25,8 @@ from transformers.utils import ModelOutput
 
 from ...schedulers import FlowMatchEulerSDEScheduler, sample_training_sigmas
 from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
-from ..encoders import load_frozen_encoder
+from ..encoders import FrozenTextEncoderMixin
+from ..heads import FactoredLMHead
 from ..modeling_utils import LatentDiffusionMixin
 from .configuration_elf import ELFConfig
 
@@ -65,29 +66,17 @@ class ELFModel(ELFPreTrainedModel):
         return self.transformer(hidden_states, timestep, attention_mask=attention_mask, **kwargs)
 
 
-class ELFDecodeHead(nn.Module):
-    """Factored unembedding `logits = W_u gelu(W_p h + b_p) + b_u` (ELF's decoder head)."""
-
-    def __init__(self, config: ELFConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.decoder_head_dim)
-        self.unembed = nn.Linear(config.decoder_head_dim, config.vocab_size)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.unembed(F.gelu(self.dense(hidden_states), approximate="tanh"))
-
-
-class ELFForFlowMatching(ELFPreTrainedModel, LatentDiffusionMixin):
+class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffusionMixin):
     """ELF with its training objective and the sampling interface of `LatentDiffusionMixin`.
 
-    The frozen encoder is attached for training only (`prepare_for_training` or `set_text_encoder`) and is kept out
-    of the state dict: a saved ELF model is the denoiser and its decode head, nothing else.
+    The frozen encoder is attached for training only (`prepare_for_training`, `load_text_encoder` or
+    `set_text_encoder`, see `FrozenTextEncoderMixin`) and is kept out of the state dict: a saved ELF model is the denoiser and its decode head, nothing else.
     """
 
     def __init__(self, config: ELFConfig):
         super().__init__(config)
         self.model = ELFModel(config)
-        self.lm_head = ELFDecodeHead(config)
+        self.lm_head = FactoredLMHead(config.hidden_size, config.decoder_head_dim, config.vocab_size)
         self.noise_scheduler = self.get_default_scheduler()
         self.post_init()
 
@@ -98,37 +87,21 @@ class ELFForFlowMatching(ELFPreTrainedModel, LatentDiffusionMixin):
     # The frozen encoder and the data statistics
     # ----------------------------------------------------------------------------------------------------------
 
-    @property
-    def text_encoder(self) -> nn.Module | None:
-        return self.__dict__.get("_text_encoder")
+    def encode_text(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_activations: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Normalised contextual embeddings `(batch, seq_len, latent_dim)`: ELF's data points.
 
-    def set_text_encoder(self, encoder: nn.Module) -> None:
-        """Attaches a frozen encoder without registering it as a submodule (it is never saved nor optimised)."""
-        if encoder.config.hidden_size != self.config.latent_dim:
-            raise ValueError(
-                f"`encoder` has hidden size {encoder.config.hidden_size} but the model's `latent_dim` is "
-                f"{self.config.latent_dim}."
-            )
-        encoder.eval().requires_grad_(False)
-        self.__dict__["_text_encoder"] = encoder
-
-    @torch.no_grad()
-    def embed_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Raw encoder hidden states `(batch, seq_len, latent_dim)` (not normalised)."""
-        if self.text_encoder is None:
-            raise ValueError(
-                "ELF needs its frozen encoder to train: call `model.prepare_for_training(dataloader)` or "
-                "`model.set_text_encoder(AutoModel.from_pretrained(...))` first."
-            )
-        encoder = self.text_encoder.to(input_ids.device)
-        return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
-
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalised contextual embeddings `(batch, seq_len, latent_dim)`: ELF's data points."""
+        `encoder_activations` are the encoder's raw hidden states when precomputed (the training loop's cache).
+        """
         if self.config.latent_std is None:
             raise ValueError("`latent_mean` / `latent_std` are not fitted: call `model.fit_latent_statistics` first.")
-        hidden = self.embed_tokens(input_ids, attention_mask)
-        return (hidden - self.config.latent_mean) / self.config.latent_std
+        if encoder_activations is None:
+            encoder_activations = self.encoder_activations(input_ids, attention_mask)
+        return (encoder_activations.float() - self.config.latent_mean) / self.config.latent_std
 
     @torch.no_grad()
     def fit_latent_statistics(self, batches) -> tuple[float, float]:
@@ -136,7 +109,10 @@ class ELFForFlowMatching(ELFPreTrainedModel, LatentDiffusionMixin):
         total, total_sq, count = 0.0, 0.0, 0
         for batch in batches:
             mask = batch.get("attention_mask")
-            hidden = self.embed_tokens(batch["input_ids"], mask).double()
+            hidden = batch.get("encoder_activations")
+            if hidden is None:
+                hidden = self.encoder_activations(batch["input_ids"], mask)
+            hidden = hidden.double()
             valid = hidden if mask is None else hidden[mask.bool()]
             total += valid.sum().item()
             total_sq += valid.pow(2).sum().item()
@@ -150,8 +126,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, LatentDiffusionMixin):
 
     def prepare_for_training(self, dataloader, num_batches: int = 16) -> None:
         """Training-loop hook: loads the frozen encoder and fits the latent statistics if they are not set."""
-        if self.text_encoder is None:
-            self.set_text_encoder(load_frozen_encoder(self.config.encoder_name_or_path))
+        self.load_text_encoder()
         if self.config.latent_std is None:
             batches = (batch for _, batch in zip(range(num_batches), dataloader))
             self.fit_latent_statistics(batches)
@@ -166,6 +141,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, LatentDiffusionMixin):
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         latents: torch.Tensor | None = None,
+        encoder_activations: torch.Tensor | None = None,
     ) -> ELFFlowMatchingOutput:
         """ELF's training loss for one batch.
 
@@ -174,9 +150,11 @@ class ELFForFlowMatching(ELFPreTrainedModel, LatentDiffusionMixin):
             attention_mask: `(batch, seq_len)`, 0 on padding (excluded from attention and from the loss).
             labels: `(batch, seq_len)` decode-mode targets; defaults to `input_ids`; -100 is ignored.
             latents: `(batch, seq_len, latent_dim)` precomputed normalised embeddings (skips the encoder).
+            encoder_activations: `(batch, seq_len, latent_dim)` precomputed raw encoder hidden states (skips the
+                encoder; the training loop passes them with `cache_encoder_activations`).
         """
         cfg = self.config
-        x0 = self.encode_text(input_ids, attention_mask) if latents is None else latents
+        x0 = self.encode_text(input_ids, attention_mask, encoder_activations) if latents is None else latents
         x0 = x0.to(self.dtype)
         batch, seq_len, _ = x0.shape
         device = x0.device
@@ -225,8 +203,10 @@ class ELFForFlowMatching(ELFPreTrainedModel, LatentDiffusionMixin):
         logits = self.lm_head(out.last_hidden_state[is_decode])
         decode_labels = labels[is_decode]
         decode_per_token = F.cross_entropy(
-            logits.float().transpose(1, 2), decode_labels.masked_fill(decode_labels == -100, 0), reduction="none"
-        )
+            logits.float().flatten(0, 1),
+            decode_labels.masked_fill(decode_labels == -100, 0).flatten(),
+            reduction="none",
+        ).view_as(decode_labels)
         decode_mask = token_mask[is_decode]
 
         decode_sum, denoise_sum = (decode_per_token * decode_mask).sum(), (denoise_per_token * denoise_mask).sum()
