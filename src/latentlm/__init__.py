@@ -9,6 +9,11 @@ from pathlib import Path
 from transformers import AutoConfig, AutoModel
 
 from .models import (
+    CosmosLMAutoencoder,
+    CosmosLMAutoencoderConfig,
+    CosmosLMConfig,
+    CosmosLMForDiffusion,
+    CosmosLMModel,
     DenoiserTransformer,
     ELFConfig,
     ELFForFlowMatching,
@@ -19,8 +24,14 @@ from .models import (
     list_methods,
 )
 from .models.auto import AutoModelForTextDiffusion
-from .pipelines import AutoPipelineForTextGeneration, ELFPipeline, LatentDiffusionTextPipeline, TextPipelineOutput
-from .schedulers import FlowMatchEulerSDEScheduler
+from .pipelines import (
+    AutoPipelineForTextGeneration,
+    CosmosLMPipeline,
+    ELFPipeline,
+    LatentDiffusionTextPipeline,
+    TextPipelineOutput,
+)
+from .schedulers import EulerMaruyamaVPScheduler, FlowMatchEulerSDEScheduler
 
 
 __version__ = "0.1.0.dev0"
@@ -28,6 +39,11 @@ __version__ = "0.1.0.dev0"
 AutoConfig.register(ELFConfig.model_type, ELFConfig, exist_ok=True)
 AutoModel.register(ELFConfig, ELFModel, exist_ok=True)
 AutoModelForTextDiffusion.register(ELFConfig, ELFForFlowMatching, exist_ok=True)
+AutoConfig.register(CosmosLMConfig.model_type, CosmosLMConfig, exist_ok=True)
+AutoModel.register(CosmosLMConfig, CosmosLMModel, exist_ok=True)
+AutoModelForTextDiffusion.register(CosmosLMConfig, CosmosLMForDiffusion, exist_ok=True)
+AutoConfig.register(CosmosLMAutoencoderConfig.model_type, CosmosLMAutoencoderConfig, exist_ok=True)
+AutoModel.register(CosmosLMAutoencoderConfig, CosmosLMAutoencoder, exist_ok=True)
 
 _PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
@@ -50,12 +66,19 @@ def pretrained_path(name: str) -> str:
 __all__ = [
     "AutoModelForTextDiffusion",
     "AutoPipelineForTextGeneration",
+    "CosmosLMAutoencoder",
+    "CosmosLMAutoencoderConfig",
+    "CosmosLMConfig",
+    "CosmosLMForDiffusion",
+    "CosmosLMModel",
+    "CosmosLMPipeline",
     "DenoiserTransformer",
     "ELFConfig",
     "ELFForFlowMatching",
     "ELFModel",
     "ELFPipeline",
     "ELFPreTrainedModel",
+    "EulerMaruyamaVPScheduler",
     "FlowMatchEulerSDEScheduler",
     "LatentDiffusionMixin",
     "LatentDiffusionTextPipeline",

@@ -30,9 +30,13 @@ class MethodSpec:
 def _method_specs() -> dict[str, MethodSpec]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from .cosmos_lm import CosmosLMAutoencoder, CosmosLMAutoencoderConfig, CosmosLMConfig, CosmosLMForDiffusion
     from .elf import ELFConfig, ELFForFlowMatching
 
     return {
+        # Cosmos trains in two stages: the autoencoder, then diffusion on its latents (`--autoencoder PATH`).
+        "cosmos-autoencoder": MethodSpec("cosmos-autoencoder", CosmosLMAutoencoderConfig, CosmosLMAutoencoder),
+        "cosmos": MethodSpec("cosmos", CosmosLMConfig, CosmosLMForDiffusion, pipeline_class="CosmosLMPipeline"),
         "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, pipeline_class="ELFPipeline"),
         "ar": MethodSpec("ar", LlamaConfig, LlamaForCausalLM, pipeline_class=None),
     }

@@ -1,7 +1,14 @@
 from .auto import AutoPipelineForTextGeneration
+from .pipeline_cosmos_lm import CosmosLMPipeline
 from .pipeline_elf import ELFPipeline
 from .pipeline_latent_diffusion import LatentDiffusionTextPipeline
 from .pipeline_output import TextPipelineOutput
 
 
-__all__ = ["AutoPipelineForTextGeneration", "ELFPipeline", "LatentDiffusionTextPipeline", "TextPipelineOutput"]
+__all__ = [
+    "AutoPipelineForTextGeneration",
+    "CosmosLMPipeline",
+    "ELFPipeline",
+    "LatentDiffusionTextPipeline",
+    "TextPipelineOutput",
+]

@@ -206,7 +206,8 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
         # 5. Decode latents to tokens, cut at the first end-of-sequence
         sequences = texts = None
         if output_type != "latent":
-            logits = self.model.decode_latents(latents, guidance_scale=guidance_scale)
+            # A codec may decode a fixed length (Cosmos: the autoencoder's L); the text is its first tokens.
+            logits = self.model.decode_latents(latents, guidance_scale=guidance_scale)[:, :gen_length]
             sequences = self.cut_at_eos(logits.argmax(dim=-1))
             if output_type == "text":
                 texts = self.decode_to_text(sequences)

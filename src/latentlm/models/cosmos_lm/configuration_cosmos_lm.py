@@ -1,0 +1,194 @@
+"""Configurations of Cosmos (Meshchaninov et al., "Compressed and Smooth Latent Space for Text Diffusion Modeling",
+arXiv 2506.21170): the text autoencoder and the latent diffusion model trained on its latents.
+
+The method is named `CosmosLM...` because NVIDIA's Cosmos already has classes in diffusers and transformers.
+"""
+
+from transformers import PreTrainedConfig
+
+
+def _check_positive(config, names) -> None:
+    for name in names:
+        if getattr(config, name) <= 0:
+            raise ValueError(f"`{name}` must be positive, got {getattr(config, name)}.")
+
+
+def _check_probability(config, names) -> None:
+    for name in names:
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise ValueError(f"`{name}` must be in [0, 1], got {getattr(config, name)}.")
+
+
+class CosmosLMAutoencoderConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`CosmosLMAutoencoder`]: `max_position_embeddings` (L) tokens <-> `num_latents` (N) latents.
+
+    The compressor reads the frozen encoder's activations, standardised per dimension with data statistics, and
+    N learned latent queries attend to them (Perceiver); the decompressor's L token slots attend to the latents and
+    predict the tokens (cross-entropy) and the normalised encoder activations (MSE, the alignment with the frozen
+    encoder). Cosmos' defaults: N = 16 for L = 128 (8x), and three augmentations that make the latent space smooth.
+
+    Args:
+        vocab_size (`int`, defaults to 30522): the encoder tokenizer's vocabulary.
+        encoder_name_or_path (`str`, *optional*): the frozen `AutoModel` encoder (`None` = the offline
+            all-MiniLM-L6-v2). Needed to encode text; decoding never needs it.
+        encoder_dim (`int`, defaults to 384): the encoder's hidden size.
+        max_position_embeddings (`int`, defaults to 128): L, the text length the decompressor produces.
+        num_latents (`int`, defaults to 16): N, the number of latent vectors.
+        latent_dim (`int`, defaults to 384): width of each latent vector (Cosmos: the encoder's width).
+        hidden_size, num_attention_heads, intermediate_size: width of the Perceiver blocks
+            (`intermediate_size=None` gives `int(8 * hidden_size / 3)`).
+        num_compressor_layers, num_decompressor_layers (`int`, defaults to 2 each): depth of the two stacks.
+        lm_head_dim (`int`, defaults to 128): bottleneck of the factored token head `hidden -> lm_head_dim -> vocab`.
+        activation_mask_fraction (`float`, defaults to 0.5): share of each training batch whose encoder activations
+            are masked: `activation_mask_prob` (0.3) of their tokens are hidden from the compressor.
+        activation_noise_fraction (`float`, defaults to 0.5): share of each training batch (after the masked rows)
+            whose normalised activations are mixed with noise, `delta * h + sqrt(1 - delta^2) * eps`, with
+            `activation_noise_delta` (0.7).
+        latent_dropout (`float`, defaults to 0.4): each latent element is zeroed with this probability before
+            decoding, in training (Cosmos does not rescale the kept ones).
+        Set the two fractions and `latent_dropout` to 0 to train without the augmentations.
+    """
+
+    model_type = "latentlm_cosmos_autoencoder"
+
+    vocab_size: int = 30522
+    encoder_name_or_path: str | None = None
+    encoder_dim: int = 384
+    max_position_embeddings: int = 128
+    num_latents: int = 16
+    latent_dim: int = 384
+    hidden_size: int = 256
+    num_attention_heads: int = 4
+    intermediate_size: int | None = None
+    num_compressor_layers: int = 2
+    num_decompressor_layers: int = 2
+    lm_head_dim: int = 128
+    rms_norm_eps: float = 1e-6
+    hidden_dropout: float = 0.0
+    initializer_range: float = 0.02
+
+    activation_mask_fraction: float = 0.5
+    activation_mask_prob: float = 0.3
+    activation_noise_fraction: float = 0.5
+    activation_noise_delta: float = 0.7
+    latent_dropout: float = 0.4
+
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        if self.intermediate_size is None:
+            self.intermediate_size = int(8 * self.hidden_size / 3)
+        super().__post_init__(**kwargs)
+        _check_positive(
+            self,
+            ("vocab_size", "encoder_dim", "max_position_embeddings", "num_latents", "latent_dim", "hidden_size",
+             "num_attention_heads", "num_compressor_layers", "num_decompressor_layers", "lm_head_dim"),
+        )  # fmt: skip
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
+                f"({self.num_attention_heads})."
+            )
+        _check_probability(
+            self, ("activation_mask_fraction", "activation_mask_prob", "activation_noise_fraction", "latent_dropout")
+        )
+        if self.activation_mask_fraction + self.activation_noise_fraction > 1.0:
+            raise ValueError(
+                "`activation_mask_fraction` + `activation_noise_fraction` must be at most 1 (they split one batch), "
+                f"got {self.activation_mask_fraction} + {self.activation_noise_fraction}."
+            )
+        if not 0.0 <= self.activation_noise_delta <= 1.0:
+            raise ValueError(f"`activation_noise_delta` must be in [0, 1], got {self.activation_noise_delta}.")
+
+    @property
+    def compression_ratio(self) -> float:
+        """Tokens per latent vector, L / N (Cosmos' headline: 128 / 16 = 8x)."""
+        return self.max_position_embeddings / self.num_latents
+
+
+class CosmosLMConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`CosmosLMModel`] and [`CosmosLMForDiffusion`]: the denoiser of Cosmos' latent diffusion.
+
+    The denoiser is latentlm's shared `DenoiserTransformer` over the N latents of a trained (then frozen)
+    [`CosmosLMAutoencoder`], with Cosmos' U-Net long skips and self-conditioning, trained with x0-prediction MSE on
+    the variance-preserving tan schedule (`EulerMaruyamaVPScheduler`, t = 0 data, t = 1 noise).
+
+    Args:
+        autoencoder_name_or_path (`str`, *optional*): the trained autoencoder (a `CosmosLMAutoencoder` folder); the
+            CLI's `--autoencoder` sets it. Needed to train; a saved pipeline carries the autoencoder itself.
+        vocab_size (`int`): the tokenizer's vocabulary (checked against the autoencoder's).
+        num_latents, latent_dim (`int`, defaults to 16, 384): the autoencoder's latent shape.
+        max_position_embeddings (`int`, defaults to 128): L, the text length (the autoencoder's); the denoiser sees
+            only `num_latents` positions.
+        hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, rope_theta, rms_norm_eps,
+            hidden_dropout, initializer_range: denoiser sizes (`intermediate_size=None`: `int(8 * hidden_size / 3)`).
+        num_time_tokens (`int`, defaults to 4): in-context time tokens (Cosmos adds a time embedding per layer).
+        self_conditioning (`bool`, defaults to `True`) and self_cond_prob (`float`, defaults to 0.5).
+        use_long_skips (`bool`, defaults to `True`): U-Net skips from the first to the second half of the blocks.
+        schedule_d (`float`, defaults to 5.0): d of the tan schedule (Cosmos: 5 for 16/32 latents, 7 for 64).
+        t_min (`float`, defaults to 0.05): the sampler stops here and decodes.
+        training_t_min (`float`, defaults to 1e-5): training times are U(training_t_min, 1).
+    """
+
+    model_type = "latentlm_cosmos"
+
+    autoencoder_name_or_path: str | None = None
+    vocab_size: int = 30522
+    num_latents: int = 16
+    latent_dim: int = 384
+    max_position_embeddings: int = 128
+
+    hidden_size: int = 256
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 4
+    intermediate_size: int | None = None
+    bottleneck_dim: int | None = None
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-6
+    hidden_dropout: float = 0.0
+    initializer_range: float = 0.02
+    num_time_tokens: int = 4
+    num_guidance_tokens: int = 0
+    num_mode_tokens: int = 0
+    self_conditioning: bool = True
+    self_cond_prob: float = 0.5
+    use_long_skips: bool = True
+
+    schedule_d: float = 5.0
+    t_min: float = 0.05
+    training_t_min: float = 1e-5
+
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        if self.intermediate_size is None:
+            self.intermediate_size = int(8 * self.hidden_size / 3)
+        super().__post_init__(**kwargs)
+        _check_positive(
+            self,
+            ("vocab_size", "num_latents", "latent_dim", "max_position_embeddings", "hidden_size",
+             "num_hidden_layers", "num_attention_heads", "num_time_tokens", "schedule_d"),
+        )  # fmt: skip
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
+                f"({self.num_attention_heads})."
+            )
+        if self.num_guidance_tokens or self.num_mode_tokens:
+            raise ValueError(
+                "Cosmos has no guidance or mode tokens: `num_guidance_tokens` and `num_mode_tokens` must be 0."
+            )
+        _check_probability(self, ("self_cond_prob",))
+        if not 0.0 < self.t_min < 1.0:
+            raise ValueError(f"`t_min` must be in (0, 1), got {self.t_min}.")
+
+
+__all__ = ["CosmosLMAutoencoderConfig", "CosmosLMConfig"]
