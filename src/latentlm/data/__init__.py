@@ -12,6 +12,7 @@ Example:
     ```
 """
 
+from .activations import ACTIVATIONS_COLUMN, add_encoder_activations
 from .corpora import CORPORA, CORPUS_VERSION, DEFAULT_CORPUS, SPLITS, list_corpora, load_corpus, split_for_id
 from .loading import load_text_dataset
 from .processing import DataCollatorForFixedLength, eos_token_id_for, tokenize_and_chunk
@@ -19,11 +20,13 @@ from .sources import download_corpus_sources, latentlm_cache_dir
 
 
 __all__ = [
+    "ACTIVATIONS_COLUMN",
     "CORPORA",
     "CORPUS_VERSION",
     "DEFAULT_CORPUS",
     "SPLITS",
     "DataCollatorForFixedLength",
+    "add_encoder_activations",
     "download_corpus_sources",
     "eos_token_id_for",
     "latentlm_cache_dir",

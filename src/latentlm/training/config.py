@@ -42,6 +42,8 @@ class TrainingConfig:
             filled from the tokenizer and the data; entries here override them.
         init_from: directory of a pretrained model (with ``config.json``) to fine-tune instead of training from
             scratch; ``model`` entries then override its config.
+        autoencoder: directory of a trained autoencoder for latent diffusion methods (``method: cosmos``, CLI
+            ``--autoencoder PATH``); the model's latent shape and vocabulary are read from it.
         tokenizer_name_or_path: tokenizer to load with `AutoTokenizer`; None uses the default encoder's tokenizer
             (`latentlm.models.encoders.default_encoder_path`).
         lora: keyword arguments of `peft.LoraConfig`; when set, only the LoRA parameters are trained.
@@ -58,6 +60,9 @@ class TrainingConfig:
         seq_len: length of every training sequence, in tokens.
         packing: concatenate texts and cut them into blocks of ``seq_len`` (no padding) instead of padding each text.
         max_train_samples / max_eval_samples: keep only the first N sequences (quick runs).
+        cache_encoder_activations: run the method's frozen encoder over the data once and keep its activations
+            on disk with the tokenised sequences (``$LATENTLM_CACHE/encoder-activations``, float16), so training steps
+            skip the encoder (ELF, Cosmos). Costs ``seq_len * width * 2`` bytes per sequence.
 
     Optimisation:
         per_device_train_batch_size / per_device_eval_batch_size: sequences per device and micro-batch.
@@ -88,6 +93,7 @@ class TrainingConfig:
     method: str = "elf"
     model: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None
+    autoencoder: str | None = None
     tokenizer_name_or_path: str | None = None
     lora: dict[str, Any] | None = None
     gradient_checkpointing: bool = False
@@ -101,6 +107,7 @@ class TrainingConfig:
     packing: bool = True
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
+    cache_encoder_activations: bool = False
 
     per_device_train_batch_size: int = 32
     per_device_eval_batch_size: int = 32

@@ -31,7 +31,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_scheduler
 
-from ..data import DataCollatorForFixedLength, eos_token_id_for
+from ..data import ACTIVATIONS_COLUMN, DataCollatorForFixedLength, eos_token_id_for
+from ..data.activations import stack_activations
 from ..hub import save_training_card
 from ..models.encoders import default_encoder_path
 from ..models.registry import MethodSpec, get_method
@@ -91,9 +92,13 @@ def train(config: TrainingConfig) -> TrainResult:
     with accelerator.main_process_first():
         tokenizer = load_tokenizer(config)
         train_dataset, eval_dataset = build_datasets(config, tokenizer)
+    eval_dataset = eval_subset(config, eval_dataset, accelerator.num_processes)
+    model = build_model(spec, config, tokenizer, checkpoint).to(accelerator.device)
+    if config.cache_encoder_activations:
+        with accelerator.main_process_first():
+            train_dataset, eval_dataset = cache_encoder_activations(model, (train_dataset, eval_dataset), accelerator)
     train_dataloader, eval_dataloader = build_dataloaders(config, train_dataset, eval_dataset, accelerator)
 
-    model = build_model(spec, config, tokenizer, checkpoint).to(accelerator.device)
     if config.gradient_checkpointing:
         # transformers >= 5.x renamed gradient_checkpointing_enable; accept both.
         (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
@@ -270,21 +275,49 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
 
 
 def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
-    """Stacks ``input_ids``/``attention_mask`` and adds ``labels`` (the inputs, padding set to -100)."""
+    """Stacks ``input_ids``/``attention_mask`` and adds ``labels`` (the inputs, padding set to -100); cached
+    ``encoder_activations`` are stacked as float32."""
     batch = DataCollatorForFixedLength()(examples)
     batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    if ACTIVATIONS_COLUMN in examples[0]:
+        batch[ACTIVATIONS_COLUMN] = stack_activations(examples)
     return batch
 
 
+def cache_encoder_activations(model, datasets: tuple, accelerator: Accelerator) -> tuple:
+    """Adds the frozen encoder's activations to each dataset, computed once and cached on disk (see
+    `latentlm.data.add_encoder_activations`); the model's ``forward`` then skips its encoder."""
+    from ..data import add_encoder_activations
+
+    if not hasattr(model, "encoder_activations"):
+        raise ValueError(
+            "`cache_encoder_activations` needs a method with a frozen encoder (elf, cosmos, cosmos-autoencoder); "
+            f"{type(model).__name__} has none."
+        )
+    encoder = model.load_text_encoder()
+    key = f"{type(encoder).__name__}:{getattr(encoder.config, '_name_or_path', '')}"
+    device = accelerator.device
+
+    def encode(input_ids, attention_mask):
+        mask = None if attention_mask is None else attention_mask.to(device)
+        return model.encoder_activations(input_ids.to(device), mask)
+
+    return tuple(add_encoder_activations(dataset, encode, encoder_key=key) for dataset in datasets)
+
+
+def eval_subset(config: TrainingConfig, eval_dataset, num_processes: int = 1):
+    """The validation sequences every evaluation reads: the first ``eval_batches`` batches of every process."""
+    num_eval = config.eval_batches * config.per_device_eval_batch_size * num_processes
+    return eval_dataset.select(range(min(num_eval, len(eval_dataset))))
+
+
 def build_dataloaders(config: TrainingConfig, train_dataset, eval_dataset, accelerator: Accelerator):
-    """A shuffled training loader and an evaluation loader over the first ``eval_batches`` batches.
+    """A shuffled training loader and an evaluation loader (over `eval_subset`).
 
     Both loaders own a generator, so creating an iterator never draws from the global torch RNG (which would make
     a resumed run diverge from an uninterrupted one). The shuffling order of each epoch is fixed by ``seed`` and the
     epoch number (Accelerate's seedable sampler).
     """
-    num_eval = config.eval_batches * config.per_device_eval_batch_size * accelerator.num_processes
-    eval_dataset = eval_dataset.select(range(min(num_eval, len(eval_dataset))))
     common = {"collate_fn": collate, "num_workers": config.dataloader_num_workers}
     train_dataloader = DataLoader(
         train_dataset,
@@ -326,7 +359,21 @@ def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -
         "max_position_embeddings": config.seq_len,
     }
     known = _config_keys(config_class)
+    if config.autoencoder is not None:
+        derived.update(_autoencoder_derived(config.autoencoder))
     return {**{key: value for key, value in derived.items() if key in known}, **config.model}
+
+
+def _autoencoder_derived(path: str) -> dict:
+    """Config values a latent diffusion model takes from its trained autoencoder (``--autoencoder PATH``)."""
+    from transformers import AutoConfig
+
+    try:
+        autoencoder = AutoConfig.from_pretrained(path)
+    except OSError as err:
+        raise ValueError(f"`autoencoder` must be a trained autoencoder folder, got {path!r}: {err}") from err
+    shared = ("num_latents", "latent_dim", "vocab_size", "pad_token_id", "bos_token_id", "eos_token_id")
+    return {"autoencoder_name_or_path": str(path), **{key: getattr(autoencoder, key) for key in shared}}
 
 
 def _check_model_keys(config_class: type, model_kwargs: dict) -> None:
