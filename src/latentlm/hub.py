@@ -47,6 +47,15 @@ _METHOD_DESCRIPTIONS = {
         "matching in the contextual embedding space of a frozen pretrained encoder, with the same network decoding "
         "the final embeddings to tokens"
     ),
+    "cosmos": (
+        "a [Cosmos](https://arxiv.org/abs/2506.21170) text diffusion model: variance-preserving diffusion over the "
+        "few latents of a trained text autoencoder (saved beside it in the pipeline), decoded once at the end"
+    ),
+    "cosmos-autoencoder": (
+        "a [Cosmos](https://arxiv.org/abs/2506.21170) text autoencoder: a Perceiver compressor turns L tokens (read "
+        "through a frozen pretrained encoder) into N latents and a decompressor turns them back into tokens, trained "
+        "with token cross-entropy, alignment to the frozen encoder's activations and perturbation augmentations"
+    ),
     "ar": (
         "an autoregressive baseline (a transformers causal language model) trained with latentlm's training loop on "
         "the same tokenizer and data as its diffusion models"
@@ -314,6 +323,17 @@ model = AutoModelForCausalLM.from_pretrained("{target}")
 inputs = tokenizer("the", add_special_tokens=False, return_tensors="pt")
 outputs = model.generate(**inputs, max_new_tokens=64, do_sample=True)
 print(tokenizer.batch_decode(outputs, skip_special_tokens=True))"""
+    elif method == "cosmos-autoencoder":
+        code = f"""\
+from transformers import AutoTokenizer
+from latentlm import CosmosLMAutoencoder
+
+tokenizer = AutoTokenizer.from_pretrained("{target}")
+autoencoder = CosmosLMAutoencoder.from_pretrained("{target}")
+autoencoder.load_text_encoder()  # the frozen encoder it reads (not part of the weights)
+batch = tokenizer(["the cat sat on the mat."], return_tensors="pt")
+latents = autoencoder.encode(batch.input_ids, batch.attention_mask)  # (1, num_latents, latent_dim)
+print(tokenizer.batch_decode(autoencoder.decode(latents).argmax(-1)))"""
     else:
         code = f"""\
 import torch
@@ -411,7 +431,7 @@ def _model_config_file(folder: Path) -> Path:
 def _method_of(config: Mapping[str, Any]) -> str:
     model_type = config.get("model_type", "")
     if model_type.startswith("latentlm_"):
-        return model_type.removeprefix("latentlm_")
+        return model_type.removeprefix("latentlm_").replace("_", "-")  # latentlm_cosmos_autoencoder -> method name
     if any(name.endswith("ForCausalLM") for name in config.get("architectures") or []):
         return "ar"
     return model_type or "unknown"
