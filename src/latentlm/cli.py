@@ -5,6 +5,7 @@
     latentlm sample --pretrained elf-tiny-prose
     latentlm evaluate samples.jsonl | PIPELINE_DIR
     latentlm bench --model elf=PATH --ar-baseline PATH [--quick]
+    latentlm reconstruct --autoencoder ae16=PATH [--autoencoder ...] [--noise-levels 0 0.5 1 ...]
 
 One small function per subcommand; `main` dispatches. Run it as ``latentlm``, ``python -m latentlm.cli`` or, on
 several devices, ``accelerate launch -m latentlm.cli train ...``.
@@ -114,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="quality metrics of a file of texts or of a pipeline folder", allow_abbrev=False
     )
     add_evaluate_arguments(evaluate).set_defaults(func=run_evaluate_from_args)
+
+    from .evaluation.reconstruction import add_reconstruct_arguments, run_reconstruct_from_args
+
+    reconstruct = subcommands.add_parser(
+        "reconstruct", help="reconstruction accuracy of Cosmos autoencoders under latent noise", allow_abbrev=False
+    )
+    add_reconstruct_arguments(reconstruct).set_defaults(func=run_reconstruct_from_args)
     return parser
 
 

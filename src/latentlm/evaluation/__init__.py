@@ -65,8 +65,8 @@ __all__ = [
     "words",
 ]
 
-# Benchmark runner and speed measurements (``latentlm bench`` / ``latentlm evaluate``); they import nothing heavy at
-# module level.
+# Benchmark runner, speed and reconstruction measurements (``latentlm bench`` / ``evaluate`` / ``reconstruct``); they
+# import nothing heavy at module level.
 from .benchmark import (  # noqa: E402
     BenchmarkSettings,
     QualityEvaluator,
@@ -74,6 +74,7 @@ from .benchmark import (  # noqa: E402
     held_out_references,
     run_benchmark,
 )
+from .reconstruction import reconstruction_accuracy, run_reconstruction  # noqa: E402
 from .speed import (  # noqa: E402
     decode_head_flops,
     denoiser_forward_flops,
@@ -91,7 +92,9 @@ __all__ += [
     "evaluate_path",
     "held_out_references",
     "measure_matmul_flops",
+    "reconstruction_accuracy",
     "run_benchmark",
+    "run_reconstruction",
     "sampling_flops",
     "time_call",
 ]

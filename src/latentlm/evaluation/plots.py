@@ -1,6 +1,7 @@
 """Plots of benchmark results (matplotlib, Agg backend): the perplexity-entropy frontier and quality vs steps.
 
-Both read the ``quality`` section of a :func:`~latentlm.evaluation.benchmark.run_benchmark` result (``results.json``).
+Both read the ``quality`` section of a :func:`~latentlm.evaluation.benchmark.run_benchmark` result (``results.json``);
+:func:`plot_reconstruction` reads a :func:`~latentlm.evaluation.reconstruction.run_reconstruction` result.
 """
 
 from __future__ import annotations
@@ -52,28 +53,38 @@ def _sweep(rows: list[dict], model: str, sweep: str, key: str) -> list[tuple[flo
     return sorted(selected, key=lambda item: item[0])
 
 
+# sweep -> (row key, marker, line style, annotation of a value, annotation offset in points)
+FRONTIER_SWEEPS = {
+    "guidance": ("guidance_scale", "o", "-", lambda value: f"w={value:g}", (4, 4)),
+    "gamma": ("gamma", "s", "--", lambda value: f"γ={value:g}", (4, -11)),
+    "solver": ("solver", "^", "none", str, (4, -11)),  # categorical: markers only
+}
+# A model with none of the sweeps above (no guidance learned, no solver sweep asked: Cosmos by default) shows its
+# number-of-steps sweep instead, so every model is on the frontier.
+STEPS_SWEEP = {"steps": ("steps", "D", "-.", lambda value: f"n={value}", (4, 4))}
+
+
 def plot_frontier(results: dict, path) -> str:
-    """Judge perplexity (log) vs unigram entropy: each model's guidance sweep (circles) and gamma sweep (squares),
-    annotated with their values, the AR rows and the reference text as markers."""
+    """Judge perplexity (log) vs unigram entropy: each model's guidance sweep (circles), gamma sweep (squares) and
+    solver sweep (triangles), or its steps sweep (diamonds) when it has none of those, annotated with their values;
+    one colour per model; the AR rows and the reference text as markers."""
     plt = _pyplot()
     rows = results["quality"]["rows"]
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, model in enumerate(_diffusion_models(rows)):
         colour = colours[i % len(colours)]
-        for sweep, key, marker, label, offset in (
-            ("guidance", "guidance_scale", "o", "w", (4, 4)),
-            ("gamma", "gamma", "s", "γ", (4, -11)),
-        ):
+        swept = {sweep for row in rows if row["model"] == model for sweep in row.get("sweeps", ())}
+        sweeps = {name: spec for name, spec in FRONTIER_SWEEPS.items() if name in swept} or STEPS_SWEEP
+        for sweep, (key, marker, linestyle, annotation, offset) in sweeps.items():
             points = [(v, r) for v, r in _sweep(rows, model, sweep, key) if _finite(r["metrics"]["gen_ppl"])]
             if not points:
                 continue
             xs = [r["metrics"]["entropy"] for _, r in points]
             ys = [r["metrics"]["gen_ppl"] for _, r in points]
-            linestyle = "-" if sweep == "guidance" else "--"
             ax.plot(xs, ys, marker=marker, linestyle=linestyle, color=colour, label=f"{model}: {sweep} sweep")
             for (value, _), x, y in zip(points, xs, ys):
-                ax.annotate(f"{label}={value:g}", (x, y), textcoords="offset points", xytext=offset, fontsize=7,
+                ax.annotate(annotation(value), (x, y), textcoords="offset points", xytext=offset, fontsize=7,
                             color=colour)  # fmt: skip
     for row, (marker, colour, label) in _baseline_rows(rows):
         if _finite(row["metrics"]["gen_ppl"]):
@@ -84,9 +95,10 @@ def plot_frontier(results: dict, path) -> str:
     ax.set_ylabel("judge generative perplexity (log) ↓")
     settings = results["settings"]
     ax.set_title(f"Perplexity vs entropy, {settings['num_samples']} samples × {settings['gen_length']} tokens, "
-                 f"{settings['sweep_steps']} steps", fontsize=10)  # fmt: skip
+                 f"sweeps at {settings['sweep_steps']} steps", fontsize=10)  # fmt: skip
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    num_entries = len(ax.get_legend_handles_labels()[1])
+    ax.legend(fontsize=7 if num_entries > 6 else 8, loc="best", ncol=2 if num_entries > 6 else 1)
     return _save(fig, path)
 
 
@@ -126,6 +138,37 @@ def plot_quality_vs_steps(results: dict, path) -> str:
     return _save(fig, path, rect=(0, 0.06 * (1 + (len(labels) - 1) // 4), 1, 1))
 
 
+def plot_reconstruction(results: dict, path) -> str:
+    """Reconstruction token accuracy vs the noise level on the normalised latents (the smoothness curve), one line
+    per autoencoder of a :func:`~latentlm.evaluation.reconstruction.run_reconstruction` result: the same number of
+    latents N in the same colour, augmented autoencoders solid, not augmented dashed."""
+    plt = _pyplot()
+    rows = results["autoencoders"]
+    levels = results["settings"]["noise_levels"]
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colour_of = {n: colours[i % len(colours)] for i, n in enumerate(sorted({r["num_latents"] for r in rows.values()}))}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, row in rows.items():
+        points = [(level, row["accuracy"].get(format(level, "g"))) for level in levels]
+        points = [(level, value) for level, value in points if _finite(value)]
+        if not points:
+            continue
+        augmented = row["augmentation"]["augmented"]
+        kind = "augmented" if augmented else "not augmented"
+        label = f"{name} (N={row['num_latents']}, L/N={row['compression_ratio']:g}, {kind})"
+        ax.plot(*zip(*points), marker="o", color=colour_of[row["num_latents"]], linestyle="-" if augmented else "--",
+                label=label)  # fmt: skip
+    settings = results["settings"]
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("σ of the Gaussian noise added to the normalised latents")
+    ax.set_ylabel("reconstruction token accuracy ↑")
+    ax.set_title(f"Reconstruction accuracy vs latent noise, {settings['num_sequences']} {settings['split']} "
+                 f"sequences, seed {settings['seed']}", fontsize=10)  # fmt: skip
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
 def _save(fig, path, rect=(0, 0, 1, 1)) -> str:
     fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=120)
@@ -147,4 +190,4 @@ def write_plots(results: dict, out_dir) -> dict[str, str]:
     }
 
 
-__all__ = ["plot_frontier", "plot_quality_vs_steps", "write_plots"]
+__all__ = ["plot_frontier", "plot_quality_vs_steps", "plot_reconstruction", "write_plots"]
