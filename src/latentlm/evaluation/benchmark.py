@@ -9,11 +9,13 @@
 Protocol (DESIGN.md §4):
 
 * **Quality.** Each diffusion model is sampled at each number of steps (the pipeline's default guidance scale and
-  the saved scheduler's sampler), with a guidance-scale sweep and (for schedulers with a ``gamma``, i.e. ELF) a
-  gamma sweep at ``sweep_steps`` (32). The autoregressive (AR) baseline, a transformers causal LM sharing the
-  tokenizer, is sampled with KV-cache ``generate`` from one BOS token (``[CLS]`` for BERT-like tokenizers),
-  ``min_new_tokens = max_new_tokens = gen_length - 1``, pure ancestral sampling (temperature 1, ``top_k=0``,
-  ``top_p=1``) and nucleus sampling (``top_p=0.9``). The reference row is held-out text: test-split documents cut
+  the saved scheduler's sampler), with sweeps at ``sweep_steps`` (32) over what the model and its scheduler have: a
+  guidance-scale sweep for models that learned guidance (guidance tokens in the denoiser, ELF), a ``gamma`` sweep for
+  schedulers with a ``gamma`` (ELF's SDE re-injection) and a ``solver`` sweep (``solvers``, empty by default) for
+  schedulers with a ``solver`` (Cosmos' ``euler_maruyama`` / ``probability_flow`` / ``ddim``). The autoregressive
+  (AR) baseline, a transformers causal LM sharing the tokenizer, is sampled with KV-cache ``generate`` from one BOS
+  token (``[CLS]`` for BERT-like tokenizers), ``min_new_tokens = max_new_tokens = gen_length - 1``, pure ancestral
+  sampling (temperature 1, ``top_k=0``, ``top_p=1``) and nucleus sampling (``top_p=0.9``). The reference row is held-out text: test-split documents cut
   into ``gen_length``-token chunks of the models' tokenizer and round-tripped through it
   (:func:`normalize_reference_texts`). Every row has ``num_samples`` samples; generation batch ``i`` is seeded with
   ``seed + i``. Metrics (:func:`evaluate_texts`): judge generative perplexity, unigram entropy (judge tokens),
@@ -22,9 +24,11 @@ Protocol (DESIGN.md §4):
 * **Speed.** Latency (batch 1) and throughput (tokens/s at a large batch) for each length in ``speed_lengths``,
   every diffusion model at ``sweep_steps`` (latency also at every number of steps for the longest length), the AR
   baseline with greedy KV-cache ``generate`` of exactly ``L`` new tokens; each as a ratio to the AR baseline
-  measured in the same run. The denoiser's achieved FLOP/s at the throughput batch is the analytic FLOP count
-  (:func:`~latentlm.evaluation.speed.sampling_flops`) over the measured time, as a fraction of the ``torch.mm``
-  FLOP/s measured in the same process.
+  measured in the same run and, with ``speed_reference`` (a benchmarked diffusion model's name), as a ratio to that
+  model at the same length, batch and number of steps (e.g. Cosmos against ELF). The achieved FLOP/s at the
+  throughput batch is the analytic FLOP count of the sampling call (denoiser on the model's latent sequence, then
+  the decode: :func:`~latentlm.evaluation.speed.sampling_flops`) over the measured time, as a fraction of the
+  ``torch.mm`` FLOP/s measured in the same process.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from .speed import (
 logger = logging.getLogger(__name__)
 
 AR_SAMPLING = {"ancestral": 1.0, "nucleus": 0.9}  # row name -> top_p (temperature 1, top_k 0 for both)
+SAMPLER_KNOBS = ("gamma", "solver")  # scheduler config keys the quality sweeps vary (ELF's gamma, Cosmos' solver)
 MAUVE_SEED = 25
 
 
@@ -80,6 +85,7 @@ class BenchmarkSettings:
     steps: tuple[int, ...] = (8, 16, 32, 64)
     guidance_scales: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
     gammas: tuple[float, ...] = (0.0, 1.0, 1.5, 2.0)
+    solvers: tuple[str, ...] = ()
     sweep_steps: int = 32
     seed: int = 0
     batch_size: int = 64
@@ -87,6 +93,7 @@ class BenchmarkSettings:
     mauve: bool = True
     speed_lengths: tuple[int, ...] = (64, 128)
     speed_batch_size: int = 64
+    speed_reference: str | None = None
     latency_repeats: int = 5
     throughput_repeats: int = 3
     warmup: int = 1
@@ -110,16 +117,24 @@ class BenchmarkSettings:
 
 
 def load_diffusion_pipeline(path_or_pipeline, device):
-    """A latentlm pipeline (from a folder, or as given) on ``device``, eval mode, progress bar off."""
+    """A latentlm pipeline of any kind (from a folder through `AutoPipelineForTextGeneration`, or as given) on
+    ``device``, every module component (the model, a codec such as Cosmos' autoencoder) in eval mode, progress bar
+    off."""
     from ..pipelines import AutoPipelineForTextGeneration
 
     pipe = path_or_pipeline
     if isinstance(path_or_pipeline, (str, os.PathLike)):
         pipe = AutoPipelineForTextGeneration.from_pretrained(str(path_or_pipeline), dtype=torch.float32)
     pipe = pipe.to(device)
-    pipe.model.eval()
+    for component in module_components(pipe).values():
+        component.eval()
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def module_components(pipe) -> dict[str, torch.nn.Module]:
+    """The pipeline's ``torch.nn.Module`` components by name (``model``, and e.g. ``autoencoder`` for Cosmos)."""
+    return {name: value for name, value in pipe.components.items() if isinstance(value, torch.nn.Module)}
 
 
 def load_autoregressive(path_or_pair, device):
@@ -152,6 +167,25 @@ def check_same_tokenizer(tokenizers: Mapping[str, object]) -> None:
             raise ValueError(f"{name!r} and {first_name!r} use different tokenizers; a table needs one tokenizer.")
 
 
+def check_sweeps(pipes: Mapping[str, object], settings: BenchmarkSettings) -> None:
+    """Raise ``ValueError`` (before any sampling) for a ``speed_reference`` that is not a benchmarked diffusion
+    model or a solver a scheduler with a ``solver`` setting rejects; warn when no scheduler has one."""
+    if settings.speed_reference is not None and settings.speed_reference not in pipes:
+        raise ValueError(f"speed_reference {settings.speed_reference!r} is not one of the diffusion models "
+                         f"{sorted(pipes)}.")  # fmt: skip
+    if not settings.solvers:
+        return
+    with_solver = {name: pipe for name, pipe in pipes.items() if "solver" in pipe.scheduler.config}
+    if not with_solver:
+        logger.warning("--solvers %s: no model's scheduler has a solver setting; no solver sweep.", settings.solvers)
+    for name, pipe in with_solver.items():
+        for solver in settings.solvers:
+            try:
+                type(pipe.scheduler).from_config(pipe.scheduler.config, solver=solver)
+            except ValueError as error:
+                raise ValueError(f"{name}: solver {solver!r} is not valid: {error}") from error
+
+
 def check_gen_length(pipes: Mapping[str, object], gen_length: int) -> None:
     """Raise ``ValueError`` (before any sampling) if a pipeline cannot generate ``gen_length`` tokens."""
     too_short = {
@@ -169,10 +203,39 @@ def default_guidance_scale(pipe) -> float | None:
     return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
+def learns_guidance(pipe) -> bool:
+    """Whether the pipeline's denoiser is conditioned on a guidance scale (guidance tokens, ELF); a model without
+    (Cosmos, an ELF trained without guidance) ignores ``guidance_scale``."""
+    return bool(getattr(find_denoiser_config(pipe.model), "num_guidance_tokens", 0))
+
+
+def sampler_defaults(pipe) -> dict:
+    """The pipeline's sampler knobs, :data:`SAMPLER_KNOBS` found in its scheduler config (e.g. ``{"gamma": 0.0}``
+    for ELF, ``{"solver": "euler_maruyama"}`` for Cosmos)."""
+    config = pipe.scheduler.config
+    return {key: config[key] for key in SAMPLER_KNOBS if key in config}
+
+
+def sampler_label(row: Mapping) -> str:
+    """A reader's name for a row's sampler: ``flow ODE (γ=0)`` / ``flow SDE (γ=1.5)`` for a ``gamma`` knob, the
+    solver's name for a ``solver`` knob, ``default`` otherwise."""
+    parts = []
+    if row.get("gamma") is not None:
+        parts.append("flow ODE (γ=0)" if row["gamma"] == 0 else f"flow SDE (γ={row['gamma']:g})")
+    if row.get("solver") is not None:
+        parts.append(str(row["solver"]))
+    return ", ".join(parts) or "default"
+
+
 @contextlib.contextmanager
 def scheduler_override(pipe, **config):
-    """Temporarily replace ``pipe.scheduler`` by the same scheduler class with ``config`` overrides."""
+    """Temporarily replace ``pipe.scheduler`` by the same scheduler class with ``config`` overrides; a key its config
+    does not have raises ``ValueError`` (``from_config`` would drop it silently)."""
     original = pipe.scheduler
+    unknown = set(config) - set(original.config)
+    if unknown:
+        raise ValueError(f"{type(original).__name__} has no {sorted(unknown)} setting (its config: "
+                         f"{sorted(k for k in original.config if not k.startswith('_'))}).")  # fmt: skip
     if config:
         pipe.scheduler = type(original).from_config(original.config, **config)
     try:
@@ -330,22 +393,33 @@ class QualityEvaluator:
 
 
 def diffusion_settings(pipe, settings: BenchmarkSettings) -> list[dict]:
-    """The sampler settings to evaluate for one pipeline, each once, tagged with the sweeps it belongs to."""
-    guidance, gamma = default_guidance_scale(pipe), pipe.scheduler.config.get("gamma")
+    """The sampler settings to evaluate for one pipeline, each once, tagged with the sweeps it belongs to.
+
+    Each setting has ``steps``, ``guidance_scale`` (``None`` for models that learned no guidance: the guidance sweep
+    is left out for them), the scheduler's sampler knobs (``gamma`` and / or ``solver``, see :func:`sampler_defaults`)
+    and ``sweeps``. The gamma sweep runs for schedulers with a ``gamma``, the solver sweep for those with a ``solver``.
+    """
+    guidance = default_guidance_scale(pipe) if learns_guidance(pipe) else None
+    defaults = sampler_defaults(pipe)
     found: dict[tuple, dict] = {}
 
-    def add(sweep, steps, guidance_scale, gamma_value):
-        key = (steps, guidance_scale, gamma_value)
-        entry = {"steps": steps, "guidance_scale": guidance_scale, "gamma": gamma_value, "sweeps": []}
+    def add(sweep, steps, guidance_scale, **sampler):
+        sampler = {**defaults, **sampler}
+        key = (steps, guidance_scale, *sorted(sampler.items()))
+        entry = {"steps": steps, "guidance_scale": guidance_scale, **sampler, "sweeps": []}
         found.setdefault(key, entry)["sweeps"].append(sweep)
 
     for steps in settings.steps:
-        add("steps", steps, guidance, gamma)
-    for scale in settings.guidance_scales:
-        add("guidance", settings.sweep_steps, float(scale), gamma)
-    if gamma is not None:
+        add("steps", steps, guidance)
+    if learns_guidance(pipe):
+        for scale in settings.guidance_scales:
+            add("guidance", settings.sweep_steps, float(scale))
+    if "gamma" in defaults:
         for value in settings.gammas:
-            add("gamma", settings.sweep_steps, guidance, float(value))
+            add("gamma", settings.sweep_steps, guidance, gamma=float(value))
+    if "solver" in defaults:
+        for solver in settings.solvers:
+            add("solver", settings.sweep_steps, guidance, solver=solver)
     return list(found.values())
 
 
@@ -376,13 +450,13 @@ def run_quality(pipes, ar, references, evaluator, settings: BenchmarkSettings) -
                                      kind="autoregressive", sampling=sampling, top_p=top_p, sweeps=["baseline"]))  # fmt: skip
     for name, pipe in pipes.items():
         for setting in diffusion_settings(pipe, settings):
-            gamma = setting["gamma"]
-            with scheduler_override(pipe, **({} if gamma is None else {"gamma": gamma})):
+            sampler = {key: setting[key] for key in SAMPLER_KNOBS if key in setting}
+            with scheduler_override(pipe, **sampler):
                 start = time.perf_counter()
                 texts = sample_diffusion(pipe, num_inference_steps=setting["steps"],
                                          guidance_scale=setting["guidance_scale"], **common)  # fmt: skip
             rows.append(_quality_row(evaluator, texts, time.perf_counter() - start, model=name, kind="diffusion",
-                                     **setting))  # fmt: skip
+                                     sampler=sampler_label(setting), **setting))  # fmt: skip
     return rows
 
 
@@ -415,7 +489,7 @@ def _measure(fn, settings: BenchmarkSettings, *row_fields, ar_row=None) -> dict:
 
 def _flops_fields(pipe, gen_length, steps, batch_size, seconds, peak) -> dict:
     """Analytic FLOPs of the sampling call, achieved FLOP/s and its fraction of the measured matmul peak."""
-    flops = sampling_flops(find_denoiser_config(pipe.model), gen_length, steps, batch_size=batch_size)
+    flops = sampling_flops(pipe.model, gen_length, steps, batch_size=batch_size)
     achieved = flops["total"] / seconds
     return {"flops": flops, "achieved_flops": achieved, "peak_fraction": achieved / peak}
 
@@ -462,7 +536,23 @@ def run_speed(pipes, ar, settings: BenchmarkSettings) -> dict:
             row.update(_flops_fields(pipe, length, settings.sweep_steps, settings.speed_batch_size, row["seconds"],
                                      matmul["flops_best"]))  # fmt: skip
             rows.append(row)
-    return {"matmul": matmul, "rows": rows, "skipped": skipped}
+    if settings.speed_reference is not None:
+        add_reference_ratios(rows, settings.speed_reference)
+    return {"matmul": matmul, "rows": rows, "skipped": skipped, "reference": settings.speed_reference}
+
+
+def add_reference_ratios(rows: list[dict], reference: str) -> None:
+    """Add, to every diffusion speed row of another model, its ratios to the ``reference`` model's row of the same
+    measure, length, batch size and number of steps: ``ref_time_ratio = seconds / reference seconds`` (<1: faster)
+    and ``ref_speedup = reference seconds / seconds`` (= ``tokens_per_s / reference tokens_per_s``, >1: faster)."""
+    key = ("measure", "gen_length", "batch_size", "steps")
+    references = {tuple(r[k] for k in key): r for r in rows if r["kind"] == "diffusion" and r["model"] == reference}
+    for row in rows:
+        ref = references.get(tuple(row[k] for k in key))
+        if row["kind"] != "diffusion" or row["model"] == reference or ref is None:
+            continue
+        row.update(reference=reference, ref_seconds=ref["seconds"], ref_time_ratio=row["seconds"] / ref["seconds"],
+                   ref_speedup=ref["seconds"] / row["seconds"])  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------- the whole run
@@ -509,6 +599,8 @@ def run_benchmark(
     steps: Sequence[int] | None = None,
     guidance_scales: Sequence[float] | None = None,
     gammas: Sequence[float] | None = None,
+    solvers: Sequence[str] | None = None,
+    speed_reference: str | None = None,
     seed: int = 0,
     judge=None,
     device: str | torch.device | None = None,
@@ -521,13 +613,19 @@ def run_benchmark(
     """Run the benchmark and write ``RESULTS.md``, ``results.json`` and the plots to ``out_dir``.
 
     Args:
-        models: name -> diffusion pipeline folder (or a loaded latentlm pipeline).
+        models: name -> diffusion pipeline folder (or a loaded latentlm pipeline), of any kind (ELF, Cosmos, ...).
         ar_baseline: the AR baseline's folder (a transformers causal LM with the same tokenizer), or a
             ``(model, tokenizer)`` pair; ``None`` leaves AR rows and speed ratios out. It is named after its folder.
         out_dir: where the results go (created).
         quick: the quick protocol (:meth:`BenchmarkSettings.defaults`); arguments left at ``None`` take its values.
         num_samples, gen_length, steps, guidance_scales, gammas: see the module docstring; ``None``: the mode's
             default (full: 256 samples, 128 tokens, steps 8/16/32/64, guidance 1/2/3/4, gamma 0/1/1.5/2).
+            Guidance rows are made only for models that learned guidance, gamma rows only for schedulers with a
+            ``gamma``.
+        solvers: the solver sweep at ``sweep_steps`` for schedulers with a ``solver`` setting (Cosmos:
+            ``euler_maruyama``, ``probability_flow``, ``ddim``); ``None`` / empty: no solver sweep.
+        speed_reference: the name of one of ``models``; every other diffusion model's speed rows also get their
+            ratio to it at the same length, batch and number of steps (``ref_time_ratio``, ``ref_speedup``).
         seed: base seed of every generation batch and of the reference chunk shuffle.
         judge: ``None`` (default judge), a path, or a ``(model, tokenizer)`` pair (see :func:`evaluate_texts`).
         device: ``"cpu"`` (default) or e.g. ``"cuda"``; models and judge are moved there.
@@ -542,7 +640,7 @@ def run_benchmark(
         The content of ``results.json``, plus ``paths`` (the files written).
     """
     given = dict(num_samples=num_samples, gen_length=gen_length, steps=steps, guidance_scales=guidance_scales,
-                 gammas=gammas, **overrides)  # fmt: skip
+                 gammas=gammas, solvers=solvers, speed_reference=speed_reference, **overrides)  # fmt: skip
     corpus_name = str(corpus) if isinstance(corpus, (str, os.PathLike)) else "<in-memory corpus>"
     settings = resolve_settings(quick, seed=seed, device=str(device or "cpu"), corpus=corpus_name, **given)
     flags = {
@@ -561,6 +659,7 @@ def run_benchmark(
     tokenizers = {name: pipe.tokenizer for name, pipe in pipes.items()} | ({ar[0]: ar[1][1]} if ar else {})
     if tokenizers:
         check_same_tokenizer(tokenizers)
+    check_sweeps(pipes, settings)
     if quality:
         check_gen_length(pipes, settings.gen_length)
     results = {"command": command, "date": _now(), "machine": machine_info(settings.device),
@@ -608,13 +707,7 @@ def _run_quality_section(pipes, ar, tokenizer, judge, corpus, settings: Benchmar
 def _settings_record(settings: BenchmarkSettings, pipes, ar) -> dict:
     """The settings plus the models' defaults and the sampling protocol in words."""
     record = asdict(settings)
-    record["models"] = {
-        name: {"class": type(pipe).__name__, "default_guidance_scale": default_guidance_scale(pipe),
-               "scheduler": type(pipe.scheduler).__name__, "scheduler_config": dict(pipe.scheduler.config),
-               "max_gen_length": pipe.model.max_gen_length,
-               "parameters": sum(p.numel() for p in pipe.model.parameters())}
-        for name, pipe in pipes.items()
-    }  # fmt: skip
+    record["models"] = {name: model_record(pipe, settings.gen_length) for name, pipe in pipes.items()}
     if ar is not None:
         name, (model, tokenizer) = ar
         record["ar_baseline"] = {"name": name, "class": type(model).__name__,
@@ -629,6 +722,29 @@ def _settings_record(settings: BenchmarkSettings, pipes, ar) -> dict:
     return record
 
 
+def model_record(pipe, gen_length: int) -> dict:
+    """What a reader needs to tell the benchmarked models apart: pipeline and scheduler classes, default guidance and
+    sampler, latent shape and decode path at ``gen_length`` tokens, parameter counts (denoiser and every component)."""
+    components = module_components(pipe)
+    decoder = "codec decoder" if getattr(pipe.model, "autoencoder", None) is not None else "decode-mode denoiser"
+    return {
+        "class": type(pipe).__name__,
+        "model_class": type(pipe.model).__name__,
+        "learns_guidance": learns_guidance(pipe),
+        "default_guidance_scale": default_guidance_scale(pipe) if learns_guidance(pipe) else None,
+        "scheduler": type(pipe.scheduler).__name__,
+        "scheduler_config": dict(pipe.scheduler.config),
+        "default_sampler": sampler_label(sampler_defaults(pipe)),
+        "max_gen_length": pipe.model.max_gen_length,
+        "latent_shape": list(pipe.model.latent_shape(gen_length)),
+        "decode": decoder,
+        "parameters": sum(p.numel() for p in pipe.model.parameters()),
+        "component_parameters": {name: sum(p.numel() for p in module.parameters())
+                                 for name, module in components.items()},
+        "parameters_total": sum(p.numel() for module in components.values() for p in module.parameters()),
+    }  # fmt: skip
+
+
 def protocol_text(settings: BenchmarkSettings) -> dict[str, str]:
     """The sampling and measuring settings in words (reproduced in RESULTS.md)."""
     s = settings
@@ -636,8 +752,10 @@ def protocol_text(settings: BenchmarkSettings) -> dict[str, str]:
         "samples": f"{s.num_samples} samples of {s.gen_length} tokens per row; generation batch i (batches of "
         f"{s.batch_size}) is seeded with seed + i, seed = {s.seed}, the same for every row.",
         "diffusion": "pipeline(batch_size, gen_length, num_inference_steps, guidance_scale, generator="
-        "torch.Generator().manual_seed(seed + i)); default guidance scale and sampler (gamma, time grid) from the "
-        f"saved pipeline and scheduler config; guidance and gamma sweeps at {s.sweep_steps} steps.",
+        "torch.Generator().manual_seed(seed + i)); default guidance scale and sampler (gamma or solver, time grid) "
+        f"from the saved pipeline and scheduler config; sweeps at {s.sweep_steps} steps: guidance scale (models with "
+        "guidance tokens only), gamma (schedulers with a gamma)"
+        + (f", solver {', '.join(s.solvers)} (schedulers with a solver)." if s.solvers else "."),
         "autoregressive": "model.generate from one BOS token (the model's bos, e.g. [CLS]), KV cache, do_sample=True, "
         "temperature=1.0, top_k=0, top_p=1.0 (ancestral) or top_p=0.9 (nucleus), min_new_tokens = max_new_tokens = "
         "gen_length - 1; torch.manual_seed(seed + i) before batch i.",
@@ -653,9 +771,19 @@ def protocol_text(settings: BenchmarkSettings) -> dict[str, str]:
         "output_type='seq' (ids, no text decoding), default guidance and sampler; AR: greedy (do_sample=False) "
         "KV-cache generate of exactly L new tokens after one BOS (min_new_tokens = max_new_tokens = L). Ratios are "
         "to the AR baseline of the same run: time_ratio = seconds / AR seconds (>1: slower), throughput_ratio = "
-        "tokens/s / AR tokens/s (>1: faster). FLOPs: 2 x multiply-accumulates of every matmul of the denoiser "
-        "(control prefix + sequence, attention included) x (steps + 1 forward calls) + the decode head, over the "
-        "measured time, as a share of the best fp32 torch.mm FLOP/s measured in the same process.",
+        "tokens/s / AR tokens/s (>1: faster)."
+        + (
+            f" Ratios to {s.speed_reference} compare rows of the same tokens, batch and steps: speed-up = "
+            f"{s.speed_reference} seconds / seconds (>1: faster)."
+            if s.speed_reference
+            else ""
+        )
+        + " FLOPs: 2 x multiply-accumulates of every matmul (attention included) of one denoiser forward on the "
+        "control prefix + the model's latent sequence (model.latent_shape(gen_length)[0] positions: the L tokens "
+        "for ELF, the N latents for Cosmos) x steps, plus the decode: ELF one more (decode-mode) denoiser forward "
+        "and its factored head over the L tokens, Cosmos the autoencoder's Perceiver decompressor and factored head "
+        "over its L token slots; over the measured time, as a share of the best fp32 torch.mm FLOP/s measured in "
+        "the same process.",
     }
 
 
@@ -732,8 +860,8 @@ def _row_label(row: dict) -> str:
         return "reference (held-out text)"
     if row["kind"] == "autoregressive":
         return f"{row['model']} {row['sampling']} (top_p={row['top_p']})"
-    gamma = "" if row["gamma"] is None else f" gamma={row['gamma']:g}"
-    return f"{row['model']} steps={row['steps']} w={_fmt(row['guidance_scale'], 'g')}{gamma}"
+    guidance = "" if row.get("guidance_scale") is None else f" w={row['guidance_scale']:g}"
+    return f"{row['model']} steps={row['steps']}{guidance} {sampler_label(row)}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -741,25 +869,48 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-QUALITY_HEADER = ["model", "sampler", "steps", "guidance", "gamma", "judge PPL ↓", "entropy", "MAUVE ↑", "diversity ↑",
+QUALITY_HEADER = ["model", "sampler", "steps", "guidance", "judge PPL ↓", "entropy", "MAUVE ↑", "diversity ↑",
                   "memorisation", "empty"]  # fmt: skip
 
 
 def _quality_cells(row: dict) -> list[str]:
     m = row["metrics"]
-    sampler = {"reference": "held-out text", "autoregressive": row.get("sampling", "")}.get(row["kind"], "flow")
-    return [row["model"], sampler, _fmt(row.get("steps"), "d") if row.get("steps") else "–",
-            _fmt(row.get("guidance_scale"), "g"), _fmt(row.get("gamma"), "g"), _fmt(m["gen_ppl"], ".2f"),
-            _fmt(m["entropy"], ".3f"), _fmt(m.get("mauve"), ".3f"), _fmt(m["diversity"], ".3f"),
-            _fmt(m.get("memorisation"), ".3f"), str(m["num_empty"])]  # fmt: skip
+    sampler = {"reference": "held-out text", "autoregressive": row.get("sampling", "")}.get(row["kind"])
+    return [row["model"], sampler or row.get("sampler") or sampler_label(row),
+            _fmt(row.get("steps"), "d") if row.get("steps") else "–", _fmt(row.get("guidance_scale"), "g"),
+            _fmt(m["gen_ppl"], ".2f"), _fmt(m["entropy"], ".3f"), _fmt(m.get("mauve"), ".3f"),
+            _fmt(m["diversity"], ".3f"), _fmt(m.get("memorisation"), ".3f"), str(m["num_empty"])]  # fmt: skip
+
+
+def _count(n: int) -> str:
+    """A parameter count for a table: ``12.3 M`` or ``45.6 k``."""
+    return f"{n / 1e6:.1f} M" if n >= 1e6 else f"{n / 1e3:.1f} k"
+
+
+def _models_markdown(settings: dict) -> list[str]:
+    """The benchmarked models: pipeline, sampler defaults, latent shape, decode path and size."""
+    models, ar = settings.get("models") or {}, settings.get("ar_baseline")
+    if not models and not ar:
+        return []
+    header = ["model", "pipeline", "scheduler (default sampler)", "guidance", f"latents for {settings['gen_length']} "
+              "tokens", "decode", "parameters (denoiser / all)"]  # fmt: skip
+    rows = [[name, m["class"], ", ".join(filter(None, (m["scheduler"], m.get("default_sampler")))),
+             _fmt(m["default_guidance_scale"], "g") if m.get("learns_guidance", True) else "none learned",
+             " × ".join(map(str, m.get("latent_shape", ["–"]))), m.get("decode", "–"),
+             f"{_count(m['parameters'])} / {_count(m.get('parameters_total', m['parameters']))}"]
+            for name, m in models.items()]  # fmt: skip
+    if ar:
+        rows.append([ar["name"], ar["class"], "KV-cache generate", "–", "–", "–", _count(ar["parameters"])])
+    return ["## Models", "", *_table(header, rows), ""]
 
 
 def _quality_markdown(quality: dict, settings: dict) -> list[str]:
     rows = quality["rows"]
     lines = ["## Quality", "", f"Judge: `{quality['judge']}`. {settings['protocol']['samples']}", ""]
     sections = [("Baselines", "baseline"), ("Number of steps (default guidance and sampler)", "steps"),
-                (f"Guidance sweep at {settings['sweep_steps']} steps", "guidance"),
-                (f"Gamma sweep at {settings['sweep_steps']} steps (0 = ODE)", "gamma")]  # fmt: skip
+                (f"Guidance sweep at {settings['sweep_steps']} steps (models that learned guidance)", "guidance"),
+                (f"Gamma sweep at {settings['sweep_steps']} steps (0 = ODE)", "gamma"),
+                (f"Solver sweep at {settings['sweep_steps']} steps", "solver")]  # fmt: skip
     for title, sweep in sections:
         selected = [row for row in rows if sweep in row["sweeps"]]
         if selected:
@@ -768,24 +919,37 @@ def _quality_markdown(quality: dict, settings: dict) -> list[str]:
 
 
 def _speed_markdown(speed: dict, settings: dict) -> list[str]:
-    rows, matmul = speed["rows"], speed["matmul"]
+    rows, matmul, reference = speed["rows"], speed["matmul"], speed.get("reference")
     lines = ["## Speed", "", f"Matmul peak: fp32 `torch.mm` {matmul['size']}³, {matmul['threads']} threads: "
              f"{matmul['flops_best'] / 1e9:.1f} GFLOP/s (best of {matmul['repeats']}; median "
              f"{matmul['flops_median'] / 1e9:.1f}).", ""]  # fmt: skip
     latency = [r for r in rows if r["measure"] == "latency"]
     lines += ["### Latency (batch 1)", "", *_table(
-        ["model", "tokens", "steps", "median s", "× AR time"],
+        ["model", "tokens", "steps", "median s", "× AR time", *([f"× {reference} time"] if reference else [])],
         [[r["model"], str(r["gen_length"]), _fmt(r["steps"], "d") if r["steps"] else "–", _fmt(r["seconds"], ".4f"),
-          _fmt(r.get("time_ratio"), ".2f")] for r in latency],
+          _fmt(r.get("time_ratio"), ".2f"), *([_fmt(r.get("ref_time_ratio"), ".2f")] if reference else [])]
+         for r in latency],
     ), ""]  # fmt: skip
     throughput = [r for r in rows if r["measure"] == "throughput"]
+    ref_header = [f"× {reference} tokens/s"] if reference else []
     lines += [f"### Throughput (batch {settings['speed_batch_size']})", "", *_table(
-        ["model", "tokens", "steps", "median s", "tokens/s", "× AR tokens/s", "GFLOP/s", "% of matmul peak"],
+        ["model", "tokens", "steps", "median s", "tokens/s", "× AR tokens/s", *ref_header, "GFLOP/s",
+         "% of matmul peak"],
         [[r["model"], str(r["gen_length"]), _fmt(r["steps"], "d") if r["steps"] else "–", _fmt(r["seconds"], ".3f"),
           _fmt(r["tokens_per_s"], ".1f"), _fmt(r.get("throughput_ratio"), ".2f"),
+          *([_fmt(r.get("ref_speedup"), ".2f")] if reference else []),
           _fmt(r["achieved_flops"] / 1e9, ".1f") if "achieved_flops" in r else "–",
           _fmt(100 * r["peak_fraction"], ".1f") if "peak_fraction" in r else "–"] for r in throughput],
     ), ""]  # fmt: skip
+    compared = [r for r in rows if r.get("ref_speedup") is not None]
+    if reference and compared:
+        lines += [f"### Speed-up over {reference} (same tokens, batch and steps)", "",
+                  f"speed-up = {reference} seconds / model seconds (> 1: faster than {reference}).", "", *_table(
+            ["model", "measure", "tokens", "batch", "steps", "median s", f"{reference} s", "speed-up"],
+            [[r["model"], r["measure"], str(r["gen_length"]), str(r["batch_size"]), _fmt(r["steps"], "d"),
+              _fmt(r["seconds"], ".4f"), _fmt(r["ref_seconds"], ".4f"), f"{r['ref_speedup']:.2f}×"]
+             for r in compared],
+        ), ""]  # fmt: skip
     lines += [f"- skipped: {s['model']} at {s['gen_length']} tokens ({s['reason']})" for s in speed["skipped"]]
     return lines
 
@@ -807,6 +971,7 @@ def render_markdown(results: dict, plots: Mapping[str, str] | None = None) -> st
         "Settings:", "", *[f"- **{key}**: {text}" for key, text in settings["protocol"].items()],
         *[f"- **note**: {note}" for note in settings.get("notes", [])], "",
     ]  # fmt: skip
+    lines += _models_markdown(settings)
     if results.get("quality"):
         lines += _quality_markdown(results["quality"], settings)
     if results.get("speed"):
@@ -839,11 +1004,17 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--gen-length", type=int)
     parser.add_argument("--steps", type=int, nargs="+")
     parser.add_argument("--guidance-scales", type=float, nargs="+")
-    parser.add_argument("--gammas", type=float, nargs="+")
-    parser.add_argument("--sweep-steps", type=int, help="steps of the guidance and gamma sweeps (default 32)")
+    parser.add_argument("--gammas", type=float, nargs="+", help="gamma sweep (schedulers with a gamma, ELF)")
+    parser.add_argument("--solvers", nargs="+", metavar="SOLVER",
+                        help="solver sweep for schedulers with a solver (Cosmos: euler_maruyama probability_flow "
+                        "ddim); default none")  # fmt: skip
+    parser.add_argument("--sweep-steps", type=int, help="steps of the guidance, gamma and solver sweeps (default 32)")
     parser.add_argument("--batch-size", type=int, help="generation batch size of the quality rows")
     parser.add_argument("--speed-lengths", type=int, nargs="+", help="token counts of the speed tables")
     parser.add_argument("--speed-batch-size", type=int, help="batch size of the throughput measurement")
+    parser.add_argument("--speed-reference", metavar="NAME",
+                        help="a --model NAME: also report every other diffusion model's speed as a ratio to it at the "
+                        "same tokens, batch and steps")  # fmt: skip
     parser.add_argument("--latency-repeats", type=int, help="timed repeats of each latency (default 5, quick 3)")
     parser.add_argument("--throughput-repeats", type=int, help="timed repeats of each throughput (default 3, quick 2)")
     parser.add_argument("--matmul-size", type=int, help="side of the torch.mm measuring the peak (2048 CPU, 8192 GPU)")
@@ -875,7 +1046,7 @@ def run_bench_from_args(args: argparse.Namespace) -> dict:
     results = run_benchmark(
         dict(args.models), args.ar_baseline, out_dir=args.out_dir, quick=args.quick, num_samples=args.num_samples,
         gen_length=args.gen_length, steps=args.steps, guidance_scales=args.guidance_scales, gammas=args.gammas,
-        seed=args.seed, judge=args.judge, device=args.device, speed=args.speed, quality=args.quality,
+        solvers=args.solvers, speed_reference=args.speed_reference, seed=args.seed, judge=args.judge, device=args.device, speed=args.speed, quality=args.quality,
         command=getattr(args, "command_line", None) or command_line(), corpus=args.corpus, **overrides,
     )  # fmt: skip
     print(Path(results["paths"]["markdown"]).read_text())
@@ -913,6 +1084,7 @@ def evaluate_path(
     steps: int = 32,
     guidance_scale: float | None = None,
     gamma: float | None = None,
+    solver: str | None = None,
     seed: int = 0,
     judge=None,
     corpus="english-prose",
@@ -923,8 +1095,9 @@ def evaluate_path(
 ) -> dict:
     """Quality metrics of a text file (JSON list or one text per line) or of samples from a pipeline folder.
 
-    A pipeline folder is sampled (``num_samples``, ``steps``, ``guidance_scale`` / ``gamma`` or its defaults,
-    ``gen_length`` default 128) with the benchmark's seeding; its tokenizer normalises the references. For a text
+    A pipeline folder is sampled (``num_samples``, ``steps``, ``guidance_scale`` / ``gamma`` / ``solver`` or its
+    defaults, ``gamma`` and ``solver`` being settings of its scheduler; ``gen_length`` default 128, or the model's
+    longest if shorter) with the benchmark's seeding; its tokenizer normalises the references. For a text
     file the references are normalised with ``tokenizer`` (a path; default MiniLM's WordPiece) and cut to
     ``gen_length`` tokens (default: the longest text's token count). MAUVE uses as many held-out references as there
     are texts.
@@ -933,12 +1106,17 @@ def evaluate_path(
     record: dict = {"source": str(source), "seed": seed, "date": _now()}
     if (source / "model_index.json").is_file():
         pipe = load_diffusion_pipeline(source, device)
-        tokenizer, gen_length = pipe.tokenizer, gen_length or 128
-        with scheduler_override(pipe, **({} if gamma is None else {"gamma": gamma})):
+        tokenizer, gen_length = pipe.tokenizer, gen_length or min(128, pipe.model.max_gen_length)
+        sampler = {key: value for key, value in (("gamma", gamma), ("solver", solver)) if value is not None}
+        with scheduler_override(pipe, **sampler):
             texts = sample_diffusion(pipe, num_samples=num_samples, gen_length=gen_length, num_inference_steps=steps,
                                      guidance_scale=guidance_scale, seed=seed, batch_size=batch_size)  # fmt: skip
-        record.update(kind="pipeline", steps=steps, gamma=gamma,
-                      guidance_scale=default_guidance_scale(pipe) if guidance_scale is None else guidance_scale)  # fmt: skip
+        if not learns_guidance(pipe):
+            guidance_scale = None
+        elif guidance_scale is None:
+            guidance_scale = default_guidance_scale(pipe)
+        record.update(kind="pipeline", steps=steps, gamma=gamma, solver=solver, guidance_scale=guidance_scale,
+                      sampler=sampler_label({**sampler_defaults(pipe), **sampler}))  # fmt: skip
     else:
         texts = read_texts(source)
         tokenizer = _load_tokenizer(tokenizer)
@@ -970,7 +1148,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--gen-length", type=int, help="tokens per sample / reference chunk")
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--guidance-scale", type=float)
-    parser.add_argument("--gamma", type=float)
+    parser.add_argument("--gamma", type=float, help="SDE gamma (schedulers with a gamma, ELF)")
+    parser.add_argument("--solver", help="solver (schedulers with a solver, Cosmos: euler_maruyama, ddim, ...)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--judge", help="judge LM folder or .gguf file (default: SmolLM2-135M)")
     parser.add_argument("--corpus", default="english-prose")
@@ -985,7 +1164,7 @@ def run_evaluate_from_args(args: argparse.Namespace) -> dict:
     """Run ``latentlm evaluate`` from parsed arguments; prints the metrics as JSON (and writes ``--output``)."""
     record = evaluate_path(
         args.path, num_samples=args.num_samples, gen_length=args.gen_length, steps=args.steps,
-        guidance_scale=args.guidance_scale, gamma=args.gamma, seed=args.seed, judge=args.judge, corpus=args.corpus,
+        guidance_scale=args.guidance_scale, gamma=args.gamma, solver=args.solver, seed=args.seed, judge=args.judge, corpus=args.corpus,
         tokenizer=args.tokenizer, mauve=args.mauve, device=args.device,
     )  # fmt: skip
     record["command"] = getattr(args, "command_line", None) or command_line()

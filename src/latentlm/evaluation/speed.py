@@ -1,5 +1,10 @@
-"""Speed measurements: analytic FLOP counts of the denoiser, the machine's matmul FLOP/s, and wall-clock timing of
-diffusion pipelines and of the autoregressive baseline's KV-cache ``generate``.
+"""Speed measurements: analytic FLOP counts of a sampling call (denoiser and decoder), the machine's matmul FLOP/s,
+and wall-clock timing of diffusion pipelines and of the autoregressive baseline's KV-cache ``generate``.
+
+The FLOP count reads the model's shapes, not its class: the denoiser runs on ``model.latent_shape(gen_length)[0]``
+positions (ELF: the ``gen_length`` tokens; Cosmos: its ``N`` latents) plus the control prefix of its config, and the
+decode is either one decode-mode denoiser forward plus the decode head (ELF) or the codec's decoder
+(``model.autoencoder``, Cosmos: Perceiver decompressor and factored head over the codec's ``L`` token slots).
 
 FLOP convention: 2 x the multiply-accumulates of every matrix product (linear layers, attention ``Q K^T`` and
 ``A V``); biases, norms, activations, softmax, RoPE and the scheduler's element-wise updates are not counted. This
@@ -84,26 +89,112 @@ def denoiser_forward_flops(config, seq_len: int, *, batch_size: int = 1, conditi
     return 2 * macs
 
 
+def factored_head_flops(tokens: int, hidden_size: int, head_dim: int, vocab_size: int) -> int:
+    """FLOPs of a factored token head ``hidden -> head_dim -> vocab`` (`FactoredLMHead`) over ``tokens`` vectors."""
+    return 2 * (_linear_macs(tokens, hidden_size, head_dim) + _linear_macs(tokens, head_dim, vocab_size))
+
+
 def decode_head_flops(config, seq_len: int, *, batch_size: int = 1) -> int:
     """FLOPs of ELF's factored decode head ``hidden -> decoder_head_dim -> vocab`` (0 for configs without one)."""
     head_dim = getattr(config, "decoder_head_dim", None)
     if not head_dim:
         return 0
-    tokens = batch_size * seq_len
-    return 2 * (_linear_macs(tokens, config.hidden_size, head_dim) + _linear_macs(tokens, head_dim, config.vocab_size))
+    return factored_head_flops(batch_size * seq_len, config.hidden_size, head_dim, config.vocab_size)
 
 
-def sampling_flops(config, gen_length: int, num_inference_steps: int, *, batch_size: int = 1) -> dict[str, int]:
-    """FLOPs of one unconditional pipeline call: ``num_inference_steps`` denoising forwards, one decode-mode forward
-    and the decode head once (the latent pipeline's loop).
+def perceiver_flops(
+    num_layers: int,
+    hidden_size: int,
+    intermediate_size: int,
+    num_queries: int,
+    context_len: int,
+    *,
+    batch_size: int = 1,
+) -> int:
+    """FLOPs of a `PerceiverStack`: ``num_queries`` queries attending to ``[queries ; context]`` in every block.
+
+    Per block: ``q_proj`` and ``out_proj`` on the queries, ``kv_proj`` (``hidden -> 2 hidden``) on queries and
+    context, attention ``Q K^T`` and ``A V`` (``2 Q (Q + C) hidden`` multiply-accumulates, all heads) and the SwiGLU
+    MLP on the queries.
+    """
+    q, keys, hidden = batch_size * num_queries, batch_size * (num_queries + context_len), hidden_size
+    per_block = (
+        _linear_macs(q, hidden, hidden)  # q_proj
+        + _linear_macs(keys, hidden, 2 * hidden)  # kv_proj
+        + 2 * batch_size * num_queries * (num_queries + context_len) * hidden  # Q K^T and A V, all heads
+        + _linear_macs(q, hidden, hidden)  # out_proj
+        + _linear_macs(q, hidden, 2 * intermediate_size)  # SwiGLU gate_up
+        + _linear_macs(q, intermediate_size, hidden)  # SwiGLU down
+    )
+    return 2 * num_layers * per_block
+
+
+def codec_decode_flops(config, *, batch_size: int = 1) -> dict[str, int]:
+    """FLOPs of a Perceiver codec's ``decode`` (e.g. `CosmosLMAutoencoder.decode`): the latents' input projection
+    ``latent_dim -> hidden``, the decompressor (``num_decompressor_layers`` blocks, the codec's ``L`` token slots over
+    its ``N`` latents) and the factored token head ``hidden -> lm_head_dim -> vocab`` over the ``L`` slots. The codec
+    always decodes all ``L = max_position_embeddings`` slots, whatever the requested ``gen_length``.
 
     Returns:
-        ``{"forward": one denoiser forward, "forward_calls": steps + 1, "decode_head": ..., "total": ...}``.
+        ``{"decoder": input projection + decompressor, "decode_head": token head, "decoded_tokens": L}``.
     """
-    forward = denoiser_forward_flops(config, gen_length, batch_size=batch_size)
-    head = decode_head_flops(config, gen_length, batch_size=batch_size)
-    calls = num_inference_steps + 1
-    return {"forward": forward, "forward_calls": calls, "decode_head": head, "total": forward * calls + head}
+    slots, latents, hidden = config.max_position_embeddings, config.num_latents, config.hidden_size
+    decoder = 2 * _linear_macs(batch_size * latents, config.latent_dim, hidden) + perceiver_flops(
+        config.num_decompressor_layers, hidden, config.intermediate_size, slots, latents, batch_size=batch_size
+    )
+    head = factored_head_flops(batch_size * slots, hidden, config.lm_head_dim, config.vocab_size)
+    return {"decoder": decoder, "decode_head": head, "decoded_tokens": slots}
+
+
+def decode_flops(model, gen_length: int, *, batch_size: int = 1) -> dict[str, int]:
+    """FLOPs of ``model.decode_latents`` for ``gen_length`` tokens, by how the model decodes:
+
+    * through a codec (``model.autoencoder``, e.g. Cosmos): the codec's decoder and token head
+      (:func:`codec_decode_flops`), no denoiser forward;
+    * otherwise (ELF): one decode-mode forward of the denoiser, then its decode head over the latent tokens.
+
+    Returns:
+        ``{"denoiser_calls": denoiser forwards of the decode (0 or 1), "decoder": codec decoder FLOPs (0 without a
+        codec), "decode_head": token head FLOPs, "decoded_tokens": tokens the head reads}``.
+    """
+    codec = getattr(model, "autoencoder", None)
+    if codec is not None:
+        return {"denoiser_calls": 0, **codec_decode_flops(codec.config, batch_size=batch_size)}
+    seq_len = model.latent_shape(gen_length)[0]
+    head = decode_head_flops(find_denoiser_config(model), seq_len, batch_size=batch_size)
+    return {"denoiser_calls": 1, "decoder": 0, "decode_head": head, "decoded_tokens": seq_len}
+
+
+def sampling_flops(model, gen_length: int, num_inference_steps: int, *, batch_size: int = 1) -> dict[str, int]:
+    """FLOPs of one unconditional pipeline call of a latent diffusion ``model`` (the pipeline's loop): one denoiser
+    forward per step on the model's latent sequence (``model.latent_shape(gen_length)[0]`` positions: ``gen_length``
+    for ELF, the ``N`` latents for Cosmos, plus the control prefix), then the decode (:func:`decode_flops`).
+
+    Args:
+        model: a `LatentDiffusionMixin` model containing a `DenoiserTransformer` (`ELFForFlowMatching`,
+            `CosmosLMForDiffusion`, ...).
+        gen_length: generated tokens per sample.
+        num_inference_steps: denoising steps.
+        batch_size: samples per call.
+
+    Returns:
+        ``{"latent_length": denoiser positions per sample (without the prefix), "forward": one denoiser forward,
+        "forward_calls": steps + the decode's denoiser forwards, "decoder": codec decoder FLOPs, "decode_head": token
+        head FLOPs, "decoded_tokens": tokens decoded, "total": forward x forward_calls + decoder + decode_head}``.
+    """
+    latent_length = model.latent_shape(gen_length)[0]
+    forward = denoiser_forward_flops(find_denoiser_config(model), latent_length, batch_size=batch_size)
+    decode = decode_flops(model, gen_length, batch_size=batch_size)
+    calls = num_inference_steps + decode["denoiser_calls"]
+    return {
+        "latent_length": latent_length,
+        "forward": forward,
+        "forward_calls": calls,
+        "decoder": decode["decoder"],
+        "decode_head": decode["decode_head"],
+        "decoded_tokens": decode["decoded_tokens"],
+        "total": forward * calls + decode["decoder"] + decode["decode_head"],
+    }
 
 
 def find_denoiser_config(model):
@@ -213,12 +304,16 @@ def autoregressive_call(model, *, batch_size: int, new_tokens: int, bos_token_id
 
 __all__ = [
     "autoregressive_call",
+    "codec_decode_flops",
+    "decode_flops",
     "decode_head_flops",
     "denoiser_forward_flops",
     "diffusion_call",
+    "factored_head_flops",
     "find_denoiser_config",
     "measure_matmul_flops",
     "num_control_tokens",
+    "perceiver_flops",
     "sampling_flops",
     "synchronize",
     "time_call",
