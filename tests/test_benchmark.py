@@ -133,8 +133,8 @@ def test_cosmos_sampling_flops_run_the_denoiser_on_the_latents_and_decode_all_sl
     # The decompressor decodes all L = 12 slots (the text is their first gen_length tokens). Hand count, batch 1:
     # from_latents 3 * 8 * 32; one block with 12 queries over 12 + 3 keys: q_proj and out_proj 2 * 12 * 32 * 32,
     # kv_proj 15 * 32 * 64, Q K^T and A V 2 * 12 * 15 * 32, SwiGLU (intermediate 85) 12 * 32 * 170 + 12 * 85 * 32;
-    # head 12 * (32 * 16 + 16 * 25).
-    decoder = 3 * 8 * 32 + 2 * 12 * 32 * 32 + 15 * 32 * 64 + 2 * 12 * 15 * 32 + 12 * 32 * 170 + 12 * 85 * 32
+    # the chunk shortcut 3 * 8 * (4 * 32); head 12 * (32 * 16 + 16 * 25).
+    decoder = 3 * 8 * 32 + 3 * 8 * 4 * 32 + 2 * 12 * 32 * 32 + 15 * 32 * 64 + 2 * 12 * 15 * 32 + 12 * 32 * 170 + 12 * 85 * 32
     head = 12 * (32 * 16 + 16 * len(tiny_tokenizer))
     assert codec_decode_flops(pipe.autoencoder.config) == {"decoder": 2 * decoder, "decode_head": 2 * head,
                                                            "decoded_tokens": 12}  # fmt: skip

@@ -140,7 +140,7 @@ def test_input_augmentations_split_the_batch_into_masked_noised_and_clean_rows()
 
 
 def test_latent_dropout_zeroes_about_the_configured_share_of_latent_elements():
-    autoencoder = tiny_autoencoder(latent_dropout=0.4, num_latents=64, max_position_embeddings=12).train()
+    autoencoder = tiny_autoencoder(latent_dropout=0.4, num_latents=64, chunk_shortcut=False).train()
     torch.manual_seed(0)
     latents = autoencoder(torch.randint(5, 40, (16, 12))).latents
     assert 0.35 < (latents == 0).float().mean().item() < 0.45
@@ -200,6 +200,31 @@ def test_a_few_steps_reduce_the_reconstruction_loss():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_the_token_head_starts_from_the_principal_components_of_the_encoder_vocabulary():
+    autoencoder = tiny_autoencoder()
+    embeddings = torch.randn(40, 3) @ torch.randn(3, 24)  # rank 3: three components carry everything
+    autoencoder.init_lm_head_from_embeddings(embeddings)
+    head = autoencoder.lm_head.unembed.weight
+    assert head.shape == (40, 16) and torch.all(autoencoder.lm_head.unembed.bias == 0)
+    torch.testing.assert_close(head.std(), torch.tensor(0.1))
+    # the head's columns span the centred embeddings' row space (3 directions, the rest ~0)
+    singular = torch.linalg.svdvals(head)
+    assert singular[2] > 1e-3 and singular[3] < 1e-4 * singular[0]
+    with pytest.raises(ValueError, match="embeddings"):
+        autoencoder.init_lm_head_from_embeddings(torch.randn(39, 24))
+
+
+def test_perceiver_heads_start_with_geometric_locality_slopes_and_without_the_shortcut_still_work():
+    autoencoder = tiny_autoencoder()
+    slopes = autoencoder.compressor.blocks[0].attn.log_slopes.exp()
+    torch.testing.assert_close(slopes, torch.tensor([4.0, 2.0]))
+    plain = tiny_autoencoder(chunk_shortcut=False).eval()
+    assert plain.chunk_proj is None and plain.unchunk_proj is None
+    assert plain.decode(plain.encode(torch.randint(5, 40, (2, 12)))).shape == (2, 12, 40)
+    with pytest.raises(ValueError, match="chunk_shortcut"):
+        CosmosLMAutoencoderConfig(**{**TINY_AE, "num_latents": 5})
 
 
 def test_decode_rejects_latents_of_the_wrong_shape():

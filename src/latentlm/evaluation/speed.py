@@ -131,7 +131,7 @@ def perceiver_flops(
 
 def codec_decode_flops(config, *, batch_size: int = 1) -> dict[str, int]:
     """FLOPs of a Perceiver codec's ``decode`` (e.g. `CosmosLMAutoencoder.decode`): the latents' input projection
-    ``latent_dim -> hidden``, the decompressor (``num_decompressor_layers`` blocks, the codec's ``L`` token slots over
+    ``latent_dim -> hidden`` (and the chunk shortcut's ``latent_dim -> (L / N) hidden``), the decompressor (``num_decompressor_layers`` blocks, the codec's ``L`` token slots over
     its ``N`` latents) and the factored token head ``hidden -> lm_head_dim -> vocab`` over the ``L`` slots. The codec
     always decodes all ``L = max_position_embeddings`` slots, whatever the requested ``gen_length``.
 
@@ -142,6 +142,8 @@ def codec_decode_flops(config, *, batch_size: int = 1) -> dict[str, int]:
     decoder = 2 * _linear_macs(batch_size * latents, config.latent_dim, hidden) + perceiver_flops(
         config.num_decompressor_layers, hidden, config.intermediate_size, slots, latents, batch_size=batch_size
     )
+    if getattr(config, "chunk_shortcut", False):  # each latent's linear map to its L / N slots
+        decoder += 2 * _linear_macs(batch_size * latents, config.latent_dim, (slots // latents) * hidden)
     head = factored_head_flops(batch_size * slots, hidden, config.lm_head_dim, config.vocab_size)
     return {"decoder": decoder, "decode_head": head, "decoded_tokens": slots}
 

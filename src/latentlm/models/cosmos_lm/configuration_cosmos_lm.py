@@ -48,6 +48,14 @@ class CosmosLMAutoencoderConfig(PreTrainedConfig):
         latent_dropout (`float`, defaults to 0.4): each latent element is zeroed with this probability before
             decoding, in training (Cosmos does not rescale the kept ones).
         Set the two fractions and `latent_dropout` to 0 to train without the augmentations.
+        chunk_shortcut (`bool`, defaults to `True`): start each latent query from a linear map of its own L / N
+            tokens' activations, and each token slot from a linear map of its latent (patchify / unpatchify, added
+            to Cosmos' learned queries and slots). Our addition: with only learned queries the codec stayed at
+            unigram accuracy for hundreds of steps at CPU budgets. Needs `max_position_embeddings` divisible by
+            `num_latents`; `False` is Cosmos' architecture.
+        init_lm_head_from_encoder (`bool`, defaults to `True`): before training from scratch, initialise the token
+            head's output matrix with the frozen encoder's word embeddings, reduced to `lm_head_dim` by PCA (our
+            addition; a random 30k-way head is what a CPU-budget codec spends most steps learning).
     """
 
     model_type = "latentlm_cosmos_autoencoder"
@@ -73,6 +81,8 @@ class CosmosLMAutoencoderConfig(PreTrainedConfig):
     activation_noise_fraction: float = 0.5
     activation_noise_delta: float = 0.7
     latent_dropout: float = 0.4
+    chunk_shortcut: bool = True
+    init_lm_head_from_encoder: bool = True
 
     pad_token_id: int | None = 0
     bos_token_id: int | None = None
@@ -100,6 +110,11 @@ class CosmosLMAutoencoderConfig(PreTrainedConfig):
             raise ValueError(
                 "`activation_mask_fraction` + `activation_noise_fraction` must be at most 1 (they split one batch), "
                 f"got {self.activation_mask_fraction} + {self.activation_noise_fraction}."
+            )
+        if self.chunk_shortcut and self.max_position_embeddings % self.num_latents:
+            raise ValueError(
+                f"`chunk_shortcut` needs `max_position_embeddings` ({self.max_position_embeddings}) divisible by "
+                f"`num_latents` ({self.num_latents}); set `chunk_shortcut=False` otherwise."
             )
         if not 0.0 <= self.activation_noise_delta <= 1.0:
             raise ValueError(f"`activation_noise_delta` must be in [0, 1], got {self.activation_noise_delta}.")

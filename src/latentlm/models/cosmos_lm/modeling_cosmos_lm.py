@@ -27,7 +27,7 @@ from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransfor
 from ..encoders import FrozenTextEncoderMixin
 from ..heads import FactoredLMHead
 from ..modeling_utils import LatentDiffusionMixin
-from ..perceiver import PerceiverStack
+from ..perceiver import PerceiverAttention, PerceiverStack, latent_positions, token_positions
 from .configuration_cosmos_lm import CosmosLMAutoencoderConfig, CosmosLMConfig
 
 
@@ -94,12 +94,15 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
         self.activation_proj = nn.Linear(config.encoder_dim, hidden)
         self.token_positions = nn.Parameter(torch.zeros(1, config.max_position_embeddings, hidden))
         self.latent_queries = nn.Parameter(torch.zeros(1, config.num_latents, hidden))
+        chunk = config.max_position_embeddings // config.num_latents
+        self.chunk_proj = nn.Linear(chunk * config.encoder_dim, hidden) if config.chunk_shortcut else None
         self.compressor = PerceiverStack(config.num_compressor_layers, **stack)
         self.to_latents = nn.Linear(hidden, config.latent_dim)
         # Decompressor: L token slots over the N (position-tagged) latents.
         self.from_latents = nn.Linear(config.latent_dim, hidden)
         self.latent_positions = nn.Parameter(torch.zeros(1, config.num_latents, hidden))
         self.token_slots = nn.Parameter(torch.zeros(1, config.max_position_embeddings, hidden))
+        self.unchunk_proj = nn.Linear(config.latent_dim, chunk * hidden) if config.chunk_shortcut else None
         self.decompressor = PerceiverStack(config.num_decompressor_layers, **stack)
         self.lm_head = FactoredLMHead(hidden, config.lm_head_dim, config.vocab_size)
         self.activation_head = nn.Linear(hidden, config.encoder_dim)
@@ -113,6 +116,8 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
+        if isinstance(module, PerceiverAttention):
+            module.reset_locality()
         if module is self:
             std = self.config.initializer_range
             for param in (self.token_positions, self.latent_queries, self.latent_positions, self.token_slots):
@@ -183,10 +188,31 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
         self.latent_std.copy_(std)
 
     def prepare_for_training(self, dataloader, num_batches: int = 16) -> None:
-        """Training-loop hook: loads the frozen encoder and fits the activation statistics if they are not set."""
-        self.load_text_encoder()
+        """Training-loop hook: loads the frozen encoder; for a model that has never been trained (no activation
+        statistics yet), fits the statistics and initialises the token head from the encoder's word embeddings."""
+        encoder = self.load_text_encoder()
         if not self.has_activation_statistics:
             self.fit_activation_statistics(batch for _, batch in zip(range(num_batches), dataloader))
+            if self.config.init_lm_head_from_encoder:
+                self.init_lm_head_from_embeddings(encoder.get_input_embeddings().weight)
+
+    @torch.no_grad()
+    def init_lm_head_from_embeddings(self, embeddings: torch.Tensor) -> None:
+        """Sets the token head's output matrix `(vocab_size, lm_head_dim)` to the top `lm_head_dim` principal
+        components of `embeddings` `(vocab_size, width)` (deterministic SVD), scaled to std 0.1, and its bias to 0:
+        tokens start out distinguishable by what the encoder knows of them."""
+        vocab, head_dim = self.config.vocab_size, self.config.lm_head_dim
+        if embeddings.shape[0] != vocab or embeddings.shape[1] < head_dim:
+            raise ValueError(
+                f"`embeddings` must have shape ({vocab}, >= {head_dim}) (`vocab_size`, `lm_head_dim`), got "
+                f"{tuple(embeddings.shape)}."
+            )
+        centered = embeddings.detach().float().cpu()
+        centered = centered - centered.mean(dim=0)
+        _, _, components = torch.linalg.svd(centered, full_matrices=False)
+        projected = centered @ components[:head_dim].T
+        self.lm_head.unembed.weight.copy_(projected / projected.std() * 0.1)
+        self.lm_head.unembed.bias.zero_()
 
     # ----------------------------------------------------------------------------------------------------------
     # Encode / decode
@@ -200,9 +226,18 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
                 f"The input has {seq_len} tokens but the autoencoder takes at most "
                 f"{self.config.max_position_embeddings} (`max_position_embeddings`)."
             )
-        tokens = self.activation_proj(activations.to(self.dtype)) + self.token_positions[:, :seq_len]
+        activations = activations.to(self.dtype)
+        tokens = self.activation_proj(activations) + self.token_positions[:, :seq_len]
         queries = self.latent_queries.expand(batch, -1, -1)
-        return self.to_latents(self.compressor(queries, tokens, attention_mask))
+        if self.chunk_proj is not None:  # latent j starts from its own tokens (j L/N ... (j+1) L/N - 1)
+            if attention_mask is not None:
+                activations = activations * attention_mask[..., None].to(activations.dtype)
+            padded = F.pad(activations, (0, 0, 0, self.config.max_position_embeddings - seq_len))
+            queries = queries + self.chunk_proj(padded.reshape(batch, self.config.num_latents, -1))
+        positions = self._positions(seq_len, activations.device)
+        return self.to_latents(
+            self.compressor(queries, tokens, positions["latents"], positions["tokens"], attention_mask)
+        )
 
     def decompress(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents `(batch, num_latents, latent_dim)` -> token-slot hidden states `(batch, L, hidden_size)`."""
@@ -213,7 +248,18 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
             )
         context = self.from_latents(latents.to(self.dtype)) + self.latent_positions
         slots = self.token_slots.expand(latents.shape[0], -1, -1)
-        return self.decompressor(slots, context)
+        if self.unchunk_proj is not None:  # slot i starts from its latent, i N / L
+            slots = slots + self.unchunk_proj(latents.to(self.dtype)).reshape(slots.shape)
+        positions = self._positions(self.config.max_position_embeddings, latents.device)
+        return self.decompressor(slots, context, positions["tokens"], positions["latents"])
+
+    def _positions(self, seq_len: int, device) -> dict[str, torch.Tensor]:
+        """Positions of the latents and of the first `seq_len` tokens on the Perceiver's shared axis."""
+        cfg = self.config
+        return {
+            "latents": latent_positions(cfg.num_latents, device),
+            "tokens": token_positions(seq_len, cfg.max_position_embeddings, cfg.num_latents, device),
+        }
 
     def encode(
         self,
