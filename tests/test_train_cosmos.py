@@ -80,6 +80,11 @@ def test_stage_two_from_the_cli_exports_one_pipeline_that_samples(autoencoder_di
     out = pipe(batch_size=2, gen_length=10, num_inference_steps=3, output_type="seq")
     assert out.sequences.shape == (2, 10)
 
+    main(["sample", str(tmp_path / "run"), "--num_samples", "1", "--num_inference_steps", "3", "--solver", "ddim"])
+    assert capsys.readouterr().out.splitlines()[-1].startswith("[0] ")
+    with pytest.raises(SystemExit, match="--gamma does not apply"):
+        main(["sample", str(tmp_path / "run"), "--gamma", "1.5"])
+
 
 def test_stage_two_killed_and_resumed_continues_with_the_same_losses(autoencoder_dir, tmp_path, monkeypatch):
     train(diffusion_config(tmp_path / "a", autoencoder_dir))

@@ -42,7 +42,15 @@ def _sample(args: argparse.Namespace) -> None:
         pipe = AutoPipelineForTextGeneration.from_pretrained(path, dtype=torch.float32)
     except ValueError as err:
         raise SystemExit(f"latentlm sample: error: {err}") from err
-    scheduler_overrides = {key: getattr(args, key) for key in ("gamma", "time_grid") if getattr(args, key) is not None}
+    scheduler_overrides = {
+        key: getattr(args, key) for key in ("gamma", "time_grid", "solver") if getattr(args, key) is not None
+    }
+    unknown = sorted(set(scheduler_overrides) - set(pipe.scheduler.config))
+    if unknown:
+        raise SystemExit(
+            f"latentlm sample: error: --{unknown[0]} does not apply to this model's sampler "
+            f"({type(pipe.scheduler).__name__}; its settings: {', '.join(sorted(pipe.scheduler.config))})."
+        )
     if scheduler_overrides:
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **scheduler_overrides)
     pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -93,8 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--gen_length", type=int, default=None, help="tokens per sample (default: the model's max)")
     sample.add_argument("--num_inference_steps", type=int, default=32)
     sample.add_argument("--guidance_scale", type=float, default=None, help="default: the pipeline's")
-    sample.add_argument("--gamma", type=float, default=None, help="scheduler re-injection (0 = ODE)")
-    sample.add_argument("--time_grid", choices=["logit_normal", "uniform"], default=None)
+    sample.add_argument("--gamma", type=float, default=None, help="ELF's SDE re-injection (0 = ODE)")
+    sample.add_argument("--time_grid", choices=["logit_normal", "uniform"], default=None, help="ELF's time grid")
+    sample.add_argument(
+        "--solver", choices=["euler_maruyama", "probability_flow", "ddim"], default=None, help="Cosmos' sampler"
+    )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     sample.add_argument("--output", help="also write the samples to this JSON-lines file")
