@@ -25,6 +25,8 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from .scheduling_utils import StepIndexMixin
+
 
 __all__ = ["EulerMaruyamaVPScheduler", "EulerMaruyamaVPSchedulerOutput"]
 
@@ -66,7 +68,7 @@ def _is_positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-class EulerMaruyamaVPScheduler(SchedulerMixin, ConfigMixin):
+class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
     """
     Cosmos' sampler: a variance-preserving SDE with the "tan" schedule, integrated backwards from t = 1 to ``t_min``.
 
@@ -176,57 +178,6 @@ class EulerMaruyamaVPScheduler(SchedulerMixin, ConfigMixin):
         self.timesteps: torch.Tensor | None = None
         self._step_index: int | None = None
         self._begin_index: int | None = None
-
-    # ------------------------------------------------------------------ diffusers bookkeeping
-
-    @property
-    def step_index(self) -> int | None:
-        """Index of the current step; increases by one after each `step`."""
-        return self._step_index
-
-    @property
-    def begin_index(self) -> int | None:
-        """Index of the first step, set by a pipeline with `set_begin_index` (``None``: look up the first timestep)."""
-        return self._begin_index
-
-    def set_begin_index(self, begin_index: int = 0) -> None:
-        """Start the next run at step `begin_index` (call after `set_timesteps`, before the loop)."""
-        self._begin_index = begin_index
-
-    def index_for_timestep(
-        self, timestep: float | torch.Tensor, schedule_timesteps: torch.Tensor | None = None
-    ) -> int:
-        """Index of the first entry of ``self.timesteps`` equal to `timestep`."""
-        if schedule_timesteps is None:
-            schedule_timesteps = self.timesteps
-        timestep = torch.as_tensor(timestep, device=schedule_timesteps.device, dtype=schedule_timesteps.dtype)
-        indices = (schedule_timesteps == timestep).nonzero()
-        if len(indices) == 0:
-            raise ValueError(f"`timestep` {float(timestep)} is not one of `scheduler.timesteps`.")
-        return indices[0].item()
-
-    def _init_step_index(self, timestep: float | torch.Tensor) -> None:
-        if self.begin_index is None:
-            self._step_index = self.index_for_timestep(timestep)
-        else:
-            self._step_index = self._begin_index
-
-    def _current_index(self, timestep: float | torch.Tensor, caller: str) -> int:
-        if self.timesteps is None:
-            raise ValueError(f"Call `set_timesteps` before `{caller}`.")
-        if isinstance(timestep, int) or (isinstance(timestep, torch.Tensor) and not torch.is_floating_point(timestep)):
-            raise ValueError(
-                f"Passing integer indices (e.g. from `enumerate(timesteps)`) as timesteps to"
-                f" `EulerMaruyamaVPScheduler.{caller}()` is not supported. Make sure to pass"
-                " one of the `scheduler.timesteps` as a timestep."
-            )
-        if self.step_index is None:
-            self._init_step_index(timestep)
-        if self.step_index >= len(self.timesteps):
-            raise ValueError(
-                f"All {len(self.timesteps)} steps have been taken; call `set_timesteps` again to sample anew."
-            )
-        return self.step_index
 
     # ------------------------------------------------------------------ the process
 
