@@ -9,6 +9,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 # The smallest ELF that exercises every part of the backbone (bottleneck, control tokens, self-conditioning).
@@ -21,6 +22,20 @@ TINY_ELF = dict(
     max_position_embeddings=24,
     bottleneck_dim=8,
 )
+# The smallest Cosmos autoencoder (L = 12 tokens, N = 3 latents) and its augmentation-free variant.
+TINY_COSMOS_AE = dict(
+    vocab_size=40,
+    encoder_dim=16,
+    max_position_embeddings=12,
+    num_latents=3,
+    latent_dim=8,
+    hidden_size=32,
+    num_attention_heads=2,
+    num_compressor_layers=1,
+    num_decompressor_layers=1,
+    lm_head_dim=16,
+)
+NO_AUGMENTATION = dict(activation_mask_fraction=0.0, activation_noise_fraction=0.0, latent_dropout=0.0)
 WORDS = "the a cat dog sat ran on in mat park and quickly slowly big small red house tree bird sang".split()
 
 
@@ -55,3 +70,15 @@ def build_tiny_tokenizer():
 @pytest.fixture
 def tiny_tokenizer():
     return build_tiny_tokenizer()
+
+
+class EmbeddingEncoder(torch.nn.Module):
+    """A stand-in for a frozen pretrained encoder: an embedding table, with the `config.hidden_size` latentlm reads."""
+
+    def __init__(self, hidden_size=16, vocab_size=40):
+        super().__init__()
+        self.config = type("Config", (), {"hidden_size": hidden_size, "_name_or_path": "fake"})()
+        self.embed = torch.nn.Embedding(vocab_size, hidden_size)
+
+    def forward(self, input_ids, attention_mask=None):
+        return type("Out", (), {"last_hidden_state": self.embed(input_ids)})()

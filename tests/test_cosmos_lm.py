@@ -7,6 +7,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel
 
+from conftest import NO_AUGMENTATION, TINY_COSMOS_AE, EmbeddingEncoder
 from latentlm import (
     AutoModelForTextDiffusion,
     CosmosLMAutoencoder,
@@ -16,40 +17,16 @@ from latentlm import (
 )
 
 
-TINY_AE = dict(
-    vocab_size=40,
-    encoder_dim=16,
-    max_position_embeddings=12,
-    num_latents=3,
-    latent_dim=8,
-    hidden_size=32,
-    num_attention_heads=2,
-    num_compressor_layers=1,
-    num_decompressor_layers=1,
-    lm_head_dim=16,
-)
 TINY_DIFFUSION = dict(
     vocab_size=40, num_latents=3, latent_dim=8, max_position_embeddings=12, hidden_size=32, num_hidden_layers=2,
     num_attention_heads=2,
 )  # fmt: skip
 
 
-class FakeEncoder(torch.nn.Module):
-    """A stand-in for the frozen pretrained encoder: an embedding table."""
-
-    def __init__(self, hidden_size=16, vocab_size=40):
-        super().__init__()
-        self.config = type("Config", (), {"hidden_size": hidden_size, "_name_or_path": "fake"})()
-        self.embed = torch.nn.Embedding(vocab_size, hidden_size)
-
-    def forward(self, input_ids, attention_mask=None):
-        return type("Out", (), {"last_hidden_state": self.embed(input_ids)})()
-
-
 def tiny_autoencoder(**overrides) -> CosmosLMAutoencoder:
     torch.manual_seed(0)
-    autoencoder = CosmosLMAutoencoder(CosmosLMAutoencoderConfig(**{**TINY_AE, **overrides}))
-    autoencoder.set_text_encoder(FakeEncoder())
+    autoencoder = CosmosLMAutoencoder(CosmosLMAutoencoderConfig(**{**TINY_COSMOS_AE, **overrides}))
+    autoencoder.set_text_encoder(EmbeddingEncoder())
     autoencoder.fit_activation_statistics([{"input_ids": torch.randint(5, 40, (8, 12))}])
     return autoencoder
 
@@ -116,7 +93,7 @@ def test_augmentations_act_in_training_only_and_switch_off_by_configuration():
     autoencoder.eval()
     torch.testing.assert_close(autoencoder(ids).loss, autoencoder(ids).loss)
 
-    plain = tiny_autoencoder(activation_mask_fraction=0.0, activation_noise_fraction=0.0, latent_dropout=0.0)
+    plain = tiny_autoencoder(**NO_AUGMENTATION)
     trained_mode, eval_mode = plain.train()(ids).loss, plain.eval()(ids).loss
     torch.testing.assert_close(trained_mode, eval_mode)
 
@@ -147,7 +124,7 @@ def test_latent_dropout_zeroes_about_the_configured_share_of_latent_elements():
 
 
 def test_activation_statistics_are_per_dimension_over_real_tokens():
-    autoencoder = CosmosLMAutoencoder(CosmosLMAutoencoderConfig(**TINY_AE))
+    autoencoder = CosmosLMAutoencoder(CosmosLMAutoencoderConfig(**TINY_COSMOS_AE))
     activations = torch.zeros(1, 3, 16)
     activations[0, 0], activations[0, 1], activations[0, 2] = 1.0, 3.0, 100.0
     activations[0, :, 1] = torch.tensor([2.0, 2.0, -50.0])
@@ -189,7 +166,7 @@ def test_the_encoder_is_not_saved_and_statistics_round_trip_through_auto_classes
 
 
 def test_a_few_steps_reduce_the_reconstruction_loss():
-    autoencoder = tiny_autoencoder(activation_mask_fraction=0.0, activation_noise_fraction=0.0, latent_dropout=0.0)
+    autoencoder = tiny_autoencoder(**NO_AUGMENTATION)
     ids = torch.randint(5, 40, (8, 12))
     optimizer = torch.optim.AdamW(autoencoder.parameters(), lr=3e-3)
     losses = []
@@ -224,7 +201,7 @@ def test_perceiver_heads_start_with_geometric_locality_slopes_and_without_the_sh
     assert plain.chunk_proj is None and plain.unchunk_proj is None
     assert plain.decode(plain.encode(torch.randint(5, 40, (2, 12)))).shape == (2, 12, 40)
     with pytest.raises(ValueError, match="chunk_shortcut"):
-        CosmosLMAutoencoderConfig(**{**TINY_AE, "num_latents": 5})
+        CosmosLMAutoencoderConfig(**{**TINY_COSMOS_AE, "num_latents": 5})
 
 
 def test_decode_rejects_latents_of_the_wrong_shape():
@@ -238,7 +215,7 @@ def test_decode_rejects_latents_of_the_wrong_shape():
 )
 def test_autoencoder_config_rejects_bad_values_by_name(field, value):
     with pytest.raises(ValueError, match=field):
-        CosmosLMAutoencoderConfig(**{**TINY_AE, field: value})
+        CosmosLMAutoencoderConfig(**{**TINY_COSMOS_AE, field: value})
 
 
 # ----------------------------------------------------------------------------------------------------------------------

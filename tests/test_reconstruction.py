@@ -8,44 +8,17 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertModel
 
-from conftest import WORDS, build_tiny_tokenizer
+from conftest import NO_AUGMENTATION, TINY_COSMOS_AE, WORDS, EmbeddingEncoder, build_tiny_tokenizer
 from latentlm import CosmosLMAutoencoder, CosmosLMAutoencoderConfig
 from latentlm.cli import main
 from latentlm.evaluation import reconstruction_accuracy
 from latentlm.evaluation.reconstruction import augmentation_settings
 
 
-TINY_AE = dict(
-    vocab_size=40,
-    encoder_dim=16,
-    max_position_embeddings=12,
-    num_latents=3,
-    latent_dim=8,
-    hidden_size=32,
-    num_attention_heads=2,
-    num_compressor_layers=1,
-    num_decompressor_layers=1,
-    lm_head_dim=16,
-)
-NO_AUGMENTATION = dict(activation_mask_fraction=0.0, activation_noise_fraction=0.0, latent_dropout=0.0)
-
-
-class FakeEncoder(torch.nn.Module):
-    """A stand-in for the frozen pretrained encoder: an embedding table."""
-
-    def __init__(self, hidden_size=16, vocab_size=40):
-        super().__init__()
-        self.config = type("Config", (), {"hidden_size": hidden_size, "_name_or_path": "fake"})()
-        self.embed = torch.nn.Embedding(vocab_size, hidden_size)
-
-    def forward(self, input_ids, attention_mask=None):
-        return type("Out", (), {"last_hidden_state": self.embed(input_ids)})()
-
-
 def tiny_autoencoder(seed=0, fit_latents=True, **overrides) -> CosmosLMAutoencoder:
     torch.manual_seed(seed)
-    autoencoder = CosmosLMAutoencoder(CosmosLMAutoencoderConfig(**{**TINY_AE, **overrides}))
-    autoencoder.set_text_encoder(FakeEncoder())
+    autoencoder = CosmosLMAutoencoder(CosmosLMAutoencoderConfig(**{**TINY_COSMOS_AE, **overrides}))
+    autoencoder.set_text_encoder(EmbeddingEncoder())
     autoencoder.fit_activation_statistics([{"input_ids": torch.randint(5, 40, (8, 12))}])
     if fit_latents:
         autoencoder.fit_latent_statistics([{"input_ids": torch.randint(5, 40, (8, 12))}])
@@ -122,11 +95,11 @@ def test_errors_say_what_to_do():
 
 
 def test_augmentation_settings_read_the_config():
-    assert augmentation_settings(CosmosLMAutoencoderConfig(**TINY_AE))["augmented"]
-    assert not augmentation_settings(CosmosLMAutoencoderConfig(**TINY_AE, **NO_AUGMENTATION))["augmented"]
-    assert augmentation_settings(CosmosLMAutoencoderConfig(**TINY_AE, **{**NO_AUGMENTATION, "latent_dropout": 0.1}))[
-        "augmented"
-    ]
+    assert augmentation_settings(CosmosLMAutoencoderConfig(**TINY_COSMOS_AE))["augmented"]
+    assert not augmentation_settings(CosmosLMAutoencoderConfig(**TINY_COSMOS_AE, **NO_AUGMENTATION))["augmented"]
+    assert augmentation_settings(
+        CosmosLMAutoencoderConfig(**TINY_COSMOS_AE, **{**NO_AUGMENTATION, "latent_dropout": 0.1})
+    )["augmented"]
 
 
 # ---------------------------------------------------------------------------------------------------------- CLI

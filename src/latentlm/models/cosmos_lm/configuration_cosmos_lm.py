@@ -6,17 +6,7 @@ The method is named `CosmosLM...` because NVIDIA's Cosmos already has classes in
 
 from transformers import PreTrainedConfig
 
-
-def _check_positive(config, names) -> None:
-    for name in names:
-        if getattr(config, name) <= 0:
-            raise ValueError(f"`{name}` must be positive, got {getattr(config, name)}.")
-
-
-def _check_probability(config, names) -> None:
-    for name in names:
-        if not 0.0 <= getattr(config, name) <= 1.0:
-            raise ValueError(f"`{name}` must be in [0, 1], got {getattr(config, name)}.")
+from ..configuration_utils import check_heads_divide_hidden, check_positive, check_probability
 
 
 class CosmosLMAutoencoderConfig(PreTrainedConfig):
@@ -93,17 +83,13 @@ class CosmosLMAutoencoderConfig(PreTrainedConfig):
         if self.intermediate_size is None:
             self.intermediate_size = int(8 * self.hidden_size / 3)
         super().__post_init__(**kwargs)
-        _check_positive(
+        check_positive(
             self,
             ("vocab_size", "encoder_dim", "max_position_embeddings", "num_latents", "latent_dim", "hidden_size",
              "num_attention_heads", "num_compressor_layers", "num_decompressor_layers", "lm_head_dim"),
         )  # fmt: skip
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
-                f"({self.num_attention_heads})."
-            )
-        _check_probability(
+        check_heads_divide_hidden(self)
+        check_probability(
             self, ("activation_mask_fraction", "activation_mask_prob", "activation_noise_fraction", "latent_dropout")
         )
         if self.activation_mask_fraction + self.activation_noise_fraction > 1.0:
@@ -187,21 +173,17 @@ class CosmosLMConfig(PreTrainedConfig):
         if self.intermediate_size is None:
             self.intermediate_size = int(8 * self.hidden_size / 3)
         super().__post_init__(**kwargs)
-        _check_positive(
+        check_positive(
             self,
             ("vocab_size", "num_latents", "latent_dim", "max_position_embeddings", "hidden_size",
              "num_hidden_layers", "num_attention_heads", "num_time_tokens", "schedule_d"),
         )  # fmt: skip
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
-                f"({self.num_attention_heads})."
-            )
+        check_heads_divide_hidden(self)
         if self.num_guidance_tokens or self.num_mode_tokens:
             raise ValueError(
                 "Cosmos has no guidance or mode tokens: `num_guidance_tokens` and `num_mode_tokens` must be 0."
             )
-        _check_probability(self, ("self_cond_prob",))
+        check_probability(self, ("self_cond_prob",))
         if not 0.0 < self.t_min < 1.0:
             raise ValueError(f"`t_min` must be in (0, 1), got {self.t_min}.")
 

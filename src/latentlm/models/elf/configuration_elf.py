@@ -2,6 +2,8 @@
 
 from transformers import PreTrainedConfig
 
+from ..configuration_utils import check_heads_divide_hidden, check_positive, check_probability
+
 
 class ELFConfig(PreTrainedConfig):
     r"""
@@ -93,28 +95,13 @@ class ELFConfig(PreTrainedConfig):
         self._validate()
 
     def _validate(self):
-        positive = (
-            "vocab_size",
-            "latent_dim",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "max_position_embeddings",
-            "num_time_tokens",
-            "noise_scale",
-            "decoder_noise_scale",
-        )
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
-                f"({self.num_attention_heads})."
-            )
-        for name in ("decoder_prob", "self_cond_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"`{name}` must be in [0, 1], got {getattr(self, name)}.")
+        check_positive(
+            self,
+            ("vocab_size", "latent_dim", "hidden_size", "num_hidden_layers", "num_attention_heads",
+             "max_position_embeddings", "num_time_tokens", "noise_scale", "decoder_noise_scale"),
+        )  # fmt: skip
+        check_heads_divide_hidden(self)
+        check_probability(self, ("decoder_prob", "self_cond_prob"))
         if not 0.0 < self.guidance_min <= self.guidance_max:
             raise ValueError(
                 f"`guidance_min` and `guidance_max` must satisfy 0 < min <= max, got {self.guidance_min}, "
