@@ -152,6 +152,8 @@ def test_latent_statistics_are_per_position_and_dimension_and_invertible():
 def test_the_encoder_is_not_saved_and_statistics_round_trip_through_auto_classes(tmp_path):
     autoencoder = tiny_autoencoder()
     autoencoder.fit_latent_statistics([{"input_ids": torch.randint(5, 40, (4, 12))}])
+    with torch.no_grad():  # trained values, not the initial ones, must come back
+        autoencoder.compressor.blocks[0].attn.log_slopes.add_(0.5)
     encoder_weight = autoencoder.text_encoder.embed.weight
     assert all(p is not encoder_weight for p in autoencoder.parameters()) and not encoder_weight.requires_grad
     assert not any(name.startswith(("embed", "text_encoder")) for name in autoencoder.state_dict())
