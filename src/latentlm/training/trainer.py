@@ -14,7 +14,10 @@ The contract with a method's training head (``MethodSpec.model_class``):
   to the training device and before Accelerate wraps it, with the training `DataLoader` (batches on CPU). A method
   uses it to load frozen parts or fit statistics; what it fits belongs in ``model.config`` so that checkpoints and
   the export carry it. On resume the model is rebuilt from the checkpoint's config, so the fitted values are
-  already there.
+  already there (or refitted identically, then overwritten by the checkpoint's weights and buffers).
+* Optional ``model.load_text_encoder()`` and ``model.encoder_activations(input_ids, attention_mask)``: with
+  ``cache_encoder_activations`` the loop runs the frozen encoder once over the data (`cache_encoder_activations`)
+  and every batch then carries ``encoder_activations``, which ``forward`` accepts in place of running the encoder.
 """
 
 import json
