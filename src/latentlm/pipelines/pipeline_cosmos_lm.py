@@ -56,7 +56,7 @@ class CosmosLMPipeline(LatentDiffusionTextPipeline):
         """Builds the pipeline around a trained model and the autoencoder attached to it."""
         return cls(
             model=model,
-            autoencoder=model._require_autoencoder(),
+            autoencoder=model.get_autoencoder(),
             scheduler=scheduler or model.get_default_scheduler(),
             tokenizer=tokenizer,
         )

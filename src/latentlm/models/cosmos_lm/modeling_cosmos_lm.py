@@ -424,7 +424,8 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin):
         autoencoder.eval().requires_grad_(False)
         self.__dict__["_autoencoder"] = autoencoder
 
-    def _require_autoencoder(self) -> CosmosLMAutoencoder:
+    def get_autoencoder(self) -> CosmosLMAutoencoder:
+        """The attached autoencoder; a `ValueError` that says how to attach one if there is none."""
         if self.autoencoder is None:
             raise ValueError(
                 "Cosmos diffusion needs its trained autoencoder: pass `--autoencoder PATH` to `latentlm train`, or "
@@ -436,7 +437,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin):
         """Loads `config.autoencoder_name_or_path` unless an autoencoder is attached."""
         if self.autoencoder is None:
             if self.config.autoencoder_name_or_path is None:
-                self._require_autoencoder()
+                self.get_autoencoder()
             self.set_autoencoder(CosmosLMAutoencoder.from_pretrained(self.config.autoencoder_name_or_path))
         return self.autoencoder
 
@@ -445,7 +446,8 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin):
         return self.load_autoencoder().load_text_encoder()
 
     def encoder_activations(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self._require_autoencoder().encoder_activations(input_ids, attention_mask)
+        """The autoencoder's frozen-encoder activations `(batch, seq_len, encoder_dim)` (see `FrozenTextEncoderMixin`)."""
+        return self.get_autoencoder().encoder_activations(input_ids, attention_mask)
 
     def prepare_for_training(self, dataloader, num_batches: int = 16) -> None:
         """Training-loop hook: loads the autoencoder and its encoder, fits its latent statistics if unset."""
@@ -478,7 +480,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin):
             encoder_activations: `(batch, seq_len, encoder_dim)` precomputed raw encoder activations.
         """
         if latents is None:
-            autoencoder = self._require_autoencoder()
+            autoencoder = self.get_autoencoder()
             with torch.no_grad():
                 latents = autoencoder.normalize_latents(
                     autoencoder.encode(input_ids, attention_mask, encoder_activations=encoder_activations)
@@ -518,7 +520,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin):
         return self.model(latents, timestep, attention_mask=attention_mask, self_condition=self_condition).sample
 
     def decode_latents(self, latents, *, guidance_scale=None, attention_mask=None):
-        autoencoder = self._require_autoencoder()
+        autoencoder = self.get_autoencoder()
         return autoencoder.decode(autoencoder.denormalize_latents(latents.to(autoencoder.dtype)))
 
 
