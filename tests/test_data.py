@@ -6,6 +6,7 @@ import shutil
 import struct
 import zlib
 
+import numpy as np
 import pytest
 import torch
 
@@ -178,6 +179,14 @@ def test_collator_stacks_lists_and_tensors():
     assert batch["input_ids"].dtype == torch.long
     assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 5, 6]]
     assert batch["attention_mask"].tolist() == [[1, 1, 0], [1, 1, 1]]
+
+
+def test_collator_stacks_cached_encoder_activations_as_float32():
+    activations = np.arange(12, dtype=np.float16).reshape(2, 3, 2)
+    features = [{"input_ids": [1, 2], "encoder_activations": activations[i, :2]} for i in range(2)]
+    batch = DataCollatorForFixedLength()(features)
+    assert batch["encoder_activations"].dtype == torch.float32
+    assert batch["encoder_activations"].tolist() == activations[:, :2].astype(np.float32).tolist()
 
 
 def test_collator_rejects_ragged_batches():

@@ -12,7 +12,7 @@ Example:
     ```
 """
 
-from .activations import ACTIVATIONS_COLUMN, add_encoder_activations
+from .activations import ACTIVATIONS_COLUMN, add_encoder_activations, add_model_encoder_activations
 from .corpora import CORPORA, CORPUS_VERSION, DEFAULT_CORPUS, SPLITS, list_corpora, load_corpus, split_for_id
 from .loading import load_text_dataset
 from .processing import DataCollatorForFixedLength, eos_token_id_for, tokenize_and_chunk
@@ -27,6 +27,7 @@ __all__ = [
     "SPLITS",
     "DataCollatorForFixedLength",
     "add_encoder_activations",
+    "add_model_encoder_activations",
     "download_corpus_sources",
     "eos_token_id_for",
     "latentlm_cache_dir",

@@ -80,6 +80,15 @@ def add_encoder_activations(
     ).with_format("numpy")
 
 
-def stack_activations(features: list[dict]) -> torch.Tensor:
-    """The ``encoder_activations`` of a list of examples as one float32 tensor `(batch, seq_len, width)`."""
-    return torch.from_numpy(np.stack([np.asarray(f[ACTIVATIONS_COLUMN]) for f in features])).float()
+def add_model_encoder_activations(dataset, model, *, device="cpu", batch_size: int = 64):
+    """`add_encoder_activations` with the frozen encoder of ``model`` (ELF, a Cosmos autoencoder or diffusion model:
+    anything with ``load_text_encoder()`` and ``encoder_activations(input_ids, attention_mask)``), run on ``device``
+    and keyed by the encoder's class and path."""
+    encoder = model.load_text_encoder()
+    key = f"{type(encoder).__name__}:{getattr(encoder.config, '_name_or_path', '')}"
+
+    def encode(input_ids, attention_mask):
+        mask = None if attention_mask is None else attention_mask.to(device)
+        return model.encoder_activations(input_ids.to(device), mask)
+
+    return add_encoder_activations(dataset, encode, encoder_key=key, batch_size=batch_size)

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from ._utils import require_datasets
@@ -241,6 +242,8 @@ class DataCollatorForFixedLength:
 
     Examples may hold lists or tensors (e.g. from [`tokenize_and_chunk`]); keys missing from the first example are
     skipped, other keys of the examples are ignored. Unequal lengths raise ``ValueError`` (pad or pack first).
+    Cached frozen-encoder activations (``encoder_activations``, see `add_encoder_activations`) are stacked too, as a
+    float32 `(batch, seq_len, width)` tensor.
 
     Args:
         keys: the keys to stack.
@@ -262,4 +265,7 @@ class DataCollatorForFixedLength:
                     f"`{key}` must be 1-D and of one length across the batch, got shapes {sorted(shapes)}."
                 )
             batch[key] = torch.stack(rows)
+        if "encoder_activations" in features[0]:
+            activations = [torch.as_tensor(np.asarray(f["encoder_activations"])) for f in features]
+            batch["encoder_activations"] = torch.stack(activations).float()
         return batch

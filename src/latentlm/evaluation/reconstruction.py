@@ -153,18 +153,12 @@ def augmentation_settings(config) -> dict:
 
 
 def iterate_batches(dataset, batch_size: int):
-    """Batches of torch tensors (``input_ids``, ``attention_mask``, ``encoder_activations`` when present) of a
-    fixed-length dataset, in order."""
-    columns = [name for name in ("input_ids", "attention_mask", "encoder_activations") if name in dataset.column_names]
+    """Batches of a fixed-length dataset, in order, stacked by the training loop's collator."""
+    from ..data import DataCollatorForFixedLength
+
+    collate = DataCollatorForFixedLength()
     for start in range(0, len(dataset), batch_size):
-        rows = dataset[start : start + batch_size]
-        batch = {name: torch.as_tensor(rows[name]) for name in columns}
-        batch["input_ids"] = batch["input_ids"].long()
-        if "attention_mask" in batch:
-            batch["attention_mask"] = batch["attention_mask"].long()
-        if "encoder_activations" in batch:
-            batch["encoder_activations"] = batch["encoder_activations"].float()
-        yield batch
+        yield collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
 
 
 class _SequenceSource:
@@ -172,7 +166,7 @@ class _SequenceSource:
 
     def __init__(self, corpus, device, batch_size: int):
         self.corpus, self.device, self.batch_size = corpus, torch.device(device), batch_size
-        self._tokenized, self._encoders, self._encoded = {}, {}, {}
+        self._tokenized, self._encoded = {}, {}
 
     def tokenized(self, tokenizer, seq_len: int, split: str):
         from datasets.fingerprint import Hasher
@@ -186,40 +180,19 @@ class _SequenceSource:
             self._tokenized[key] = tokenize_and_chunk(self.corpus[split], tokenizer, seq_len)
         return key, self._tokenized[key]
 
-    def encoder_for(self, autoencoder):
-        """The autoencoder's frozen encoder, loaded once per name and attached to it."""
-        from ..models.encoders import load_frozen_encoder, resolve_encoder_path
-
-        name = resolve_encoder_path(autoencoder.config.encoder_name_or_path)
-        if autoencoder.text_encoder is None:
-            if name not in self._encoders:
-                self._encoders[name] = load_frozen_encoder(name).to(self.device)
-            autoencoder.set_text_encoder(self._encoders[name])
-        return autoencoder.text_encoder
-
     def sequences(self, autoencoder, tokenizer, split: str, start: int, count: int):
         """Rows ``start : start + count`` of ``split`` (fewer if the split is shorter), with the encoder's activations
         (cached on disk, one encoder forward for every autoencoder reading the same tokens)."""
-        from ..data import add_encoder_activations
+        from ..data import add_model_encoder_activations
 
         tokens_key, tokenized = self.tokenized(tokenizer, autoencoder.config.max_position_embeddings, split)
-        encoder = self.encoder_for(autoencoder)
-        encoder_key = f"{type(encoder).__name__}:{getattr(encoder.config, '_name_or_path', '')}"
-        key = (tokens_key, encoder_key, start, count)
+        encoder = autoencoder.load_text_encoder()
+        key = (tokens_key, type(encoder).__name__, getattr(encoder.config, "_name_or_path", ""), start, count)
         if key not in self._encoded:
             rows = tokenized.select(range(min(start, len(tokenized)), min(start + count, len(tokenized))))
-            if len(rows) == 0:
-                self._encoded[key] = rows
-            else:
-                device = self.device
-
-                def encode(input_ids, attention_mask):
-                    mask = None if attention_mask is None else attention_mask.to(device)
-                    return autoencoder.encoder_activations(input_ids.to(device), mask)
-
-                self._encoded[key] = add_encoder_activations(
-                    rows, encode, encoder_key=encoder_key, batch_size=self.batch_size
-                )
+            if len(rows) > 0:
+                rows = add_model_encoder_activations(rows, autoencoder, device=self.device, batch_size=self.batch_size)
+            self._encoded[key] = rows
         return self._encoded[key]
 
 

@@ -385,17 +385,17 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         x0_hat = model_output.to(device=sample.device, dtype=dtype)
         t = self.timesteps[index].to(device=sample.device, dtype=dtype)
         t_next = self.time_grid[index + 1].to(device=sample.device, dtype=dtype)
-        alpha, sigma = self.alpha_sigma(t)
         solver = self.config.solver
 
         if solver == "ddim":
+            alpha, sigma = self.alpha_sigma(t)
             alpha_next, sigma_next = self.alpha_sigma(t_next)
             eps_hat = (x - alpha * x0_hat) / sigma
             prev_sample = alpha_next * x0_hat + sigma_next * eps_hat
         else:
             beta = self.beta(t)
             dt = t_next - t
-            score = -(x - alpha * x0_hat) / sigma**2
+            score = self.score_from_sample(x0_hat, x, t)
             score_weight = 1.0 if solver == "euler_maruyama" else 0.5
             prev_sample = x + (-0.5 * beta * x - score_weight * beta * score) * dt
             is_last = index == len(self.timesteps) - 1

@@ -34,8 +34,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_scheduler
 
-from ..data import ACTIVATIONS_COLUMN, DataCollatorForFixedLength, eos_token_id_for
-from ..data.activations import stack_activations
+from ..data import DataCollatorForFixedLength, eos_token_id_for
 from ..hub import save_training_card
 from ..models.encoders import default_encoder_path
 from ..models.registry import MethodSpec, get_method
@@ -278,34 +277,24 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
 
 
 def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
-    """Stacks ``input_ids``/``attention_mask`` and adds ``labels`` (the inputs, padding set to -100); cached
-    ``encoder_activations`` are stacked as float32."""
+    """Stacks ``input_ids``/``attention_mask`` (and cached ``encoder_activations``) and adds ``labels`` (the inputs,
+    padding set to -100)."""
     batch = DataCollatorForFixedLength()(examples)
     batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    if ACTIVATIONS_COLUMN in examples[0]:
-        batch[ACTIVATIONS_COLUMN] = stack_activations(examples)
     return batch
 
 
 def cache_encoder_activations(model, datasets: tuple, accelerator: Accelerator) -> tuple:
     """Adds the frozen encoder's activations to each dataset, computed once and cached on disk (see
     `latentlm.data.add_encoder_activations`); the model's ``forward`` then skips its encoder."""
-    from ..data import add_encoder_activations
+    from ..data import add_model_encoder_activations
 
     if not hasattr(model, "encoder_activations"):
         raise ValueError(
             "`cache_encoder_activations` needs a method with a frozen encoder (elf, cosmos, cosmos-autoencoder); "
             f"{type(model).__name__} has none."
         )
-    encoder = model.load_text_encoder()
-    key = f"{type(encoder).__name__}:{getattr(encoder.config, '_name_or_path', '')}"
-    device = accelerator.device
-
-    def encode(input_ids, attention_mask):
-        mask = None if attention_mask is None else attention_mask.to(device)
-        return model.encoder_activations(input_ids.to(device), mask)
-
-    return tuple(add_encoder_activations(dataset, encode, encoder_key=key) for dataset in datasets)
+    return tuple(add_model_encoder_activations(dataset, model, device=accelerator.device) for dataset in datasets)
 
 
 def eval_subset(config: TrainingConfig, eval_dataset, num_processes: int = 1):
