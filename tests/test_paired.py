@@ -22,11 +22,11 @@ from latentlm.data import (
 
 # ------------------------------------------------------------------------------------------------ tiny source files
 def _write_bbc(root, n_sport=80):
-    """``n_sport`` distinct sport articles and four business ones: 003 repeats 001's body, 004 and 005 share a
-    headline (80 sport articles are enough for every split to be drawn)."""
+    """``n_sport`` distinct sport articles and five business ones: 003 repeats 001's body, 004 and 005 share a
+    headline, 002 is unique (80 sport articles are enough for every split to be drawn)."""
     articles = {
         "business/001.txt": "Profits rise at firm\n\nThe firm made money.\nIt said  so.\n",
-        "business/002.txt": "Shares fall\n\nShares fell on Monday.\n",
+        "business/002.txt": "Shares fall\n\nShares fell on Monday.\nTraders  were calm.\n",
         "business/003.txt": "Profits rise again\n\nThe firm made money.\nIt said  so.\n",
         "business/004.txt": "Bank cuts rates\n\nThe bank cut rates.\n",
         "business/005.txt": "Bank cuts rates\n\nA different report on rates.\n",
@@ -173,17 +173,15 @@ def test_parse_wordnet_line():
     )
 
 
-def test_bbc_headlines_reader_drops_repeated_bodies_and_headlines(tmp_path):
+def test_bbc_headlines_reader_drops_every_copy_of_a_repeated_body_or_headline(tmp_path):
     _write_bbc(tmp_path)
     rows = list(paired._read_bbc_headlines(tmp_path))
-    assert [(row["id"], row["target"], row["category"], row["group"]) for row in rows[:4]] == [
-        ("bbc-headlines/business/001", "Profits rise at firm", "business", "bbc-news/business/001"),
+    assert [(row["id"], row["target"], row["category"], row["group"]) for row in rows[:2]] == [
         ("bbc-headlines/business/002", "Shares fall", "business", "bbc-news/business/002"),
-        ("bbc-headlines/business/004", "Bank cuts rates", "business", "bbc-news/business/004"),
         ("bbc-headlines/sport/001", "Match 1 report", "sport", "bbc-news/sport/001"),
     ]
-    assert len(rows) == 3 + 80
-    assert rows[0]["source"] == "The firm made money.\n\nIt said so."
+    assert rows[0]["source"] == "Shares fell on Monday.\n\nTraders were calm."
+    assert len(rows) == 1 + 80
 
 
 def test_kjv_web_alignment_by_reference():
@@ -217,7 +215,7 @@ def test_paired_tasks_from_synthetic_sources(paired_cache):
     for task in tasks.values():
         _check_splits(task)
     sizes = {name: sum(len(task[split]) for split in SPLITS) for name, task in tasks.items()}
-    assert sizes == {"bbc-headlines": 83, "kjv-web": 121, "wordnet-gloss": 62}
+    assert sizes == {"bbc-headlines": 81, "kjv-web": 121, "wordnet-gloss": 62}
     for task in tasks.values():  # enough groups for every split to be drawn
         assert all(len(task[split]) > 0 for split in SPLITS)
 
@@ -275,12 +273,16 @@ def test_real_paired_tasks():
     for task in tasks.values():
         _check_splits(task)
     sizes = {name: sum(len(task[split]) for split in SPLITS) for name, task in tasks.items()}
-    assert 2000 < sizes["bbc-headlines"] <= 2225 and 31_000 < sizes["kjv-web"] <= 31_103
+    assert 1900 < sizes["bbc-headlines"] <= 2225 and 31_000 < sizes["kjv-web"] <= 31_103
     assert sizes["wordnet-gloss"] == 117_659
 
     news = load_corpus("bbc-news")
     for split in SPLITS:  # same article, same split in both
         assert set(tasks["bbc-headlines"][split]["group"]) <= set(news[split]["id"])
+    trained_on = {part for text in news["train"]["text"] for part in text.split("\n\n", 1)}
+    for split in ("validation", "test"):  # no held-out headline or body is in bbc-news' train split
+        held_out = tasks["bbc-headlines"][split]
+        assert not trained_on & (set(held_out["source"]) | set(held_out["target"]))
 
     verse = tasks["kjv-web"]["train"][0]
     assert (
