@@ -1,0 +1,109 @@
+"""What defines a benchmark run besides the models: :class:`BenchmarkSettings` (full and ``--quick`` defaults), the
+sampling constants, and the protocol in words that ``RESULTS.md`` reproduces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+AR_SAMPLING = {"ancestral": 1.0, "nucleus": 0.9}  # row name -> top_p (temperature 1, top_k 0 for both)
+SAMPLER_KNOBS = ("gamma", "solver")  # scheduler config keys the quality sweeps vary (ELF's gamma, Cosmos' solver)
+MAUVE_SEED = 25
+
+
+@dataclass
+class BenchmarkSettings:
+    """Everything that defines a benchmark run besides the models (recorded in ``results.json``).
+
+    ``None`` in :func:`run_benchmark`'s arguments means the value of :meth:`defaults` for the mode.
+    """
+
+    quick: bool = False
+    num_samples: int = 256
+    gen_length: int = 128
+    steps: tuple[int, ...] = (8, 16, 32, 64)
+    guidance_scales: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
+    gammas: tuple[float, ...] = (0.0, 1.0, 1.5, 2.0)
+    solvers: tuple[str, ...] = ()
+    sweep_steps: int = 32
+    seed: int = 0
+    batch_size: int = 64
+    judge_batch_size: int = 16
+    mauve: bool = True
+    speed_lengths: tuple[int, ...] = (64, 128)
+    speed_batch_size: int = 64
+    speed_reference: str | None = None
+    latency_repeats: int = 5
+    throughput_repeats: int = 3
+    warmup: int = 1
+    matmul_size: int | None = None
+    corpus: str = "english-prose"
+    device: str = "cpu"
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def defaults(cls, quick: bool) -> BenchmarkSettings:
+        """The full protocol, or the ``--quick`` one (a few minutes on a 2-core CPU with a small model)."""
+        if not quick:
+            return cls()
+        return cls(
+            quick=True, num_samples=16, gen_length=64, steps=(8, 32), guidance_scales=(1.0, 3.0), gammas=(0.0, 1.5),
+            batch_size=16, speed_lengths=(64,), speed_batch_size=8, latency_repeats=3, throughput_repeats=2,
+        )  # fmt: skip
+
+
+def resolve_settings(quick: bool, **given) -> BenchmarkSettings:
+    """The mode's defaults with every non-``None`` argument applied (sequences become tuples)."""
+    unknown = set(given) - set(BenchmarkSettings.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"Unknown benchmark settings: {sorted(unknown)}.")
+    values = {key: tuple(value) if isinstance(value, (list, tuple)) else value
+              for key, value in given.items() if value is not None}  # fmt: skip
+    settings = replace(BenchmarkSettings.defaults(quick), **values)
+    if settings.gen_length < 2:
+        raise ValueError(
+            f"gen_length must be at least 2 (BOS + one token for the AR baseline), got {settings.gen_length}."
+        )
+    return settings
+
+
+def protocol_text(settings: BenchmarkSettings) -> dict[str, str]:
+    """The sampling and measuring settings in words (reproduced in RESULTS.md)."""
+    s = settings
+    return {
+        "samples": f"{s.num_samples} samples of {s.gen_length} tokens per row; generation batch i (batches of "
+        f"{s.batch_size}) is seeded with seed + i, seed = {s.seed}, the same for every row.",
+        "diffusion": "pipeline(batch_size, gen_length, num_inference_steps, guidance_scale, generator="
+        "torch.Generator().manual_seed(seed + i)); default guidance scale and sampler (gamma or solver, time grid) "
+        f"from the saved pipeline and scheduler config; sweeps at {s.sweep_steps} steps: guidance scale (models with "
+        "guidance tokens only), gamma (schedulers with a gamma)"
+        + (f", solver {', '.join(s.solvers)} (schedulers with a solver)." if s.solvers else "."),
+        "autoregressive": "model.generate from one BOS token (the model's bos, e.g. [CLS]), KV cache, do_sample=True, "
+        "temperature=1.0, top_k=0, top_p=1.0 (ancestral) or top_p=0.9 (nucleus), min_new_tokens = max_new_tokens = "
+        "gen_length - 1; torch.manual_seed(seed + i) before batch i.",
+        "reference": f"held-out {s.corpus} test-split documents cut into consecutive {s.gen_length}-token chunks of "
+        "the models' tokenizer, round-tripped through it (normalize_reference_texts), shuffled with "
+        "random.Random(seed); the first num_samples chunks are the reference row, the next num_samples the MAUVE "
+        "references (disjoint).",
+        "metrics": "judge generative perplexity (token-weighted, judge BOS prepended), mean unigram entropy (nats, "
+        "judge tokens), diversity = prod_n (1 - rep_n), n = 2..4 (pooled), memorisation = share of 4-grams seen in "
+        f"the train split, MAUVE on judge last-token features (k-means buckets max(2, n / 10), seed {MAUVE_SEED}).",
+        "speed": f"median of {s.latency_repeats} (latency, batch 1) / {s.throughput_repeats} (throughput, batch "
+        f"{s.speed_batch_size}) repeats after {s.warmup} warm-up, torch.inference_mode, {s.device}; diffusion: "
+        "output_type='seq' (ids, no text decoding), default guidance and sampler; AR: greedy (do_sample=False) "
+        "KV-cache generate of exactly L new tokens after one BOS (min_new_tokens = max_new_tokens = L). Ratios are "
+        "to the AR baseline of the same run: time_ratio = seconds / AR seconds (>1: slower), throughput_ratio = "
+        "tokens/s / AR tokens/s (>1: faster)."
+        + (
+            f" Ratios to {s.speed_reference} compare rows of the same tokens, batch and steps: speed-up = "
+            f"{s.speed_reference} seconds / seconds (>1: faster)."
+            if s.speed_reference
+            else ""
+        )
+        + " FLOPs: 2 x multiply-accumulates of every matmul (attention included) of one denoiser forward on the "
+        "control prefix + the model's latent sequence (model.latent_shape(gen_length)[0] positions: the L tokens "
+        "for ELF, the N latents for Cosmos) x steps, plus the decode: ELF one more (decode-mode) denoiser forward "
+        "and its factored head over the L tokens, Cosmos the autoencoder's Perceiver decompressor and factored head "
+        "over its L token slots; over the measured time, as a share of the best fp32 torch.mm FLOP/s measured in "
+        "the same process.",
+    }
