@@ -107,6 +107,15 @@ def _row_label(row: dict) -> str:
     return f"{row['model']} steps={row['steps']}{guidance} {sampler_label(row)}"
 
 
+def conditional_row_label(row: dict) -> str:
+    """A short description of a task or continuation row's setting."""
+    if row["kind"] == "reference":
+        return "reference"
+    if row["kind"] == "autoregressive":
+        return f"{row['model']} {row.get('decoding') or row.get('sampling')}"
+    return f"{row['model']} steps={row['steps']} cfg={_fmt(row.get('cfg_scale'), 'g')}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -197,6 +206,80 @@ def _speed_markdown(speed: dict, settings: dict) -> list[str]:
     return lines
 
 
+SCORE_NAMES = {"bleu": "BLEU", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+TASK_HEADER = ["model", "decoding", "steps", "input CFG", "BLEU ↑", "ROUGE-1 ↑", "ROUGE-2 ↑", "ROUGE-L ↑", "× AR BLEU",
+               "× AR ROUGE-L", "mean tokens", "empty", "gen s"]  # fmt: skip
+
+
+def _decoding(row: dict) -> str:
+    if row["kind"] == "reference":
+        return "held-out text"
+    if row["kind"] == "autoregressive":
+        top_p = row.get("top_p")
+        return (row.get("decoding") or row.get("sampling")) + (f" (top_p={top_p:g})" if top_p is not None else "")
+    return "diffusion" if row.get("sc_guidance_scale") is None else f"diffusion, w_sc={row['sc_guidance_scale']:g}"
+
+
+def _task_cells(row: dict) -> list[str]:
+    scores, ratios = row["scores"], row.get("ratios", {})
+    return [row["model"], _decoding(row), _fmt(row.get("steps"), "d") if row.get("steps") else "–",
+            _fmt(row.get("cfg_scale"), "g") if row["kind"] == "diffusion" else "–",
+            *(_fmt(scores[key], ".2f") for key in SCORE_NAMES), _fmt(ratios.get("bleu_ratio"), ".2f"),
+            _fmt(ratios.get("rougeL_ratio"), ".2f"), _fmt(row["mean_tokens"], ".1f"), str(row["num_empty"]),
+            _fmt(row["generation_seconds"], ".1f")]  # fmt: skip
+
+
+def _conditional_speed_table(rows: list[dict]) -> list[str]:
+    return _table(
+        ["model", "measure", "batch", "steps", "median s", "tokens/s", "× AR time", "× AR tokens/s"],
+        [[r["model"], r["measure"], str(r["batch_size"]), _fmt(r["steps"], "d") if r["steps"] else "–",
+          _fmt(r["seconds"], ".4f"), _fmt(r["tokens_per_s"], ".1f"), _fmt(r.get("time_ratio"), ".2f"),
+          _fmt(r.get("throughput_ratio"), ".2f")] for r in rows],
+    )  # fmt: skip
+
+
+def _tasks_markdown(tasks: dict, settings: dict) -> list[str]:
+    """One section per paired task: the AR peer and the steps sweep, the input-CFG sweep, speed, skipped models."""
+    lines = ["## Paired tasks", "", settings["protocol"].get("tasks", ""), ""]
+    for task, result in tasks.items():
+        rows = result["rows"]
+        lines += [f"### {task}", "", f"{result['num_examples']} test pairs, targets of {result['gen_length']} tokens; "
+                  f"main score: {SCORE_NAMES.get(result['metric'], result['metric'])}; ratios to the AR peer's "
+                  "greedy row.", ""]  # fmt: skip
+        sections = [("AR peer and number of steps (default input CFG)", ("baseline", "steps")),
+                    (f"Input CFG sweep at {settings['sweep_steps']} steps", ("cfg",))]  # fmt: skip
+        for title, sweeps in sections:
+            selected = [row for row in rows if set(sweeps) & set(row["sweeps"])]
+            if selected:
+                lines += [f"#### {title}", "", *_table(TASK_HEADER, [_task_cells(r) for r in selected]), ""]
+        if result.get("speed"):
+            lines += ["#### Speed (one source)", "", *_conditional_speed_table(result["speed"]), ""]
+        lines += [f"- skipped: {s['model']} ({s['reason']})" for s in result["skipped"]]
+        lines += [""] if result["skipped"] else []
+    return lines
+
+
+def _continuation_markdown(continuation: dict, settings: dict) -> list[str]:
+    """Prompt continuation: judge perplexity of the continuation given the prompt and entropy, per row."""
+    header = ["model", "decoding", "steps", "input CFG", "judge PPL of continuation given prompt ↓", "× AR PPL",
+              "entropy", "÷ reference entropy", "empty", "gen s"]  # fmt: skip
+    lines = ["## Prompt continuation", "", settings["protocol"].get("continuation", ""), "",
+             f"{continuation['num_prompts']} prompts of {continuation['prompt_tokens']} tokens, continuations of "
+             f"{continuation['continuation_tokens']} tokens; PPL ratios to the AR ancestral row.", ""]  # fmt: skip
+    for title, sweeps in (("Baselines and number of steps (default input CFG)", ("baseline", "steps")),
+                          (f"Input CFG sweep at {settings['sweep_steps']} steps", ("cfg",))):  # fmt: skip
+        selected = [row for row in continuation["rows"] if set(sweeps) & set(row["sweeps"])]
+        if selected:
+            lines += [f"### {title}", "", *_table(header, [
+                [r["model"], _decoding(r), _fmt(r.get("steps"), "d") if r.get("steps") else "–",
+                 _fmt(r.get("cfg_scale"), "g") if r["kind"] == "diffusion" else "–", _fmt(r["metrics"]["ppl"], ".2f"),
+                 _fmt(r.get("ppl_ratio"), ".2f"), _fmt(r["metrics"]["entropy"], ".3f"),
+                 _fmt(r.get("entropy_ratio"), ".3f"), str(r["metrics"]["num_empty"]),
+                 _fmt(r["generation_seconds"], ".1f")] for r in selected]), ""]  # fmt: skip
+    lines += [f"- skipped: {s['model']} ({s['reason']})" for s in continuation["skipped"]]
+    return lines
+
+
 def render_markdown(results: dict, plots: Mapping[str, str] | None = None) -> str:
     """``RESULTS.md``: how the numbers were made, then the quality and speed tables and the plots."""
     settings, machine = results["settings"], results["machine"]
@@ -219,7 +302,12 @@ def render_markdown(results: dict, plots: Mapping[str, str] | None = None) -> st
         lines += _quality_markdown(results["quality"], settings)
     if results.get("speed"):
         lines += _speed_markdown(results["speed"], settings)
-    for key, title in (("frontier", "Judge perplexity vs entropy"), ("quality_vs_steps", "Quality vs steps")):
+    if results.get("tasks"):
+        lines += _tasks_markdown(results["tasks"], settings)
+    if results.get("continuation"):
+        lines += _continuation_markdown(results["continuation"], settings)
+    for key, title in (("frontier", "Judge perplexity vs entropy"), ("quality_vs_steps", "Quality vs steps"),
+                       ("cfg_curve", "Input CFG sweep (the U-curve)")):  # fmt: skip
         if plots and key in plots:
             lines += ["", f"![{title}]({Path(plots[key]).name})"]
     return "\n".join(lines).rstrip() + "\n"

@@ -102,15 +102,23 @@ def check_gen_length(pipes: Mapping[str, object], gen_length: int) -> None:
         )
 
 
+def learned_guidance_argument(pipe) -> str:
+    """The ``__call__`` argument that takes the guidance the model learned (ELF's self-conditioning guidance):
+    ``sc_guidance_scale``; pipelines from before conditional generation (issue 8) called it ``guidance_scale``, which
+    now means input classifier-free guidance."""
+    parameters = inspect.signature(pipe.__call__).parameters
+    return "sc_guidance_scale" if "sc_guidance_scale" in parameters else "guidance_scale"
+
+
 def default_guidance_scale(pipe) -> float | None:
-    """The guidance scale ``pipe`` uses when the caller passes none (its ``__call__`` default)."""
-    parameter = inspect.signature(pipe.__call__).parameters.get("guidance_scale")
+    """The learned guidance scale ``pipe`` uses when the caller passes none (its ``__call__`` default)."""
+    parameter = inspect.signature(pipe.__call__).parameters.get(learned_guidance_argument(pipe))
     return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
 def learns_guidance(pipe) -> bool:
     """Whether the pipeline's denoiser is conditioned on a guidance scale (guidance tokens, ELF); a model without
-    (Cosmos, an ELF trained without guidance) ignores ``guidance_scale``."""
+    (Cosmos, an ELF trained without guidance) ignores ``sc_guidance_scale``."""
     return bool(getattr(find_denoiser_config(pipe.model), "num_guidance_tokens", 0))
 
 
@@ -158,15 +166,35 @@ def batch_sizes(num_samples: int, batch_size: int) -> list[int]:
 
 
 def sample_diffusion(pipe, *, num_samples, gen_length, num_inference_steps, guidance_scale, seed, batch_size):
-    """``num_samples`` texts from ``pipe`` (``guidance_scale=None``: the pipeline default), batch ``i`` generated with
-    ``torch.Generator().manual_seed(seed + i)`` (CPU generator: noise and time grid do not depend on the device)."""
-    kwargs = {} if guidance_scale is None else {"guidance_scale": guidance_scale}
+    """``num_samples`` texts from ``pipe``, ``guidance_scale`` being the learned guidance (the pipeline's
+    ``sc_guidance_scale``; ``None``: its default), batch ``i`` generated with ``torch.Generator().manual_seed(seed + i)``
+    (CPU generator: noise and time grid do not depend on the device)."""
+    kwargs = {} if guidance_scale is None else {learned_guidance_argument(pipe): guidance_scale}
     texts = []
     for i, size in enumerate(batch_sizes(num_samples, batch_size)):
         generator = torch.Generator().manual_seed(seed + i)
         out = pipe(batch_size=size, gen_length=gen_length, num_inference_steps=num_inference_steps,
                    generator=generator, **kwargs)  # fmt: skip
         texts += out.texts
+    return texts
+
+
+def sample_conditioned(pipe, conditions, *, kind, length, num_inference_steps, cfg_scale, seed, batch_size):
+    """Texts from ``pipe`` for each condition: ``kind="source"`` (sequence to sequence: ``pipe(source=...,
+    gen_length=length)``, the texts are the targets) or ``kind="prompt"`` (``pipe(prompt=..., max_new_tokens=length)``,
+    each text begins with its prompt). ``cfg_scale`` is the input classifier-free guidance (``guidance_scale``, 1 =
+    off; ``None``: the pipeline's default); learned guidance and sampler are the pipeline's defaults. Conditions go in
+    batches of ``batch_size``, batch ``i`` seeded with ``torch.Generator().manual_seed(seed + i)``."""
+    if kind not in ("source", "prompt"):
+        raise ValueError(f"kind must be 'source' or 'prompt', got {kind!r}.")
+    length_argument = "gen_length" if kind == "source" else "max_new_tokens"
+    kwargs = {length_argument: length, **({} if cfg_scale is None else {"guidance_scale": cfg_scale})}
+    texts, start = [], 0
+    for i, size in enumerate(batch_sizes(len(conditions), batch_size)):
+        generator = torch.Generator().manual_seed(seed + i)
+        batch = list(conditions[start : start + size])
+        texts += pipe(**{kind: batch}, num_inference_steps=num_inference_steps, generator=generator, **kwargs).texts
+        start += size
     return texts
 
 
@@ -199,3 +227,41 @@ def sample_autoregressive(model, tokenizer, *, num_samples, gen_length, top_p, s
         )  # fmt: skip
         texts += decode_rows(tokenizer, out[:, 1:], eos)
     return texts
+
+
+def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ``(input_ids, attention_mask)`` of token rows, the layout decoder-only ``generate`` needs."""
+    width = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            attention_mask[i, width - len(row) :] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+@torch.inference_mode()
+def generate_after(model, tokenizer, prompts: list[list[int]], *, max_new_tokens, min_new_tokens=0, top_p=None,
+                   seed, batch_size) -> list[list[int]]:  # fmt: skip
+    """The new tokens the AR model writes after each prompt (token rows, e.g. ``[BOS] source [SEP]``), cut before
+    the first EOS; KV-cache ``generate`` on left-padded batches. ``top_p=None``: greedy; else sampling at temperature
+    1, ``top_k=0`` and ``top_p``, with ``torch.manual_seed(seed + i)`` before batch ``i``."""
+    from ..data import eos_token_id_for
+
+    eos, device = eos_token_id_for(tokenizer), next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    sampling = {"do_sample": False} if top_p is None else {"do_sample": True, "temperature": 1.0, "top_k": 0,
+                                                            "top_p": top_p}  # fmt: skip
+    out, start = [], 0
+    for i, size in enumerate(batch_sizes(len(prompts), batch_size)):
+        torch.manual_seed(seed + i)
+        input_ids, attention_mask = left_pad(prompts[start : start + size], pad, device)
+        generated = model.generate(
+            input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens, use_cache=True, pad_token_id=pad, eos_token_id=eos, **sampling,
+        )[:, input_ids.shape[1] :]  # fmt: skip
+        for row in generated.tolist():
+            out.append(row[: row.index(eos)] if eos in row else row)
+        start += size
+    return out

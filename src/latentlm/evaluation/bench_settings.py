@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 AR_SAMPLING = {"ancestral": 1.0, "nucleus": 0.9}  # row name -> top_p (temperature 1, top_k 0 for both)
 SAMPLER_KNOBS = ("gamma", "solver")  # scheduler config keys the quality sweeps vary (ELF's gamma, Cosmos' solver)
 MAUVE_SEED = 25
+# The score each paired task is judged by (the issue-8 targets): ROUGE-L for summaries and glosses, BLEU for verses.
+TASK_METRIC = {"bbc-headlines": "rougeL", "kjv-web": "bleu", "wordnet-gloss": "rougeL"}
 
 
 @dataclass
@@ -39,6 +41,15 @@ class BenchmarkSettings:
     matmul_size: int | None = None
     corpus: str = "english-prose"
     device: str = "cpu"
+    tasks: tuple[str, ...] = ()
+    task_samples: int = 256
+    task_steps: tuple[int, ...] = (8, 16, 32)
+    cfg_scales: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
+    task_gen_length: int | None = None
+    task_source_tokens: int = 128
+    continuation: bool = False
+    prompt_tokens: int = 16
+    continuation_tokens: int = 48
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -49,6 +60,7 @@ class BenchmarkSettings:
         return cls(
             quick=True, num_samples=16, gen_length=64, steps=(8, 32), guidance_scales=(1.0, 3.0), gammas=(0.0, 1.5),
             batch_size=16, speed_lengths=(64,), speed_batch_size=8, latency_repeats=3, throughput_repeats=2,
+            task_samples=16, task_steps=(8, 32), cfg_scales=(1.0, 2.0, 3.0), prompt_tokens=8, continuation_tokens=32,
         )  # fmt: skip
 
 
@@ -60,6 +72,12 @@ def resolve_settings(quick: bool, **given) -> BenchmarkSettings:
     values = {key: tuple(value) if isinstance(value, (list, tuple)) else value
               for key, value in given.items() if value is not None}  # fmt: skip
     settings = replace(BenchmarkSettings.defaults(quick), **values)
+    for name in ("task_samples", "task_source_tokens", "prompt_tokens", "continuation_tokens"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    if settings.task_gen_length is not None and settings.task_gen_length < 1:
+        raise ValueError(f"task_gen_length must be a positive integer or None, got {settings.task_gen_length!r}.")
     if settings.gen_length < 2:
         raise ValueError(
             f"gen_length must be at least 2 (BOS + one token for the AR baseline), got {settings.gen_length}."
@@ -106,4 +124,42 @@ def protocol_text(settings: BenchmarkSettings) -> dict[str, str]:
         "and its factored head over the L tokens, Cosmos the autoencoder's Perceiver decompressor and factored head "
         "over its L token slots; over the measured time, as a share of the best fp32 torch.mm FLOP/s measured in "
         "the same process.",
+        **(conditional_protocol_text(s) if s.tasks or s.continuation else {}),
     }
+
+
+def conditional_protocol_text(s: BenchmarkSettings) -> dict[str, str]:
+    """The protocol of the conditional rows in words (paired tasks and prompt continuation)."""
+    text = {}
+    if s.tasks:
+        length = f"{s.task_gen_length} tokens" if s.task_gen_length else "the longest reference target + 1 tokens"
+        text["tasks"] = (
+            f"paired tasks {', '.join(s.tasks)}: the first {s.task_samples} test pairs (split order); each source cut "
+            f"to its first {s.task_source_tokens} tokens of the models' tokenizer, the same text for every model; "
+            f"targets of {length} (EOS cut). Diffusion: pipeline(source=..., gen_length, num_inference_steps, "
+            "guidance_scale = input CFG (1 = off), generator=torch.Generator().manual_seed(seed + i) for batch i), "
+            f"learned guidance and sampler at their defaults; steps {'/'.join(map(str, s.task_steps))} at the "
+            f"pipeline's default input CFG, CFG sweep {'/'.join(f'{w:g}' for w in s.cfg_scales)} at "
+            f"{s.sweep_steps} steps. AR peer (causal LM trained on `source [SEP] target`): generate after "
+            "[BOS] source [SEP] until EOS, greedy and nucleus (top_p=0.9, temperature 1, torch.manual_seed(seed + "
+            "i)). Scores against the references round-tripped through the tokenizer: corpus BLEU (sacrebleu, "
+            "lowercased, 13a) and ROUGE-1/2/L F1 (rouge-score, stemmed, mean over pairs), in percent; ratios are "
+            "to the AR peer's greedy row; the main score is "
+            + ", ".join(f"{task}: {TASK_METRIC.get(task, 'rougeL')}" for task in s.tasks)
+            + ". Speed: latency (batch 1) and throughput (batch "
+            f"{s.speed_batch_size}) of one source, diffusion at each number of steps (throughput at {s.sweep_steps}), "
+            "the AR peer greedy with exactly as many new tokens (min_new_tokens = max_new_tokens)."
+        )
+    if s.continuation:
+        text["continuation"] = (
+            f"{s.task_samples} held-out {s.corpus} test chunks of {s.prompt_tokens + s.continuation_tokens} tokens: "
+            f"the first {s.prompt_tokens} are the prompt (round-tripped through the tokenizer), the next "
+            f"{s.continuation_tokens} the reference continuation. Diffusion: pipeline(prompt=..., max_new_tokens="
+            f"{s.continuation_tokens}, ...) at steps {'/'.join(map(str, s.task_steps))} and the CFG sweep at "
+            f"{s.sweep_steps} steps; AR: generate {s.continuation_tokens} new tokens after [BOS] prompt "
+            "(min_new_tokens = max_new_tokens), ancestral and nucleus as above. Metrics: judge perplexity of the "
+            "continuation given the prompt (prompt + continuation scored whole, only continuation tokens counted), "
+            "mean unigram entropy of the continuations (judge tokens); ratios to the AR ancestral row and to the "
+            "reference continuations' entropy."
+        )
+    return text

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import torch
 
+from .bench_conditional import default_cfg_scale, resolve_task_models, run_continuation, run_tasks
 from .bench_quality import (
     QualityEvaluator,
     _run_quality_section,
@@ -86,6 +87,7 @@ from .evaluate_command import (
     read_texts,
     run_evaluate_from_args,
 )
+from .report import _resolve_judge
 
 
 # -------------------------------------------------------------------------------------------------- the whole run
@@ -111,6 +113,9 @@ def run_benchmark(
     quality: bool = True,
     command: str | None = None,
     corpus="english-prose",
+    tasks=None,
+    task_models: Mapping[str, Mapping[str, object]] | None = None,
+    task_ar: Mapping[str, object] | None = None,
     **overrides,
 ) -> dict:
     """Run the benchmark and write ``RESULTS.md``, ``results.json`` and the plots to ``out_dir``.
@@ -136,8 +141,18 @@ def run_benchmark(
         command: the command line to record; default: the equivalent ``latentlm bench`` command.
         corpus: a corpus name or local folder (:func:`load_text_dataset`), or a mapping of split -> texts: its
             ``test`` (then ``validation``) split gives the references, its ``train`` split the memorisation index.
+        tasks: paired tasks to score (issue 8): names for :func:`latentlm.data.load_paired_task`
+            (``bbc-headlines``, ``kjv-web``, ``wordnet-gloss``), or a mapping of name -> ``DatasetDict`` (``id``,
+            ``source``, ``target``; its ``test`` split is evaluated). See :mod:`.bench_conditional`.
+        task_models: task -> {name: pipeline folder or pipeline} trained on that task; a task not listed is run
+            with ``models``.
+        task_ar: task -> the AR peer trained on that task's ``source [SEP] target`` (folder or ``(model,
+            tokenizer)``); a task not listed uses ``ar_baseline``.
         overrides: any other :class:`BenchmarkSettings` field (``sweep_steps``, ``batch_size``, ``speed_lengths``,
-            ``speed_batch_size``, ``latency_repeats``, ``throughput_repeats``, ``judge_batch_size``, ``mauve``).
+            ``speed_batch_size``, ``latency_repeats``, ``throughput_repeats``, ``judge_batch_size``, ``mauve``, and
+            for the conditional rows ``task_samples``, ``task_steps``, ``cfg_scales`` (input CFG sweep),
+            ``task_gen_length``, ``task_source_tokens``, ``continuation`` (prompt continuation rows on ``corpus``
+            with ``models`` and ``ar_baseline``), ``prompt_tokens``, ``continuation_tokens``).
 
     Returns:
         The content of ``results.json``, plus ``paths`` (the files written).
@@ -145,7 +160,9 @@ def run_benchmark(
     given = dict(num_samples=num_samples, gen_length=gen_length, steps=steps, guidance_scales=guidance_scales,
                  gammas=gammas, solvers=solvers, speed_reference=speed_reference, **overrides)  # fmt: skip
     corpus_name = str(corpus) if isinstance(corpus, (str, os.PathLike)) else "<in-memory corpus>"
-    settings = resolve_settings(quick, seed=seed, device=str(device or "cpu"), corpus=corpus_name, **given)
+    task_names = tuple(tasks or ())
+    settings = resolve_settings(quick, seed=seed, device=str(device or "cpu"), corpus=corpus_name,
+                                tasks=task_names or None, **given)  # fmt: skip
     flags = {
         **given,
         "speed": speed,
@@ -153,7 +170,9 @@ def run_benchmark(
         "judge": judge if isinstance(judge, (str, os.PathLike)) else None,
         "corpus": corpus if isinstance(corpus, (str, os.PathLike)) and corpus != "english-prose" else None,
     }
-    command = command or bench_command(models, ar_baseline, out_dir=out_dir, settings=settings, given=flags)
+    conditional = {"tasks": task_names, "task_models": task_models, "task_ar": task_ar}
+    command = command or bench_command(models, ar_baseline, out_dir=out_dir, settings=settings, given=flags,
+                                       **conditional)  # fmt: skip
     started = time.perf_counter()
     pipes = {name: load_diffusion_pipeline(path, settings.device) for name, path in models.items()}
     ar = None
@@ -165,27 +184,60 @@ def run_benchmark(
     check_sweeps(pipes, settings)
     if quality:
         check_gen_length(pipes, settings.gen_length)
+    task_pipes, task_peers = {}, {}
+    if task_names:
+        task_pipes, task_peers = resolve_task_models(tasks, pipes, ar, task_models, task_ar, _loader(settings.device))
+        for task in task_names:
+            peer = task_peers[task]
+            check_same_tokenizer({n: p.tokenizer for n, p in task_pipes[task].items()} | ({peer[0]: peer[1][1]}
+                                                                                          if peer else {}))  # fmt: skip
+    if settings.continuation and not pipes and ar is None:
+        raise ValueError("continuation rows need --model or --ar-baseline models to continue the prompts.")
     results = {"command": command, "date": _now(), "machine": machine_info(settings.device),
-               "settings": _settings_record(settings, pipes, ar), "quality": None, "speed": None}  # fmt: skip
-    if quality:
+               "settings": _settings_record(settings, pipes, ar, task_pipes, task_peers), "quality": None,
+               "speed": None, "tasks": None, "continuation": None}  # fmt: skip
+    if quality or settings.continuation:
+        judge = _resolve_judge(judge)
+        judge[0].to(settings.device)
+    if quality and (pipes or ar):
         tokenizer = next(iter(tokenizers.values()))
         results["quality"] = _run_quality_section(pipes, ar, tokenizer, judge, resolve_corpus(corpus), settings)
-    if speed:
+    if speed and (pipes or ar):
         results["speed"] = run_speed(pipes, ar, settings)
+    if task_names:
+        results["tasks"] = run_tasks(tasks, task_pipes, task_peers, settings, speed=speed)
+    if settings.continuation:
+        results["continuation"] = run_continuation(resolve_corpus(corpus), pipes, ar, judge, settings)
     results["elapsed_seconds"] = time.perf_counter() - started
     results["paths"] = write_results(results, out_dir)
     return results
 
 
-def _settings_record(settings: BenchmarkSettings, pipes, ar) -> dict:
+def _loader(device):
+    """``load(kind, value, name)`` for :func:`resolve_task_models`: a diffusion pipeline or a named AR peer."""
+
+    def load(kind, value, name):
+        if kind == "pipe":
+            return load_diffusion_pipeline(value, device)
+        return _ar_name(value), load_autoregressive(value, device)
+
+    return load
+
+
+def _settings_record(settings: BenchmarkSettings, pipes, ar, task_pipes=None, task_peers=None) -> dict:
     """The settings plus the models' defaults and the sampling protocol in words."""
     record = asdict(settings)
     record["models"] = {name: model_record(pipe, settings.gen_length) for name, pipe in pipes.items()}
+    if task_pipes:
+        record["task_models"] = {
+            task: {
+                "diffusion": {name: task_model_record(pipe) for name, pipe in task_pipes[task].items()},
+                "ar_peer": None if task_peers[task] is None else _ar_record(task_peers[task]),
+            }
+            for task in task_pipes
+        }
     if ar is not None:
-        name, (model, tokenizer) = ar
-        record["ar_baseline"] = {"name": name, "class": type(model).__name__,
-                                 "parameters": sum(p.numel() for p in model.parameters()),
-                                 "bos_token": tokenizer.convert_ids_to_tokens(bos_token_id_for(model, tokenizer))}  # fmt: skip
+        record["ar_baseline"] = _ar_record(ar)
     record["protocol"] = protocol_text(settings)
     if settings.quick:
         record["notes"] = [
@@ -193,6 +245,26 @@ def _settings_record(settings: BenchmarkSettings, pipes, ar) -> dict:
             "quick run: few samples; MAUVE uses 2 k-means buckets, read it as a smoke test",
         ]
     return record
+
+
+def _ar_record(ar) -> dict:
+    name, (model, tokenizer) = ar
+    return {"name": name, "class": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters()),
+            "bos_token": tokenizer.convert_ids_to_tokens(bos_token_id_for(model, tokenizer))}  # fmt: skip
+
+
+def task_model_record(pipe) -> dict:
+    """A task model's classes, default guidance (learned and input CFG) and parameter count."""
+    components = module_components(pipe)
+    return {
+        "class": type(pipe).__name__,
+        "model_class": type(pipe.model).__name__,
+        "learns_guidance": learns_guidance(pipe),
+        "default_guidance_scale": default_guidance_scale(pipe) if learns_guidance(pipe) else None,
+        "default_cfg_scale": default_cfg_scale(pipe),
+        "parameters": sum(p.numel() for p in pipe.model.parameters()),
+        "parameters_total": sum(p.numel() for module in components.values() for p in module.parameters()),
+    }
 
 
 def model_record(pipe, gen_length: int) -> dict:
@@ -218,13 +290,28 @@ def model_record(pipe, gen_length: int) -> dict:
     }  # fmt: skip
 
 
-def bench_command(models, ar_baseline, *, out_dir, settings: BenchmarkSettings, given: dict) -> str:
+def _shown(value, what: str = "<in-memory>") -> str:
+    return str(value) if isinstance(value, (str, os.PathLike)) else what
+
+
+def bench_command(
+    models, ar_baseline, *, out_dir, settings: BenchmarkSettings, given: dict, tasks=(), task_models=None, task_ar=None
+) -> str:
     """The ``latentlm bench`` command equivalent to a Python call (recorded when no command line is given)."""
     words = ["latentlm", "bench"]
     for name, path in models.items():
-        words += ["--model", f"{name}={path if isinstance(path, (str, os.PathLike)) else '<in-memory pipeline>'}"]
+        words += ["--model", f"{name}={_shown(path, '<in-memory pipeline>')}"]
     if ar_baseline is not None:
-        words += ["--ar-baseline", str(ar_baseline) if isinstance(ar_baseline, (str, os.PathLike)) else "<in-memory>"]
+        words += ["--ar-baseline", _shown(ar_baseline)]
+    for task in tasks:
+        words += ["--task", task]
+        words += [
+            w
+            for n, p in (task_models or {}).get(task, {}).items()
+            for w in ("--task-model", f"{task}:{n}={_shown(p)}")
+        ]
+        if (task_ar or {}).get(task) is not None:
+            words += ["--task-ar", f"{task}={_shown(task_ar[task])}"]
     words += ["--out-dir", str(out_dir), "--seed", str(settings.seed), "--device", settings.device]
     if settings.quick:
         words.append("--quick")
@@ -232,7 +319,9 @@ def bench_command(models, ar_baseline, *, out_dir, settings: BenchmarkSettings, 
         if value is None:
             continue
         flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
+        if isinstance(value, bool) and key in POSITIVE_FLAGS:
+            words += [flag] if value else []
+        elif isinstance(value, bool):
             words += [] if value else [f"--no-{key.replace('_', '-')}"]
         else:
             words += [flag, *map(str, value)] if isinstance(value, (list, tuple)) else [flag, str(value)]
@@ -246,6 +335,9 @@ def _ar_name(ar_baseline) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------ CLI
+
+
+POSITIVE_FLAGS = ("continuation",)  # boolean settings whose flag turns them on (the others: --no-...)
 
 
 def _model_argument(value: str) -> tuple[str, str]:
@@ -266,7 +358,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--num-samples", type=int)
     parser.add_argument("--gen-length", type=int)
     parser.add_argument("--steps", type=int, nargs="+")
-    parser.add_argument("--guidance-scales", type=float, nargs="+")
+    parser.add_argument("--guidance-scales", type=float, nargs="+",
+                        help="sweep of the guidance the model learned (ELF's self-conditioning guidance, the "
+                        "pipeline's sc_guidance_scale); models without one have no such rows")  # fmt: skip
     parser.add_argument("--gammas", type=float, nargs="+", help="gamma sweep (schedulers with a gamma, ELF)")
     parser.add_argument("--solvers", nargs="+", metavar="SOLVER",
                         help="solver sweep for schedulers with a solver (Cosmos: euler_maruyama probability_flow "
@@ -288,24 +382,73 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--no-mauve", dest="mauve", action="store_false", default=None)
     parser.add_argument("--no-speed", dest="speed", action="store_false")
-    parser.add_argument("--no-quality", dest="quality", action="store_false")
+    parser.add_argument("--no-quality", dest="quality", action="store_false",
+                        help="no unconditional quality rows (e.g. to run only --task / --continuation)")  # fmt: skip
+    add_conditional_arguments(parser)
+    return parser
+
+
+def _task_model_argument(value: str) -> tuple[str, str, str]:
+    """``TASK:NAME=PATH`` or ``TASK:PATH`` (named after the folder)."""
+    task, sep, rest = value.partition(":")
+    if not sep or not task or not rest:
+        raise argparse.ArgumentTypeError(f"expected TASK:NAME=PATH, got {value!r}")
+    return (task, *_model_argument(rest))
+
+
+def _task_ar_argument(value: str) -> tuple[str, str]:
+    task, sep, path = value.partition("=")
+    if not sep or not task or not path:
+        raise argparse.ArgumentTypeError(f"expected TASK=PATH, got {value!r}")
+    return task, path
+
+
+def add_conditional_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The conditional-generation arguments of ``latentlm bench`` (paired tasks, prompt continuation)."""
+    group = parser.add_argument_group("conditional generation (paired tasks, prompt continuation)")
+    group.add_argument("--task", dest="tasks", action="append", default=[], metavar="TASK",
+                       help="a paired task to score with BLEU / ROUGE: bbc-headlines, kjv-web, wordnet-gloss "
+                       "(repeatable)")  # fmt: skip
+    group.add_argument("--task-model", dest="task_models", action="append", type=_task_model_argument, default=[],
+                       metavar="TASK:NAME=PATH", help="a diffusion pipeline trained on TASK (repeatable); a task "
+                       "without one is run with the --model models")  # fmt: skip
+    group.add_argument("--task-ar", dest="task_ar", action="append", type=_task_ar_argument, default=[],
+                       metavar="TASK=PATH", help="TASK's AR peer (causal LM trained on source [SEP] target); "
+                       "default: --ar-baseline")  # fmt: skip
+    group.add_argument("--task-samples", type=int, help="test pairs / prompts per row (default 256, quick 16)")
+    group.add_argument("--task-steps", type=int, nargs="+", help="steps of the task rows (default 8 16 32)")
+    group.add_argument("--cfg-scales", type=float, nargs="+",
+                       help="input classifier-free guidance sweep at --sweep-steps (the pipeline's guidance_scale; "
+                       "1 = off; default 1 1.5 2 3 4, quick 1 2 3)")  # fmt: skip
+    group.add_argument("--task-gen-length", type=int, help="target tokens (default: longest reference + 1)")
+    group.add_argument("--task-source-tokens", type=int, help="sources cut to this many tokens (default 128)")
+    group.add_argument("--continuation", action="store_true", default=None,
+                       help="prompt continuation rows on --corpus with the --model models and --ar-baseline")  # fmt: skip
+    group.add_argument("--prompt-tokens", type=int, help="prompt length of the continuation rows (default 16)")
+    group.add_argument("--continuation-tokens", type=int, help="continuation length (default 48, quick 32)")
     return parser
 
 
 BENCH_OVERRIDES = ("sweep_steps", "batch_size", "speed_lengths", "speed_batch_size", "latency_repeats",
-                   "throughput_repeats", "matmul_size", "judge_batch_size", "mauve")  # fmt: skip
+                   "throughput_repeats", "matmul_size", "judge_batch_size", "mauve", "task_samples", "task_steps",
+                   "cfg_scales", "task_gen_length", "task_source_tokens", "continuation", "prompt_tokens",
+                   "continuation_tokens")  # fmt: skip
 
 
 def run_bench_from_args(args: argparse.Namespace) -> dict:
     """Run ``latentlm bench`` from parsed arguments; prints where the results went and the tables."""
-    if not args.models and not args.ar_baseline:
+    if not args.models and not args.ar_baseline and not args.task_models and not args.task_ar:
         raise SystemExit("latentlm bench: error: give at least one --model NAME=PATH or --ar-baseline PATH.")
     overrides = {key: getattr(args, key) for key in BENCH_OVERRIDES}
+    task_models: dict[str, dict[str, str]] = {}
+    for task, name, path in args.task_models:
+        task_models.setdefault(task, {})[name] = path
     results = run_benchmark(
         dict(args.models), args.ar_baseline, out_dir=args.out_dir, quick=args.quick, num_samples=args.num_samples,
         gen_length=args.gen_length, steps=args.steps, guidance_scales=args.guidance_scales, gammas=args.gammas,
         solvers=args.solvers, speed_reference=args.speed_reference, seed=args.seed, judge=args.judge, device=args.device, speed=args.speed, quality=args.quality,
-        command=getattr(args, "command_line", None) or command_line(), corpus=args.corpus, **overrides,
+        command=getattr(args, "command_line", None) or command_line(), corpus=args.corpus, tasks=args.tasks,
+        task_models=task_models, task_ar=dict(args.task_ar), **overrides,
     )  # fmt: skip
     print(Path(results["paths"]["markdown"]).read_text())
     print(f"Wrote {', '.join(results['paths'].values())} in {results['elapsed_seconds']:.0f} s.")
