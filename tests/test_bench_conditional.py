@@ -1,6 +1,6 @@
 """The conditional half of the benchmark: paired tasks (BLEU / ROUGE against the AR peer, input-CFG sweep, speed
-ratios) and prompt continuation (judge perplexity of the continuation given the prompt, entropy), on a tiny ELF behind
-a stub with the issue-8 call signature, a tiny Llama peer and a tiny paired DatasetDict."""
+ratios) and prompt continuation (judge perplexity of the continuation given the prompt, entropy), on a tiny random
+conditional ELF whose pipeline records its calls, a tiny Llama peer and a tiny paired DatasetDict."""
 
 import argparse
 import inspect
@@ -11,8 +11,8 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
-from conftest import WORDS, build_tiny_tokenizer
-from latentlm import ELFForFlowMatching, ELFPipeline
+from conftest import TINY_ELF, WORDS, EmbeddingEncoder, build_tiny_tokenizer
+from latentlm import ELFConfig, ELFForFlowMatching, ELFPipeline
 from latentlm.evaluation import continuation_nll, task_scores
 from latentlm.evaluation.bench_conditional import (
     ar_task_prompts,
@@ -22,33 +22,36 @@ from latentlm.evaluation.bench_conditional import (
 from latentlm.evaluation.bench_sampling import default_guidance_scale, sample_diffusion
 from latentlm.evaluation.bench_settings import resolve_settings
 from latentlm.evaluation.benchmark import add_bench_arguments, run_benchmark
-from latentlm.pipelines import TextPipelineOutput
-from test_benchmark import _tiny_corpus, _tiny_llama, tiny_elf_config
+from test_benchmark import _tiny_corpus, _tiny_llama
 
 
-class StubConditionalPipeline(ELFPipeline):
-    """The issue-8 call signature on an unconditional tiny ELF: ``source=`` gives targets only, ``prompt=`` texts
-    that begin with their prompt; the condition itself is ignored. Records the keyword arguments of every call."""
+class RecordingELFPipeline(ELFPipeline):
+    """ELF's pipeline, recording the keyword arguments of every call."""
 
     calls: list
 
-    def __call__(self, prompt=None, source=None, negative_prompt=None, batch_size=None, num_return_sequences=1,
-                 max_new_tokens=None, gen_length=None, num_inference_steps=32, guidance_scale=1.0,
-                 sc_guidance_scale=3.0, generator=None, latents=None, output_type="text", return_dict=True):  # fmt: skip
-        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        self.calls.append(arguments)
-        conditions = prompt if prompt is not None else source
-        size = len(conditions) if conditions is not None else batch_size
-        # the tiny ELF predates the rename: its learned guidance is still called `guidance_scale`
-        learned = "sc_guidance_scale" if "sc_guidance_scale" in inspect.signature(super().__call__).parameters else (
-            "guidance_scale")  # fmt: skip
-        out = super().__call__(batch_size=size, gen_length=gen_length or max_new_tokens, generator=generator,
-                               num_inference_steps=num_inference_steps, output_type=output_type,
-                               **{learned: sc_guidance_scale})  # fmt: skip
-        texts = out.texts
-        if prompt is not None and texts is not None:
-            texts = [f"{p} {t}" for p, t in zip(prompt, texts)]
-        return TextPipelineOutput(sequences=out.sequences, texts=texts, latents=out.latents)
+    def __call__(self, **kwargs):
+        self.calls.append(kwargs)
+        return super().__call__(**kwargs)
+
+    __call__.__signature__ = inspect.signature(ELFPipeline.__call__)  # the benchmark reads the defaults from it
+
+
+def recording_elf(conditional=True):
+    """A tiny random ELF (conditional: trained-with-conditions config, embedding-table encoder) behind the recorder."""
+    tokenizer = build_tiny_tokenizer()
+    torch.manual_seed(0)
+    config = dict(TINY_ELF, vocab_size=len(tokenizer), latent_mean=0.0, latent_std=1.0, conditional=conditional,
+                  eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    model = ELFForFlowMatching(ELFConfig(**config))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    model.set_text_encoder(EmbeddingEncoder(16, len(tokenizer)))
+    pipe = RecordingELFPipeline(**ELFPipeline.from_model(model.eval(), tokenizer).components)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.calls = []
+    return pipe
 
 
 def _toy_task(num_test=5):
@@ -66,20 +69,8 @@ def _toy_task(num_test=5):
 
 
 @pytest.fixture(scope="module")
-def stub_pipe():
-    tokenizer = build_tiny_tokenizer()
-    torch.manual_seed(0)
-    elf = ELFForFlowMatching(
-        tiny_elf_config(vocab_size=len(tokenizer), latent_dim=8, hidden_size=16, num_hidden_layers=2,
-                        eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)
-    ).eval()  # fmt: skip
-    with torch.no_grad():
-        for p in elf.parameters():
-            p.normal_(0, 1.0)
-    pipe = StubConditionalPipeline(**ELFPipeline.from_model(elf, tokenizer).components)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.calls = []
-    return pipe
+def elf_pipe():
+    return recording_elf()
 
 
 CONDITIONAL = dict(
@@ -90,14 +81,14 @@ CONDITIONAL = dict(
 
 
 @pytest.fixture(scope="module")
-def conditional_run(stub_pipe, tmp_path_factory):
+def conditional_run(elf_pipe, tmp_path_factory):
     tokenizer = build_tiny_tokenizer()
     ar, judge = (_tiny_llama(tokenizer, 1), tokenizer), (_tiny_llama(tokenizer, 2), tokenizer)
     out = tmp_path_factory.mktemp("conditional")
-    stub_pipe.calls.clear()
-    results = run_benchmark({"elf-stub": stub_pipe}, ar, out_dir=out, quick=True, judge=judge, corpus=_tiny_corpus(),
+    elf_pipe.calls.clear()
+    results = run_benchmark({"elf": elf_pipe}, ar, out_dir=out, quick=True, judge=judge, corpus=_tiny_corpus(),
                             quality=False, tasks={"toy": _toy_task()}, **CONDITIONAL)  # fmt: skip
-    return out, results, list(stub_pipe.calls), ar, judge
+    return out, results, list(elf_pipe.calls), ar, judge
 
 
 def test_task_rows_score_every_setting_against_the_ar_peer(conditional_run):
@@ -110,19 +101,20 @@ def test_task_rows_score_every_setting_against_the_ar_peer(conditional_run):
     rows = task["rows"]
     assert [(r["model"], r.get("decoding")) for r in rows[:2]] == [("AR", "greedy"), ("AR", "nucleus")]
     diffusion = [(r["steps"], r["cfg_scale"], r["sweeps"]) for r in rows[2:]]
-    # the stub's default input CFG is 1.0, so (4 steps, CFG 1) is one row in both sweeps
+    # the pipeline's default input CFG is 1.0, so (4 steps, CFG 1) is one row in both sweeps
     assert diffusion == [(2, 1.0, ["steps"]), (4, 1.0, ["steps", "cfg"]), (4, 2.0, ["cfg"]), (4, 3.0, ["cfg"])]
     assert all(r["sc_guidance_scale"] == 3.0 for r in rows[2:])  # the learned guidance stays at its default
     # the pipeline got the sources in batches of 2, the target length and the swept input CFG
-    source_calls = [c for c in calls if c["source"] is not None and c["output_type"] == "text"]
+    source_calls = [c for c in calls if c.get("source") is not None and c.get("output_type", "text") == "text"]
     assert [len(c["source"]) for c in source_calls] == [2, 2] * 4
     assert source_calls[0]["source"] == [" ".join(s.split()[:8]) for s in data["source"][:2]]
     assert {c["gen_length"] for c in source_calls} == {task["gen_length"]}
     assert [c["guidance_scale"] for c in source_calls[::2]] == [1.0, 1.0, 2.0, 3.0]
-    # the AR peer's greedy row: generate after [CLS] source [SEP] until [SEP]
+    assert not any("sc_guidance_scale" in c for c in calls)
+    # the AR peer's greedy row: generate after `source [SEP]` (its training layout) until [SEP]
     source = " ".join(data["source"][0].split()[:8])
-    prompt = torch.tensor(ar_task_prompts(model, tokenizer, [source]))
-    assert prompt[0, 0] == tokenizer.cls_token_id and prompt[0, -1] == tokenizer.sep_token_id
+    prompt = torch.tensor(ar_task_prompts(tokenizer, [source]))
+    assert prompt[0].tolist() == [*tokenizer(source, add_special_tokens=False).input_ids, tokenizer.sep_token_id]
     new = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
                          max_new_tokens=task["gen_length"], eos_token_id=tokenizer.sep_token_id,
                          pad_token_id=tokenizer.pad_token_id)[0, prompt.shape[1] :].tolist()  # fmt: skip
@@ -145,7 +137,7 @@ def test_task_speed_rows_have_ratios_to_the_ar_peer(conditional_run):
     ar = {r["measure"]: r for r in speed if r["kind"] == "autoregressive"}
     for row in speed[2:]:
         assert row["time_ratio"] == pytest.approx(row["seconds"] / ar[row["measure"]]["seconds"])
-    assert any(c["output_type"] == "seq" and c["source"] is not None and len(c["source"]) == 2 for c in calls)
+    assert any(c.get("output_type") == "seq" and len(c.get("source") or ()) == 2 for c in calls)
 
 
 def test_continuation_rows_score_the_continuation_given_the_prompt(conditional_run):
@@ -157,7 +149,7 @@ def test_continuation_rows_score_the_continuation_given_the_prompt(conditional_r
         ("reference", None), ("autoregressive", "ancestral"), ("autoregressive", "nucleus")]  # fmt: skip
     assert len(rows) == 3 + 4 and rows[0]["entropy_ratio"] == pytest.approx(1.0)
     assert rows[1]["ppl_ratio"] == pytest.approx(1.0)
-    prompt_calls = [c for c in calls if c["prompt"] is not None]
+    prompt_calls = [c for c in calls if c.get("prompt") is not None]
     prompts, references = continuation_examples(
         _tiny_corpus(), build_tiny_tokenizer(), resolve_settings(True, **CONDITIONAL)
     )
@@ -186,47 +178,36 @@ def test_conditional_results_tables_plot_and_command(conditional_run):
     assert args.task_steps == [2, 4] and args.prompt_tokens == 4
 
 
-def test_learned_guidance_goes_to_sc_guidance_scale(stub_pipe):
-    stub_pipe.calls.clear()
-    assert default_guidance_scale(stub_pipe) == 3.0  # the `sc_guidance_scale` default, not the input CFG's 1.0
-    sample_diffusion(stub_pipe, num_samples=2, gen_length=4, num_inference_steps=2, guidance_scale=2.0, seed=0,
+def test_learned_guidance_goes_to_sc_guidance_scale(elf_pipe):
+    elf_pipe.calls.clear()
+    assert default_guidance_scale(elf_pipe) == 3.0  # ELF's `sc_guidance_scale` default, not the input CFG's 1.0
+    sample_diffusion(elf_pipe, num_samples=2, gen_length=4, num_inference_steps=2, guidance_scale=2.0, seed=0,
                      batch_size=2)  # fmt: skip
-    assert stub_pipe.calls[0]["sc_guidance_scale"] == 2.0 and stub_pipe.calls[0]["guidance_scale"] == 1.0
+    assert elf_pipe.calls[0]["sc_guidance_scale"] == 2.0 and "guidance_scale" not in elf_pipe.calls[0]
 
 
-class UnconditionedStub(StubConditionalPipeline):
-    """A pipeline whose model has no condition path: it rejects ``source=`` and ``prompt=`` by name."""
-
-    def __call__(self, prompt=None, source=None, **kwargs):
-        if prompt is not None or source is not None:
-            raise ValueError("`source` / `prompt` need a model trained with conditions; this one has none.")
-        return super().__call__(**kwargs)
-
-
-def test_unconditioned_pipeline_is_skipped_with_its_reason(stub_pipe, tmp_path):
+def test_unconditioned_pipeline_is_skipped_with_its_reason(tmp_path):
     tokenizer = build_tiny_tokenizer()
-    plain = UnconditionedStub(**stub_pipe.components)
-    plain.set_progress_bar_config(disable=True)
-    plain.calls = []
+    plain = recording_elf(conditional=False)
     conditional = {k: v for k, v in CONDITIONAL.items() if k != "continuation"}
     results = run_benchmark({"plain": plain}, (_tiny_llama(tokenizer, 1), tokenizer), out_dir=tmp_path, quick=True,
                             quality=False, speed=False, tasks={"toy": _toy_task()}, **conditional)  # fmt: skip
     task = results["tasks"]["toy"]
     assert [r["model"] for r in task["rows"]] == ["AR", "AR"]
-    assert task["skipped"] == [{"model": "plain", "reason": "source= rejected: `source` / `prompt` need a model "
-                                "trained with conditions; this one has none."}]  # fmt: skip
+    assert task["skipped"][0]["model"] == "plain"
+    assert task["skipped"][0]["reason"].startswith("source= rejected: `source` needs a model trained with conditions")
     assert "- skipped: plain (source= rejected" in (tmp_path / "RESULTS.md").read_text()
 
 
-def test_conditional_settings_and_bad_arguments(stub_pipe, tmp_path):
+def test_conditional_settings_and_bad_arguments(elf_pipe, tmp_path):
     settings = resolve_settings(True, task_steps=(8, 32), cfg_scales=(1.0, 2.0), sweep_steps=32)
-    assert [(s["steps"], s["cfg_scale"]) for s in conditional_settings(stub_pipe, settings)] == [
+    assert [(s["steps"], s["cfg_scale"]) for s in conditional_settings(elf_pipe, settings)] == [
         (8, 1.0), (32, 1.0), (32, 2.0)]  # fmt: skip
     with pytest.raises(ValueError, match="task_samples must be a positive integer"):
         resolve_settings(True, task_samples=0)
     with pytest.raises(ValueError, match=r"task models given for \['other'\]"):
-        run_benchmark({"elf": stub_pipe}, out_dir=tmp_path, quick=True, quality=False, speed=False,
-                      tasks={"toy": _toy_task()}, task_models={"other": {"x": stub_pipe}})  # fmt: skip
+        run_benchmark({"elf": elf_pipe}, out_dir=tmp_path, quick=True, quality=False, speed=False,
+                      tasks={"toy": _toy_task()}, task_models={"other": {"x": elf_pipe}})  # fmt: skip
     parser = add_bench_arguments(argparse.ArgumentParser())
     args = parser.parse_args(["--task", "kjv-web", "--task-model", "kjv-web:elf=runs/elf-kjv", "--task-ar",
                               "kjv-web=runs/ar-kjv", "--cfg-scales", "1", "2"])  # fmt: skip

@@ -5,8 +5,9 @@ continuation, judged by the perplexity of the continuation given the prompt and 
 Conventions: a diffusion pipeline is called with ``source=`` (the texts are the generated targets) or ``prompt=``
 (each text begins with its prompt, verbatim); ``guidance_scale`` is the input CFG (1 = off), the learned guidance
 (``sc_guidance_scale``) and the sampler stay at their defaults. The AR peer of a task is a causal LM trained on
-``[BOS] source [SEP] target [EOS]`` (``[SEP]``: the tokenizer's sep token, else its EOS) and writes the target after
-``[BOS] source [SEP]``; for continuation, the AR baseline writes after ``[BOS] prompt``.
+``source [SEP] target [SEP]`` (``latentlm train`` with paired data; ``[SEP]`` is the end-of-document id) and writes
+the target after ``source [SEP]``; for continuation, the AR baseline writes after ``[BOS] prompt``, as it samples
+unconditionally from ``[BOS]``.
 """
 
 from __future__ import annotations
@@ -83,13 +84,13 @@ def task_examples(data, tokenizer, settings: BenchmarkSettings) -> dict:
     }
 
 
-def ar_task_prompts(model, tokenizer, sources: Sequence[str]) -> list[list[int]]:
-    """``[BOS] source [SEP]`` token rows (``[SEP]``: the tokenizer's sep token, else its EOS)."""
+def ar_task_prompts(tokenizer, sources: Sequence[str]) -> list[list[int]]:
+    """``source [SEP]`` token rows, the layout the AR peer trained on (``tokenize_pairs(concatenate=True)``: no BOS,
+    ``[SEP]`` = the end-of-document id, :func:`~latentlm.data.eos_token_id_for`)."""
     from ..data import eos_token_id_for
 
-    sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else eos_token_id_for(tokenizer)
-    bos = bos_token_id_for(model, tokenizer)
-    return [[bos, *ids, sep] for ids in tokenizer(list(sources), add_special_tokens=False).input_ids]
+    sep = eos_token_id_for(tokenizer)
+    return [[*ids, sep] for ids in tokenizer(list(sources), add_special_tokens=False).input_ids]
 
 
 # ---------------------------------------------------------------------------------------------- diffusion knobs
@@ -103,13 +104,9 @@ def takes_conditions(pipe) -> bool:
 
 
 def default_cfg_scale(pipe) -> float | None:
-    """The input-CFG scale ``pipe`` uses by default (its ``guidance_scale`` default), ``None`` if unknown (a pipeline
-    from before issue 8, whose ``guidance_scale`` was the learned guidance)."""
-    parameters = inspect.signature(pipe.__call__).parameters
-    if "sc_guidance_scale" not in parameters or "guidance_scale" not in parameters:
-        return None
-    default = parameters["guidance_scale"].default
-    return None if default is inspect.Parameter.empty else default
+    """The input-CFG scale ``pipe`` uses by default (its ``guidance_scale`` default, 1.0 = off)."""
+    parameter = inspect.signature(pipe.__call__).parameters.get("guidance_scale")
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
 def conditional_settings(pipe, settings: BenchmarkSettings) -> list[dict]:
@@ -168,7 +165,7 @@ def run_task(task: str, data, pipes: Mapping, ar, settings: BenchmarkSettings, *
     rows, skipped = [], []
     if ar is not None:
         name, (model, ar_tokenizer) = ar
-        prompts = ar_task_prompts(model, ar_tokenizer, sources)
+        prompts = ar_task_prompts(ar_tokenizer, sources)
         for decoding, top_p in AR_TASK_DECODING.items():
             start = time.perf_counter()
             new = generate_after(model, ar_tokenizer, prompts, max_new_tokens=length, top_p=top_p,
@@ -207,13 +204,13 @@ def run_task(task: str, data, pipes: Mapping, ar, settings: BenchmarkSettings, *
 def run_task_speed(source: str, length: int, pipes: Mapping, ar, settings: BenchmarkSettings, skipped=()) -> list:
     """Latency (batch 1, every number of steps) and throughput (batch ``speed_batch_size``, ``sweep_steps``) of one
     conditioned call per diffusion model, and of the AR peer's greedy ``generate`` of exactly ``length`` new tokens
-    after ``[BOS] source [SEP]``; diffusion rows carry their ratios to the AR rows of the same measure."""
+    after ``source [SEP]``; diffusion rows carry their ratios to the AR rows of the same measure."""
     import torch
 
     rows, ar_rows = [], {}
     if ar is not None:
         name, (model, tokenizer) = ar
-        prompt = ar_task_prompts(model, tokenizer, [source])[0]
+        prompt = ar_task_prompts(tokenizer, [source])[0]
         pad = tokenizer.pad_token_id
 
         def ar_call(batch):

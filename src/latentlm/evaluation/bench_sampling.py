@@ -4,7 +4,6 @@ schedulers, the guidance they learned) and the autoregressive baseline (KV-cache
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import os
 from collections.abc import Mapping
@@ -102,18 +101,10 @@ def check_gen_length(pipes: Mapping[str, object], gen_length: int) -> None:
         )
 
 
-def learned_guidance_argument(pipe) -> str:
-    """The ``__call__`` argument that takes the guidance the model learned (ELF's self-conditioning guidance):
-    ``sc_guidance_scale``; pipelines from before conditional generation (issue 8) called it ``guidance_scale``, which
-    now means input classifier-free guidance."""
-    parameters = inspect.signature(pipe.__call__).parameters
-    return "sc_guidance_scale" if "sc_guidance_scale" in parameters else "guidance_scale"
-
-
 def default_guidance_scale(pipe) -> float | None:
-    """The learned guidance scale ``pipe`` uses when the caller passes none (its ``__call__`` default)."""
-    parameter = inspect.signature(pipe.__call__).parameters.get(learned_guidance_argument(pipe))
-    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
+    """The learned guidance scale ``pipe`` uses when the caller passes none (its ``default_sc_guidance_scale``: 3.0
+    for ELF, ``None`` for pipelines whose models learned none)."""
+    return getattr(pipe, "default_sc_guidance_scale", None)
 
 
 def learns_guidance(pipe) -> bool:
@@ -169,7 +160,7 @@ def sample_diffusion(pipe, *, num_samples, gen_length, num_inference_steps, guid
     """``num_samples`` texts from ``pipe``, ``guidance_scale`` being the learned guidance (the pipeline's
     ``sc_guidance_scale``; ``None``: its default), batch ``i`` generated with ``torch.Generator().manual_seed(seed + i)``
     (CPU generator: noise and time grid do not depend on the device)."""
-    kwargs = {} if guidance_scale is None else {learned_guidance_argument(pipe): guidance_scale}
+    kwargs = {} if guidance_scale is None else {"sc_guidance_scale": guidance_scale}
     texts = []
     for i, size in enumerate(batch_sizes(num_samples, batch_size)):
         generator = torch.Generator().manual_seed(seed + i)
@@ -244,7 +235,7 @@ def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, 
 @torch.inference_mode()
 def generate_after(model, tokenizer, prompts: list[list[int]], *, max_new_tokens, min_new_tokens=0, top_p=None,
                    seed, batch_size) -> list[list[int]]:  # fmt: skip
-    """The new tokens the AR model writes after each prompt (token rows, e.g. ``[BOS] source [SEP]``), cut before
+    """The new tokens the AR model writes after each prompt (token rows, e.g. ``source [SEP]``), cut before
     the first EOS; KV-cache ``generate`` on left-padded batches. ``top_p=None``: greedy; else sampling at temperature
     1, ``top_k=0`` and ``top_p``, with ``torch.manual_seed(seed + i)`` before batch ``i``."""
     from ..data import eos_token_id_for

@@ -46,7 +46,7 @@ class BenchmarkSettings:
     task_steps: tuple[int, ...] = (8, 16, 32)
     cfg_scales: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
     task_gen_length: int | None = None
-    task_source_tokens: int = 128
+    task_source_tokens: int = 64  # latentlm train's max_source_length default
     continuation: bool = False
     prompt_tokens: int = 16
     continuation_tokens: int = 48
@@ -141,7 +141,7 @@ def conditional_protocol_text(s: BenchmarkSettings) -> dict[str, str]:
             f"learned guidance and sampler at their defaults; steps {'/'.join(map(str, s.task_steps))} at the "
             f"pipeline's default input CFG, CFG sweep {'/'.join(f'{w:g}' for w in s.cfg_scales)} at "
             f"{s.sweep_steps} steps. AR peer (causal LM trained on `source [SEP] target`): generate after "
-            "[BOS] source [SEP] until EOS, greedy and nucleus (top_p=0.9, temperature 1, torch.manual_seed(seed + "
+            "source [SEP] (its training layout) until EOS, greedy and nucleus (top_p=0.9, temperature 1, torch.manual_seed(seed + "
             "i)). Scores against the references round-tripped through the tokenizer: corpus BLEU (sacrebleu, "
             "lowercased, 13a) and ROUGE-1/2/L F1 (rouge-score, stemmed, mean over pairs), in percent; ratios are "
             "to the AR peer's greedy row; the main score is "

@@ -111,7 +111,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--num-samples", type=int, default=256, help="samples drawn from a pipeline folder")
     parser.add_argument("--gen-length", type=int, help="tokens per sample / reference chunk")
     parser.add_argument("--steps", type=int, default=32)
-    parser.add_argument("--guidance-scale", type=float)
+    parser.add_argument("--guidance-scale", type=float,
+                        help="the guidance the model learned (ELF's sc_guidance_scale); default the pipeline's")  # fmt: skip
     parser.add_argument("--gamma", type=float, help="SDE gamma (schedulers with a gamma, ELF)")
     parser.add_argument("--solver", help="solver (schedulers with a solver, Cosmos: euler_maruyama, ddim, ...)")
     parser.add_argument("--seed", type=int, default=0)
