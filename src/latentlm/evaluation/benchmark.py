@@ -4,7 +4,8 @@
 
 * ``RESULTS.md``: the tables, the machine, the date, the exact command, sample counts, seeds and sampling settings;
 * ``results.json``: every raw number (timings of each repeat included);
-* ``frontier.png`` (judge perplexity vs entropy) and ``quality_vs_steps.png`` (judge perplexity and MAUVE vs steps).
+* ``frontier.png`` (judge perplexity vs entropy), ``quality_vs_steps.png`` (judge perplexity and MAUVE vs steps)
+  and, with conditional rows, ``cfg_curve.png`` (task score or continuation perplexity vs the input-CFG scale).
 
 Protocol (DESIGN.md §4):
 
@@ -30,10 +31,15 @@ Protocol (DESIGN.md §4):
   the decode: :func:`~latentlm.evaluation.speed.sampling_flops`) over the measured time, as a fraction of the
   ``torch.mm`` FLOP/s measured in the same process.
 
+* **Conditional generation** (``tasks``, ``continuation``): paired tasks scored by BLEU / ROUGE against an AR peer
+  over steps and an input-CFG sweep, and prompt continuation judged by the perplexity of the continuation given the
+  prompt; see :mod:`.bench_conditional`.
+
 The pieces: :mod:`.bench_settings` (settings and protocol), :mod:`.bench_sampling` (loading and sampling the
-models), :mod:`.bench_quality` and :mod:`.bench_speed` (the two halves), :mod:`.bench_report` (``results.json``,
-``RESULTS.md``, plots); ``latentlm evaluate`` is in :mod:`.evaluate_command`. This module runs them in order and holds
-``latentlm bench``'s command line.
+models), :mod:`.bench_quality`, :mod:`.bench_speed` and :mod:`.bench_conditional` (the three parts),
+:mod:`.bench_report` (``results.json``, ``RESULTS.md``, plots); ``latentlm evaluate`` is in
+:mod:`.evaluate_command`. This module runs them in order and holds ``latentlm bench``'s command line (its arguments:
+:mod:`.bench_args`).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from pathlib import Path
 
 import torch
 
+from .bench_args import BENCH_OVERRIDES, add_bench_arguments, add_conditional_arguments
 from .bench_conditional import default_cfg_scale, resolve_task_models, run_continuation, run_tasks
 from .bench_quality import (
     QualityEvaluator,
@@ -290,6 +297,9 @@ def model_record(pipe, gen_length: int) -> dict:
     }  # fmt: skip
 
 
+POSITIVE_FLAGS = ("continuation",)  # boolean settings whose flag turns them on (the others: --no-...)
+
+
 def _shown(value, what: str = "<in-memory>") -> str:
     return str(value) if isinstance(value, (str, os.PathLike)) else what
 
@@ -337,106 +347,6 @@ def _ar_name(ar_baseline) -> str:
 # ------------------------------------------------------------------------------------------------------------ CLI
 
 
-POSITIVE_FLAGS = ("continuation",)  # boolean settings whose flag turns them on (the others: --no-...)
-
-
-def _model_argument(value: str) -> tuple[str, str]:
-    """``NAME=PATH`` or ``PATH`` (named after the folder)."""
-    if "=" in value and not os.path.exists(value):
-        name, path = value.split("=", 1)
-        return name, path
-    return Path(value).name, value
-
-
-def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``latentlm bench`` (see :func:`run_benchmark`); ``None`` defaults mean the mode's default."""
-    parser.add_argument("--model", dest="models", action="append", type=_model_argument, default=[],
-                        metavar="NAME=PATH", help="a diffusion pipeline folder (repeatable)")  # fmt: skip
-    parser.add_argument("--ar-baseline", help="the autoregressive baseline's folder (transformers causal LM)")
-    parser.add_argument("--out-dir", default="benchmarks", help="where RESULTS.md, results.json and plots go")
-    parser.add_argument("--quick", action="store_true", help="the few-minute protocol (16 samples, 64 tokens, ...)")
-    parser.add_argument("--num-samples", type=int)
-    parser.add_argument("--gen-length", type=int)
-    parser.add_argument("--steps", type=int, nargs="+")
-    parser.add_argument("--guidance-scales", type=float, nargs="+",
-                        help="sweep of the guidance the model learned (ELF's self-conditioning guidance, the "
-                        "pipeline's sc_guidance_scale); models without one have no such rows")  # fmt: skip
-    parser.add_argument("--gammas", type=float, nargs="+", help="gamma sweep (schedulers with a gamma, ELF)")
-    parser.add_argument("--solvers", nargs="+", metavar="SOLVER",
-                        help="solver sweep for schedulers with a solver (Cosmos: euler_maruyama probability_flow "
-                        "ddim); default none")  # fmt: skip
-    parser.add_argument("--sweep-steps", type=int, help="steps of the guidance, gamma and solver sweeps (default 32)")
-    parser.add_argument("--batch-size", type=int, help="generation batch size of the quality rows")
-    parser.add_argument("--speed-lengths", type=int, nargs="+", help="token counts of the speed tables")
-    parser.add_argument("--speed-batch-size", type=int, help="batch size of the throughput measurement")
-    parser.add_argument("--speed-reference", metavar="NAME",
-                        help="a --model NAME: also report every other diffusion model's speed as a ratio to it at the "
-                        "same tokens, batch and steps")  # fmt: skip
-    parser.add_argument("--latency-repeats", type=int, help="timed repeats of each latency (default 5, quick 3)")
-    parser.add_argument("--throughput-repeats", type=int, help="timed repeats of each throughput (default 3, quick 2)")
-    parser.add_argument("--matmul-size", type=int, help="side of the torch.mm measuring the peak (2048 CPU, 8192 GPU)")
-    parser.add_argument("--judge-batch-size", type=int, help="texts per judge forward pass (default 16)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--judge", help="judge LM folder or .gguf file (default: SmolLM2-135M)")
-    parser.add_argument("--corpus", default="english-prose", help="corpus of the references and the train split")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--no-mauve", dest="mauve", action="store_false", default=None)
-    parser.add_argument("--no-speed", dest="speed", action="store_false")
-    parser.add_argument("--no-quality", dest="quality", action="store_false",
-                        help="no unconditional quality rows (e.g. to run only --task / --continuation)")  # fmt: skip
-    add_conditional_arguments(parser)
-    return parser
-
-
-def _task_model_argument(value: str) -> tuple[str, str, str]:
-    """``TASK:NAME=PATH`` or ``TASK:PATH`` (named after the folder)."""
-    task, sep, rest = value.partition(":")
-    if not sep or not task or not rest:
-        raise argparse.ArgumentTypeError(f"expected TASK:NAME=PATH, got {value!r}")
-    return (task, *_model_argument(rest))
-
-
-def _task_ar_argument(value: str) -> tuple[str, str]:
-    task, sep, path = value.partition("=")
-    if not sep or not task or not path:
-        raise argparse.ArgumentTypeError(f"expected TASK=PATH, got {value!r}")
-    return task, path
-
-
-def add_conditional_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The conditional-generation arguments of ``latentlm bench`` (paired tasks, prompt continuation)."""
-    group = parser.add_argument_group("conditional generation (paired tasks, prompt continuation)")
-    group.add_argument("--task", dest="tasks", action="append", default=[], metavar="TASK",
-                       help="a paired task to score with BLEU / ROUGE: bbc-headlines, kjv-web, wordnet-gloss "
-                       "(repeatable)")  # fmt: skip
-    group.add_argument("--task-model", dest="task_models", action="append", type=_task_model_argument, default=[],
-                       metavar="TASK:NAME=PATH", help="a diffusion pipeline trained on TASK (repeatable); a task "
-                       "without one is run with the --model models")  # fmt: skip
-    group.add_argument("--task-ar", dest="task_ar", action="append", type=_task_ar_argument, default=[],
-                       metavar="TASK=PATH", help="TASK's AR peer (causal LM trained on source [SEP] target); "
-                       "default: --ar-baseline")  # fmt: skip
-    group.add_argument("--task-samples", type=int, help="test pairs / prompts per row (default 256, quick 16)")
-    group.add_argument("--task-steps", type=int, nargs="+", help="steps of the task rows (default 8 16 32)")
-    group.add_argument("--cfg-scales", type=float, nargs="+",
-                       help="input classifier-free guidance sweep at --sweep-steps (the pipeline's guidance_scale; "
-                       "1 = off; default 1 1.5 2 3 4, quick 1 2 3)")  # fmt: skip
-    group.add_argument("--task-gen-length", type=int, help="target tokens (default: longest reference + 1)")
-    group.add_argument("--task-source-tokens", type=int,
-                       help="sources cut to this many tokens, for every model (default 64, latentlm train's "
-                       "max_source_length default: give the value the task models were trained with)")  # fmt: skip
-    group.add_argument("--continuation", action="store_true", default=None,
-                       help="prompt continuation rows on --corpus with the --model models and --ar-baseline")  # fmt: skip
-    group.add_argument("--prompt-tokens", type=int, help="prompt length of the continuation rows (default 16)")
-    group.add_argument("--continuation-tokens", type=int, help="continuation length (default 48, quick 32)")
-    return parser
-
-
-BENCH_OVERRIDES = ("sweep_steps", "batch_size", "speed_lengths", "speed_batch_size", "latency_repeats",
-                   "throughput_repeats", "matmul_size", "judge_batch_size", "mauve", "task_samples", "task_steps",
-                   "cfg_scales", "task_gen_length", "task_source_tokens", "continuation", "prompt_tokens",
-                   "continuation_tokens")  # fmt: skip
-
-
 def run_bench_from_args(args: argparse.Namespace) -> dict:
     """Run ``latentlm bench`` from parsed arguments; prints where the results went and the tables."""
     if not args.models and not args.ar_baseline and not args.task_models and not args.task_ar:
@@ -466,6 +376,7 @@ __all__ = [
     "QualityEvaluator",
     "SAMPLER_KNOBS",
     "add_bench_arguments",
+    "add_conditional_arguments",
     "add_evaluate_arguments",
     "add_reference_ratios",
     "batch_sizes",

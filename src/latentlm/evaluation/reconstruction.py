@@ -392,7 +392,7 @@ def render_reconstruction_markdown(results: dict) -> str:
 
 def add_reconstruct_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``latentlm reconstruct`` (see :func:`run_reconstruction`)."""
-    from .benchmark import _model_argument
+    from .bench_args import _model_argument
 
     parser.add_argument("--autoencoder", dest="autoencoders", action="append", type=_model_argument, default=[],
                         metavar="NAME=PATH", help="a saved Cosmos autoencoder folder (repeatable)")  # fmt: skip
