@@ -291,8 +291,9 @@ def render_markdown(results: dict, plots: Mapping[str, str] | None = None) -> st
         f"- Date: {results['date']}",
         f"- Machine: {hardware}; device `{machine['device']}`; torch {machine['torch']}, transformers "
         f"{machine['transformers']}, diffusers {machine['diffusers']}, Python {machine['python']}",
-        f"- Mode: {'quick' if settings['quick'] else 'full'}; {settings['num_samples']} samples per row, seed "
-        f"{settings['seed']}, gen_length {settings['gen_length']}",
+        f"- Mode: {'quick' if settings['quick'] else 'full'}; "
+        + (f"{settings['num_samples']} samples per row, " if results.get("quality") else "")
+        + f"seed {settings['seed']}, gen_length {settings['gen_length']}",
         "", "Command:", "", "```bash", results["command"], "```", "",
         "Settings:", "", *[f"- **{key}**: {text}" for key, text in settings["protocol"].items()],
         *[f"- **note**: {note}" for note in settings.get("notes", [])], "",

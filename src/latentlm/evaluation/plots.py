@@ -186,7 +186,7 @@ def plot_cfg_curve(results: dict, path) -> str | None:
     if results.get("continuation"):
         rows = results["continuation"]["rows"]
         ppl_label = "judge PPL of continuation given prompt ↓"
-        panels.append(("continuation", rows, lambda row: row["metrics"].get("ppl"), ppl_label, False))
+        panels.append(("continuation", rows, lambda row: row["metrics"].get("ppl"), ppl_label, True))
     panels = [panel for panel in panels if any("cfg" in row["sweeps"] for row in panel[1])]
     if not panels:
         return None
@@ -205,7 +205,8 @@ def plot_cfg_curve(results: dict, path) -> str | None:
                 label = f"{row['model']} {name}" if name else "reference text"
                 ax.axhline(value(row), color="black" if name is None else "gray", label=label,
                            linestyle=BASELINE_LINES.get(name, "--"))  # fmt: skip
-        if log:
+        values = [value(row) for row in rows if _finite(value(row)) and value(row) > 0]
+        if log and values and max(values) > 10 * min(values):  # a log axis only where it spans a decade
             ax.set_yscale("log")
         ax.set_xlabel("input CFG scale (1 = off)")
         ax.set_ylabel(ylabel)
