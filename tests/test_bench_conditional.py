@@ -18,6 +18,7 @@ from latentlm.evaluation.bench_conditional import (
     ar_task_prompts,
     conditional_settings,
     continuation_examples,
+    task_examples,
 )
 from latentlm.evaluation.bench_sampling import default_guidance_scale, sample_diffusion
 from latentlm.evaluation.bench_settings import resolve_settings
@@ -214,3 +215,21 @@ def test_conditional_settings_and_bad_arguments(elf_pipe, tmp_path):
     assert args.task_models == [("kjv-web", "elf", "runs/elf-kjv")] and args.task_ar == [("kjv-web", "runs/ar-kjv")]
     with pytest.raises(SystemExit):
         parser.parse_args(["--task-ar", "runs/ar-kjv"])
+
+
+def test_task_lengths_default_to_the_task_recipes():
+    """bbc-headlines' models train on 128 source and 24 target tokens (examples/configs/*-headlines.yaml); a task
+    without a recipe cuts sources at 64 tokens and generates the longest reference + 1."""
+    tokenizer = build_tiny_tokenizer()
+    long = DatasetDict(test=Dataset.from_dict({"id": ["a", "b"], "source": [" ".join(WORDS * 10)] * 2,
+                                               "target": ["the cat sat", "a dog"]}))  # fmt: skip
+    headlines = task_examples("bbc-headlines", long, tokenizer, resolve_settings(True))
+    assert headlines["gen_length"] == 24 and headlines["sources"][0] == " ".join((WORDS * 10)[:128])
+    other = task_examples("other", long, tokenizer, resolve_settings(True))
+    assert other["gen_length"] == 4 and other["sources"][0] == " ".join((WORDS * 10)[:64])
+    given = task_examples("bbc-headlines", long, tokenizer, resolve_settings(True, task_source_tokens=5,
+                                                                             task_gen_length=7))  # fmt: skip
+    assert given["gen_length"] == 7 and given["sources"][1] == " ".join(WORDS[:5])
+    assert given["references"] == ["the cat sat", "a dog"] and given["ids"] == ["a", "b"]
+    with pytest.raises(ValueError, match="'source' and 'target' columns"):
+        task_examples("x", DatasetDict(test=Dataset.from_dict({"text": ["a"]})), tokenizer, resolve_settings(True))

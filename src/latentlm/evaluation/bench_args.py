@@ -88,10 +88,12 @@ def add_conditional_arguments(parser: argparse.ArgumentParser) -> argparse.Argum
     group.add_argument("--cfg-scales", type=float, nargs="+",
                        help="input classifier-free guidance sweep at --sweep-steps (the pipeline's guidance_scale; "
                        "1 = off; default 1 1.5 2 3 4, quick 1 2 3)")  # fmt: skip
-    group.add_argument("--task-gen-length", type=int, help="target tokens (default: longest reference + 1)")
+    group.add_argument("--task-gen-length", type=int,
+                       help="target tokens (default: the task recipe's seq_len, bbc-headlines 24, kjv-web 48, "
+                       "wordnet-gloss 32; other tasks the longest reference + 1)")  # fmt: skip
     group.add_argument("--task-source-tokens", type=int,
-                       help="sources cut to this many tokens, for every model (default 64, latentlm train's "
-                       "max_source_length default: give the value the task models were trained with)")  # fmt: skip
+                       help="sources cut to this many tokens for every model (default: the task recipe's "
+                       "max_source_length, bbc-headlines 128, kjv-web 48, wordnet-gloss 16; other tasks 64)")  # fmt: skip
     group.add_argument("--continuation", action="store_true", default=None,
                        help="prompt continuation rows on --corpus with the --model models and --ar-baseline")  # fmt: skip
     group.add_argument("--prompt-tokens", type=int, help="prompt length of the continuation rows (default 16)")

@@ -26,7 +26,7 @@ from .bench_sampling import (
     learns_guidance,
     sample_conditioned,
 )
-from .bench_settings import AR_SAMPLING, TASK_METRIC, BenchmarkSettings
+from .bench_settings import AR_SAMPLING, TASK_METRIC, BenchmarkSettings, task_lengths
 from .bench_speed import _measure
 from .metrics import normalize_reference_texts, score_ratios, task_scores, unigram_entropy
 from .perplexity import continuation_nll
@@ -61,9 +61,9 @@ def cut_to_tokens(texts: Sequence[str], tokenizer, max_tokens: int) -> list[str]
     ]
 
 
-def task_examples(data, tokenizer, settings: BenchmarkSettings) -> dict:
+def task_examples(task: str, data, tokenizer, settings: BenchmarkSettings) -> dict:
     """The evaluated pairs of a task: the first ``task_samples`` test pairs (fewer if the split is smaller), sources
-    cut to ``task_source_tokens`` tokens, references round-tripped through ``tokenizer``, and the target length."""
+    cut and target length as :func:`task_lengths` says, references round-tripped through ``tokenizer``."""
     if "test" not in data:
         raise ValueError(f"A paired task needs a 'test' split; it has {sorted(data)}.")
     test = data["test"]
@@ -73,12 +73,12 @@ def task_examples(data, tokenizer, settings: BenchmarkSettings) -> dict:
     count = min(settings.task_samples, len(test))
     rows = test.select(range(count))
     references = normalize_reference_texts(list(rows["target"]), tokenizer)
-    gen_length = settings.task_gen_length
+    source_tokens, gen_length = task_lengths(task, settings)
     if gen_length is None:  # the longest reference + its EOS
         gen_length = 1 + max(len(ids) for ids in tokenizer(references, add_special_tokens=False).input_ids)
     return {
         "ids": list(rows["id"]) if "id" in rows.column_names else list(range(count)),
-        "sources": cut_to_tokens(list(rows["source"]), tokenizer, settings.task_source_tokens),
+        "sources": cut_to_tokens(list(rows["source"]), tokenizer, source_tokens),
         "references": references,
         "gen_length": gen_length,
     }
@@ -160,7 +160,7 @@ def run_task(task: str, data, pipes: Mapping, ar, settings: BenchmarkSettings, *
     """All rows of one paired task: the AR peer (greedy, nucleus), then every diffusion model's steps and CFG sweeps,
     each with its ratios to the AR peer's greedy scores; then speed rows if ``speed``."""
     tokenizer = next(iter(pipes.values())).tokenizer if pipes else ar[1][1]
-    examples = task_examples(data, tokenizer, settings)
+    examples = task_examples(task, data, tokenizer, settings)
     sources, references, length = examples["sources"], examples["references"], examples["gen_length"]
     rows, skipped = [], []
     if ar is not None:

@@ -11,6 +11,10 @@ SAMPLER_KNOBS = ("gamma", "solver")  # scheduler config keys the quality sweeps 
 MAUVE_SEED = 25
 # The score each paired task is judged by (the issue-8 targets): ROUGE-L for summaries and glosses, BLEU for verses.
 TASK_METRIC = {"bbc-headlines": "rougeL", "kjv-web": "bleu", "wordnet-gloss": "rougeL"}
+# (source tokens, target tokens) the paired tasks' models are trained with: max_source_length and seq_len of
+# examples/configs/{elf,ar}-{headlines,verses,glosses}.yaml; the default cut of the sources and target length.
+TASK_LENGTHS = {"bbc-headlines": (128, 24), "kjv-web": (48, 48), "wordnet-gloss": (16, 32)}
+DEFAULT_SOURCE_TOKENS = 64  # latentlm train's max_source_length default, for tasks not in TASK_LENGTHS
 
 
 @dataclass
@@ -46,7 +50,7 @@ class BenchmarkSettings:
     task_steps: tuple[int, ...] = (8, 16, 32)
     cfg_scales: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
     task_gen_length: int | None = None
-    task_source_tokens: int = 64  # latentlm train's max_source_length default
+    task_source_tokens: int | None = None
     continuation: bool = False
     prompt_tokens: int = 16
     continuation_tokens: int = 48
@@ -72,12 +76,12 @@ def resolve_settings(quick: bool, **given) -> BenchmarkSettings:
     values = {key: tuple(value) if isinstance(value, (list, tuple)) else value
               for key, value in given.items() if value is not None}  # fmt: skip
     settings = replace(BenchmarkSettings.defaults(quick), **values)
-    for name in ("task_samples", "task_source_tokens", "prompt_tokens", "continuation_tokens"):
+    for name in ("task_samples", "prompt_tokens", "continuation_tokens", "task_source_tokens", "task_gen_length"):
         value = getattr(settings, name)
+        if value is None and name in ("task_source_tokens", "task_gen_length"):
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    if settings.task_gen_length is not None and settings.task_gen_length < 1:
-        raise ValueError(f"task_gen_length must be a positive integer or None, got {settings.task_gen_length!r}.")
     if settings.gen_length < 2:
         raise ValueError(
             f"gen_length must be at least 2 (BOS + one token for the AR baseline), got {settings.gen_length}."
@@ -128,15 +132,26 @@ def protocol_text(settings: BenchmarkSettings) -> dict[str, str]:
     }
 
 
+def task_lengths(task: str, settings: BenchmarkSettings) -> tuple[int, int | None]:
+    """``(source tokens, target tokens)`` of a task: the settings' if given, else its :data:`TASK_LENGTHS` recipe
+    (source :data:`DEFAULT_SOURCE_TOKENS`, target ``None`` = the longest reference + 1, for other tasks)."""
+    source, target = TASK_LENGTHS.get(task, (DEFAULT_SOURCE_TOKENS, None))
+    return settings.task_source_tokens or source, settings.task_gen_length or target
+
+
 def conditional_protocol_text(s: BenchmarkSettings) -> dict[str, str]:
     """The protocol of the conditional rows in words (paired tasks and prompt continuation)."""
     text = {}
     if s.tasks:
-        length = f"{s.task_gen_length} tokens" if s.task_gen_length else "the longest reference target + 1 tokens"
+        lengths = [task_lengths(task, s) for task in s.tasks]
+        cut = ", ".join(f"{task}: {source}" for task, (source, _) in zip(s.tasks, lengths))
+        length = ", ".join(
+            f"{task}: {target or 'longest reference + 1'}" for task, (_, target) in zip(s.tasks, lengths)
+        )
         text["tasks"] = (
             f"paired tasks {', '.join(s.tasks)}: the first {s.task_samples} test pairs (split order); each source cut "
-            f"to its first {s.task_source_tokens} tokens of the models' tokenizer, the same text for every model; "
-            f"targets of {length} (EOS cut). Diffusion: pipeline(source=..., gen_length, num_inference_steps, "
+            f"to its first tokens of the models' tokenizer ({cut}), the same text for every model; targets of "
+            f"({length}) tokens, EOS cut (defaults: the task recipes' max_source_length and seq_len). Diffusion: pipeline(source=..., gen_length, num_inference_steps, "
             "guidance_scale = input CFG (1 = off), generator=torch.Generator().manual_seed(seed + i) for batch i), "
             f"learned guidance and sampler at their defaults; steps {'/'.join(map(str, s.task_steps))} at the "
             f"pipeline's default input CFG, CFG sweep {'/'.join(f'{w:g}' for w in s.cfg_scales)} at "
