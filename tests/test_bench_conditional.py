@@ -218,13 +218,13 @@ def test_conditional_settings_and_bad_arguments(elf_pipe, tmp_path):
 
 
 def test_task_lengths_default_to_the_task_recipes():
-    """bbc-headlines' models train on 128 source and 24 target tokens (examples/configs/*-headlines.yaml); a task
+    """wordnet-gloss' models train on 16 source and 32 target tokens (examples/configs/*-glosses.yaml); a task
     without a recipe cuts sources at 64 tokens and generates the longest reference + 1."""
     tokenizer = build_tiny_tokenizer()
     long = DatasetDict(test=Dataset.from_dict({"id": ["a", "b"], "source": [" ".join(WORDS * 10)] * 2,
                                                "target": ["the cat sat", "a dog"]}))  # fmt: skip
-    headlines = task_examples("bbc-headlines", long, tokenizer, resolve_settings(True))
-    assert headlines["gen_length"] == 24 and headlines["sources"][0] == " ".join((WORDS * 10)[:128])
+    glosses = task_examples("wordnet-gloss", long, tokenizer, resolve_settings(True))
+    assert glosses["gen_length"] == 32 and glosses["sources"][0] == " ".join((WORDS * 10)[:16])
     other = task_examples("other", long, tokenizer, resolve_settings(True))
     assert other["gen_length"] == 4 and other["sources"][0] == " ".join((WORDS * 10)[:64])
     given = task_examples("bbc-headlines", long, tokenizer, resolve_settings(True, task_source_tokens=5,

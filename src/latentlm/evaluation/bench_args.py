@@ -93,7 +93,7 @@ def add_conditional_arguments(parser: argparse.ArgumentParser) -> argparse.Argum
                        "wordnet-gloss 32; other tasks the longest reference + 1)")  # fmt: skip
     group.add_argument("--task-source-tokens", type=int,
                        help="sources cut to this many tokens for every model (default: the task recipe's "
-                       "max_source_length, bbc-headlines 128, kjv-web 48, wordnet-gloss 16; other tasks 64)")  # fmt: skip
+                       "max_source_length, bbc-headlines 64, kjv-web 64, wordnet-gloss 16; other tasks 64)")  # fmt: skip
     group.add_argument("--continuation", action="store_true", default=None,
                        help="prompt continuation rows on --corpus with the --model models and --ar-baseline")  # fmt: skip
     group.add_argument("--prompt-tokens", type=int, help="prompt length of the continuation rows (default 16)")

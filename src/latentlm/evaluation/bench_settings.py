@@ -13,7 +13,7 @@ MAUVE_SEED = 25
 TASK_METRIC = {"bbc-headlines": "rougeL", "kjv-web": "bleu", "wordnet-gloss": "rougeL"}
 # (source tokens, target tokens) the paired tasks' models are trained with: max_source_length and seq_len of
 # examples/configs/{elf,ar}-{headlines,verses,glosses}.yaml; the default cut of the sources and target length.
-TASK_LENGTHS = {"bbc-headlines": (128, 24), "kjv-web": (48, 48), "wordnet-gloss": (16, 32)}
+TASK_LENGTHS = {"bbc-headlines": (64, 16), "kjv-web": (64, 64), "wordnet-gloss": (16, 32)}
 DEFAULT_SOURCE_TOKENS = 64  # latentlm train's max_source_length default, for tasks not in TASK_LENGTHS
 
 
