@@ -7,8 +7,9 @@
     latentlm bench --model elf=PATH --ar-baseline PATH [--quick]
     latentlm reconstruct --autoencoder ae16=PATH [--autoencoder ...] [--noise-levels 0 0.5 1 ...]
 
-One small function per subcommand; `main` dispatches. Run it as ``latentlm``, ``python -m latentlm.cli`` or, on
-several devices, ``accelerate launch -m latentlm.cli train ...``.
+One small function per subcommand; `main` dispatches. Run it as ``latentlm``, ``python -m latentlm.cli`` or, in
+several processes, ``accelerate launch --multi_gpu --num_processes N -m latentlm.cli train ...`` (GPUs or CPUs; see
+`latentlm.training.distributed` for why ``accelerate launch --cpu`` starts only one).
 """
 
 import argparse

@@ -5,7 +5,7 @@ with .loss``) and, for diffusion methods, the pipeline class that samples from i
 entry here; the training loop, the CLI and the benchmark read nothing else.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -19,12 +19,26 @@ class MethodSpec:
             ``model_class.from_pretrained(path)`` fine-tunes an existing checkpoint.
         pipeline_class: name of the `latentlm.pipelines` class that samples from the model, or ``None`` for methods
             sampled with ``model.generate`` (the autoregressive baseline).
+        model_defaults: config values a run from scratch starts from, under the YAML ``model:`` entries; they
+            replace defaults of the config class that build a model far too large to train by accident
+            (``LlamaConfig()`` is 6.7B parameters).
     """
 
     name: str
     config_class: type
     model_class: type
     pipeline_class: str | None = None
+    model_defaults: dict = field(default_factory=dict)
+
+
+# `method: ar` without sizes: the small Llama of examples/configs/ar-tiny.yaml (~3M parameters besides the embeddings).
+AR_MODEL_DEFAULTS = {
+    "hidden_size": 256,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "intermediate_size": 704,
+    "tie_word_embeddings": True,
+}
 
 
 def _method_specs() -> dict[str, MethodSpec]:
@@ -38,7 +52,12 @@ def _method_specs() -> dict[str, MethodSpec]:
         "cosmos-autoencoder": MethodSpec("cosmos-autoencoder", CosmosLMAutoencoderConfig, CosmosLMAutoencoder),
         "cosmos": MethodSpec("cosmos", CosmosLMConfig, CosmosLMForDiffusion, pipeline_class="CosmosLMPipeline"),
         "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, pipeline_class="ELFPipeline"),
-        "ar": MethodSpec("ar", LlamaConfig, LlamaForCausalLM, pipeline_class=None),
+        "ar": MethodSpec(
+            "ar",
+            LlamaConfig,
+            LlamaForCausalLM,
+            model_defaults=AR_MODEL_DEFAULTS,
+        ),
     }
 
 

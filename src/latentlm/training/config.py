@@ -39,7 +39,9 @@ class TrainingConfig:
         method: registered method name (``"elf"``, ``"ar"``, ... see `latentlm.models.registry`).
         model: keyword arguments of the method's config class. The vocabulary size, the pad/bos/eos token ids
             (bos/eos fall back to the tokenizer's cls/sep tokens) and ``max_position_embeddings = seq_len`` are
-            filled from the tokenizer and the data; entries here override them.
+            filled from the tokenizer and the data; entries here override them. ``method: ar`` starts from a small
+            Llama (`latentlm.models.registry.AR_MODEL_DEFAULTS`: 4 layers of width 256), not from ``LlamaConfig()``'s
+            6.7B parameters.
         init_from: directory of a pretrained model (with ``config.json``) to fine-tune instead of training from
             scratch; ``model`` entries then override its config.
         autoencoder: directory of a trained autoencoder for latent diffusion methods (``method: cosmos``, CLI
@@ -66,6 +68,9 @@ class TrainingConfig:
 
     Optimisation:
         per_device_train_batch_size / per_device_eval_batch_size: sequences per device and micro-batch.
+        total_train_batch_size: sequences per optimizer step over all processes and accumulated micro-batches; when
+            set, it replaces ``per_device_train_batch_size`` (= total / (processes x accumulation), which must divide
+            evenly), so one config trains the same way on any number of processes.
         gradient_accumulation_steps: micro-batches per optimizer step.
         learning_rate, weight_decay, adam_beta1, adam_beta2, adam_epsilon: AdamW; weight decay applies to matrices
             only (not to norms and biases).
@@ -110,6 +115,7 @@ class TrainingConfig:
     cache_encoder_activations: bool = False
 
     per_device_train_batch_size: int = 32
+    total_train_batch_size: int | None = None
     per_device_eval_batch_size: int = 32
     gradient_accumulation_steps: int = 1
     learning_rate: float = 3e-4
@@ -152,6 +158,7 @@ class TrainingConfig:
         positive = ("seq_len", "per_device_train_batch_size", "per_device_eval_batch_size")
         positive += ("gradient_accumulation_steps", "max_steps", "logging_steps", "eval_batches")
         optional_positive = ("eval_steps", "save_steps", "save_total_limit", "max_train_samples", "max_eval_samples")
+        optional_positive += ("total_train_batch_size",)
         for name in positive + tuple(n for n in optional_positive if getattr(self, n) is not None):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
