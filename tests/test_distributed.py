@@ -21,6 +21,7 @@ from latentlm.training import TrainingConfig, train
 from latentlm.training.distributed import (
     OutputDirLock,
     check_launch,
+    check_sharding,
     per_device_batch_size,
     use_cpu_backend,
 )
@@ -155,6 +156,15 @@ def test_torchrun_on_a_machine_without_gpu_asks_for_cpu_processes(monkeypatch):
     check_launch(2)
 
 
+def test_fsdp_that_accelerate_ignores_on_cpus_is_an_error(monkeypatch):
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(RuntimeError, match="asked for FSDP but Accelerate runs MULTI_CPU"):
+        check_sharding("MULTI_CPU")
+    check_sharding("FSDP")
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    check_sharding("MULTI_CPU")
+
+
 def test_accelerate_cpu_launcher_starting_one_of_several_processes_is_reported(monkeypatch):
     """`accelerate launch --cpu --num_processes 2` runs the script once; the environment it builds says so."""
     from accelerate.commands.launch import _validate_launch_command, launch_command_parser
@@ -180,6 +190,28 @@ def test_ar_without_model_sizes_gets_the_small_documented_llama_not_llamaconfigs
     model = build_model(get_method("ar"), TrainingConfig(method="ar", output_dir=str(tmp_path)), tokenizer)
     assert {key: getattr(model.config, key) for key in AR_MODEL_DEFAULTS} == AR_MODEL_DEFAULTS
     assert sum(p.numel() for p in model.parameters()) < 5_000_000
-    sized = TrainingConfig(method="ar", output_dir=str(tmp_path), model={"hidden_size": 64, "num_hidden_layers": 1})
-    model = build_model(get_method("ar"), sized, tokenizer)
-    assert (model.config.hidden_size, model.config.num_hidden_layers, model.config.intermediate_size) == (64, 1, 704)
+    sized = {"hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 128}
+    model = build_model(
+        get_method("ar"), TrainingConfig(method="ar", output_dir=str(tmp_path), model=sized), tokenizer
+    )
+    assert {key: getattr(model.config, key) for key in sized} == sized and not model.config.tie_word_embeddings
+
+
+def test_accelerate_configs_load_and_fsdp_wraps_each_models_backbone_block():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from latentlm.models.registry import get_method, list_methods
+
+    folder = Path(__file__).parents[1] / "examples" / "accelerate_configs"
+    configs = {path.stem: load_config_from_file(str(path)) for path in folder.glob("*.yaml")}
+    assert {name: c.distributed_type.value for name, c in configs.items()} == {
+        "cpu": "MULTI_GPU",  # Accelerate's torchrun launcher; the processes run on the CPUs without a GPU
+        "ddp": "MULTI_GPU",
+        "fsdp": "FSDP",
+    }
+    fsdp = configs["fsdp"].fsdp_config
+    assert (
+        fsdp["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP" and "fsdp_transformer_layer_cls_to_wrap" not in fsdp
+    )
+    for method in list_methods():  # what Accelerate wraps when the config names no class
+        assert get_method(method).model_class._no_split_modules, method

@@ -19,9 +19,9 @@ class MethodSpec:
             ``model_class.from_pretrained(path)`` fine-tunes an existing checkpoint.
         pipeline_class: name of the `latentlm.pipelines` class that samples from the model, or ``None`` for methods
             sampled with ``model.generate`` (the autoregressive baseline).
-        model_defaults: config values a run from scratch starts from, under the YAML ``model:`` entries; they
-            replace defaults of the config class that build a model far too large to train by accident
-            (``LlamaConfig()`` is 6.7B parameters).
+        model_defaults: the model a run from scratch builds when its YAML ``model:`` sets none of these keys, for
+            config classes whose own defaults build a model far too large to train by accident (``LlamaConfig()``
+            is 6.7B parameters).
     """
 
     name: str

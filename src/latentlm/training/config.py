@@ -39,8 +39,8 @@ class TrainingConfig:
         method: registered method name (``"elf"``, ``"ar"``, ... see `latentlm.models.registry`).
         model: keyword arguments of the method's config class. The vocabulary size, the pad/bos/eos token ids
             (bos/eos fall back to the tokenizer's cls/sep tokens) and ``max_position_embeddings = seq_len`` are
-            filled from the tokenizer and the data; entries here override them. ``method: ar`` starts from a small
-            Llama (`latentlm.models.registry.AR_MODEL_DEFAULTS`: 4 layers of width 256), not from ``LlamaConfig()``'s
+            filled from the tokenizer and the data; entries here override them. ``method: ar`` with no size here builds a
+            small Llama (`latentlm.models.registry.AR_MODEL_DEFAULTS`: 4 layers of width 256), not ``LlamaConfig()``'s
             6.7B parameters.
         init_from: directory of a pretrained model (with ``config.json``) to fine-tune instead of training from
             scratch; ``model`` entries then override its config.

@@ -77,6 +77,19 @@ def check_launch(num_processes: int) -> None:
         )
 
 
+def check_sharding(distributed_type: str) -> None:
+    """Raises when the launcher asked for FSDP but Accelerate chose another strategy.
+
+    Accelerate (1.x) turns FSDP on only for GPU-like devices; on CPU processes it silently falls back to plain data
+    parallelism, so a config meant to shard would train with a full copy of the model per process.
+    """
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and distributed_type != "FSDP":
+        raise RuntimeError(
+            f"The launcher asked for FSDP but Accelerate runs {distributed_type}: FSDP needs GPUs (Accelerate ignores "
+            "it on CPU processes). Use examples/accelerate_configs/cpu.yaml on CPUs."
+        )
+
+
 def _single_process_accelerate_launch_of_several() -> bool:
     """Accelerate's simple launcher sets ``ACCELERATE_USE_CPU``, and ``MASTER_PORT`` only for ``num_processes > 1``;
     it sets no rank (torchrun sets ``LOCAL_RANK``, MPI its own variables)."""

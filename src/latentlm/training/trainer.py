@@ -41,7 +41,7 @@ from ..models.encoders import default_encoder_path
 from ..models.registry import MethodSpec, get_method
 from .checkpointing import MODEL_DIR, TrainState, register_model_hooks, resolve_checkpoint, save_checkpoint
 from .config import TrainingConfig
-from .distributed import OutputDirLock, check_launch, per_device_batch_size, use_cpu_backend
+from .distributed import OutputDirLock, check_launch, check_sharding, per_device_batch_size, use_cpu_backend
 from .ema import EMA
 
 
@@ -91,6 +91,7 @@ def train(config: TrainingConfig) -> TrainResult:
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
     )
     check_launch(accelerator.num_processes)
+    check_sharding(accelerator.distributed_type.value)
     per_device = per_device_batch_size(
         config.total_train_batch_size,
         config.per_device_train_batch_size,
@@ -367,8 +368,8 @@ def build_model(spec: MethodSpec, config: TrainingConfig, tokenizer, checkpoint:
 
 
 def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -> dict:
-    """Keyword arguments of a new model config: tokenizer- and data-derived values and the method's
-    ``model_defaults``, overridden by ``config.model``.
+    """Keyword arguments of a new model config: tokenizer- and data-derived values, overridden by ``config.model``
+    (or, when that sets none of them, by the method's ``model_defaults``).
 
     BERT-like tokenizers have no bos/eos tokens; their cls/sep tokens play those roles.
     """
@@ -383,6 +384,8 @@ def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -
     if config.autoencoder is not None:
         derived.update(_autoencoder_derived(config.autoencoder))
     defaults = get_method(config.method).model_defaults
+    if any(key in config.model for key in defaults):
+        defaults = {}
     return {**{key: value for key, value in derived.items() if key in known}, **defaults, **config.model}
 
 
