@@ -208,6 +208,7 @@ def test_accelerate_configs_load_and_fsdp_wraps_each_models_backbone_block():
         "cpu": "MULTI_GPU",  # Accelerate's torchrun launcher; the processes run on the CPUs without a GPU
         "ddp": "MULTI_GPU",
         "fsdp": "FSDP",
+        "zero2": "DEEPSPEED",
     }
     fsdp = configs["fsdp"].fsdp_config
     assert (
