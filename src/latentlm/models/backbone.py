@@ -243,6 +243,14 @@ class DenoiserTransformer(nn.Module):
         """
         batch, seq_len, _ = hidden_states.shape
         dtype, device = hidden_states.dtype, hidden_states.device
+        # Latents and noise are often float32 while the weights are float16 / bfloat16 (a model loaded or cast with
+        # `dtype=`): compute in the weights' dtype, answer in the input's.
+        weight_dtype = self.proj_out.weight.dtype
+        hidden_states = hidden_states.to(weight_dtype)
+        if encoder_hidden_states is not None:
+            encoder_hidden_states = encoder_hidden_states.to(weight_dtype)
+        if self_condition is not None:
+            self_condition = self_condition.to(weight_dtype)
 
         # 1. Latent (and condition) tokens.
         if self.self_cond_proj is not None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel  # noqa: F401  (diffusers' pipeline loader looks the base class up by name)
 from transformers.utils import ModelOutput
@@ -268,6 +269,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
             return None
         return 1.0 if guidance_scale is None else guidance_scale
 
+    @apply_forward_hook
     def denoise(self, latents, timestep, *, self_condition=None, guidance_scale=None, attention_mask=None):
         if not self.config.self_conditioning:
             self_condition = None
@@ -280,6 +282,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
         )
         return out.sample
 
+    @apply_forward_hook
     def decode_latents(self, latents, *, guidance_scale=None, attention_mask=None):
         out = self.model(
             latents,
