@@ -27,7 +27,9 @@ def cosmos():
 
 
 def ar():
-    config = LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    config = LlamaConfig(
+        vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+    )
     return LlamaForCausalLM(config), torch.randint(5, 40, (2, 12))
 
 
