@@ -108,3 +108,16 @@ def test_model_cpu_offload_hooks_fire_on_the_sampling_interface(name, tiny_token
         assert fired["autoencoder"] == 1
     torch.testing.assert_close(out.latents, reference.latents)
     assert torch.equal(out.sequences, reference.sequences)
+
+
+def test_compile_denoiser_compiles_the_networks_the_sampling_loop_calls_in_place():
+    from latentlm.models.backbone import DenoiserTransformer, compile_denoiser
+
+    model, _ = elf()
+    names = sorted(model.state_dict())
+    assert compile_denoiser(model) is model
+    denoisers = [m for m in model.modules() if isinstance(m, DenoiserTransformer)]
+    assert denoisers and all(m._compiled_call_impl is not None for m in denoisers)  # compiled at the first call
+    assert sorted(model.state_dict()) == names  # saving is unchanged
+    with pytest.raises(ValueError, match="holds no DenoiserTransformer"):
+        compile_denoiser(ar()[0])

@@ -34,6 +34,7 @@ def _sample(args: argparse.Namespace) -> None:
     import torch
 
     from . import pretrained_path
+    from .models.backbone import compile_denoiser
     from .pipelines import AutoPipelineForTextGeneration
 
     if (args.path is None) == (args.pretrained is None):
@@ -55,6 +56,8 @@ def _sample(args: argparse.Namespace) -> None:
     if scheduler_overrides:
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **scheduler_overrides)
     pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.torch_compile:
+        compile_denoiser(pipe.model)
     call = dict(batch_size=args.num_samples, gen_length=args.gen_length, num_inference_steps=args.num_inference_steps)
     if args.guidance_scale is not None:
         call["guidance_scale"] = args.guidance_scale
@@ -107,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--solver", choices=["euler_maruyama", "probability_flow", "ddim"], default=None, help="Cosmos' sampler"
     )
+    sample.add_argument("--torch_compile", action="store_true", help="compile the denoiser with torch.compile")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     sample.add_argument("--output", help="also write the samples to this JSON-lines file")

@@ -79,6 +79,8 @@ class TrainingConfig:
         max_steps: number of optimizer steps.
         max_grad_norm: gradient clipping threshold; 0 disables clipping.
         mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"`` (Accelerate autocast, master weights stay fp32).
+        torch_compile: compile the model with `torch.compile` (Accelerate's dynamo plugin, inductor backend); off,
+            ``accelerate launch --dynamo_backend`` still applies.
         ema_decay: decay of the exponential moving average of the trained weights, exported at the end; 0 disables.
         seed: seeds model init, data order and training noise; evaluation uses its own generator seeded with it.
 
@@ -128,6 +130,7 @@ class TrainingConfig:
     max_steps: int = 1000
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"
+    torch_compile: bool = False
     ema_decay: float = 0.0
     seed: int = 42
 

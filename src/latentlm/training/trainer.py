@@ -86,6 +86,7 @@ def train(config: TrainingConfig) -> TrainResult:
         cpu=use_cpu_backend(),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=config.mixed_precision,
+        dynamo_backend="inductor" if config.torch_compile else None,
         log_with=None if config.report_to == "none" else config.report_to,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
