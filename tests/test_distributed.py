@@ -57,6 +57,7 @@ def read_jsonl(path: Path) -> list:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="compares CPU (gloo) runs with an in-process run on the CPU")
 def test_two_cpu_processes_train_like_one_and_resume_exactly(corpus, tmp_path, monkeypatch):  # noqa: F811
     # the reference: one process, 4 sequences per step, its batches recorded
     single_batches = []
