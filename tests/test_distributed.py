@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 import latentlm.training.trainer as trainer_module
 from latentlm.training import TrainingConfig, train
 from latentlm.training.distributed import (
+    LaunchError,
     OutputDirLock,
     check_launch,
     check_sharding,
@@ -132,10 +133,20 @@ def test_two_cpu_processes_train_like_one_and_resume_exactly(corpus, tmp_path, m
 def test_a_second_run_cannot_write_into_a_folder_a_live_run_holds(corpus, tmp_path):  # noqa: F811
     config = tiny_config(corpus, tmp_path / "run", max_steps=1)
     with OutputDirLock(tmp_path / "run"):  # a live run (flock locks of two open files conflict in one process too)
-        with pytest.raises(RuntimeError, match=r"`output_dir` .*run is in use by a live training run \(host .*pid"):
+        with pytest.raises(LaunchError, match=r"`output_dir` .*run is in use by a live training run \(host .*pid"):
             train(config)
     assert not (tmp_path / "run" / "checkpoints").exists()
     assert train(config).step == 1  # the lock went with its holder
+
+
+def test_cli_reports_launch_errors_without_a_traceback(corpus, tmp_path):  # noqa: F811
+    from latentlm.cli import main
+
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(json.dumps(tiny_config(corpus, tmp_path / "run", max_steps=1).to_dict()))
+    with OutputDirLock(tmp_path / "run"):
+        with pytest.raises(SystemExit, match=r"^latentlm train: error: `output_dir` .* is in use by a live training"):
+            main(["train", str(config_path)])
 
 
 def test_world_size_must_divide_the_total_batch():
@@ -152,14 +163,14 @@ def test_torchrun_on_a_machine_without_gpu_asks_for_cpu_processes(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert use_cpu_backend() == (not torch.cuda.is_available())
-    with pytest.raises(RuntimeError, match="started 2 processes .* Accelerate joined 1"):
+    with pytest.raises(LaunchError, match="started 2 processes .* Accelerate joined 1"):
         check_launch(1)
     check_launch(2)
 
 
 def test_fsdp_that_accelerate_ignores_on_cpus_is_an_error(monkeypatch):
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    with pytest.raises(RuntimeError, match="asked for FSDP but Accelerate runs MULTI_CPU"):
+    with pytest.raises(LaunchError, match="asked for FSDP but Accelerate runs MULTI_CPU"):
         check_sharding("MULTI_CPU")
     check_sharding("FSDP")
     monkeypatch.delenv("ACCELERATE_USE_FSDP")
@@ -178,7 +189,7 @@ def test_accelerate_cpu_launcher_starting_one_of_several_processes_is_reported(m
     assert cmd[1:3] == ["-m", "latentlm.cli"]  # one command, run once
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    with pytest.raises(RuntimeError, match=r"`accelerate launch` was asked for several processes but started one"):
+    with pytest.raises(LaunchError, match=r"`accelerate launch` was asked for several processes but started one"):
         check_launch(1)
 
 

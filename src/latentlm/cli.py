@@ -19,12 +19,16 @@ import logging
 def _train(args: argparse.Namespace) -> None:
     """``latentlm train``: reads the YAML config, applies the overrides and trains."""
     from .training import load_config, train
+    from .training.distributed import LaunchError
 
     try:
         config = load_config(args.config, args.overrides)
     except ValueError as err:
         raise SystemExit(f"latentlm train: error: {err}") from err
-    train(config)
+    try:
+        train(config)
+    except LaunchError as err:
+        raise SystemExit(f"latentlm train: error: {err}") from err
 
 
 def _sample(args: argparse.Namespace) -> None:

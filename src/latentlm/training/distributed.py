@@ -31,6 +31,11 @@ _MULTI_CPU_HELP = (
 )
 
 
+class LaunchError(RuntimeError):
+    """The processes or the output folder of a run are not what the launch asked for (the CLI prints the message
+    without a traceback)."""
+
+
 def launched_world_size() -> int:
     """The number of processes the launcher announced in the environment (1 when none did)."""
     for key in _WORLD_SIZE_KEYS:
@@ -60,17 +65,17 @@ def check_launch(num_processes: int) -> None:
     """Raises when the processes that joined (``num_processes``) are not those the launcher was asked for.
 
     Raises:
-        RuntimeError: when the launcher announced another world size, or when ``accelerate launch`` was asked for
+        LaunchError: when the launcher announced another world size, or when ``accelerate launch`` was asked for
             several processes but started one (its CPU launcher without MPI does that).
     """
     announced = launched_world_size()
     if announced != num_processes:
-        raise RuntimeError(
+        raise LaunchError(
             f"The launcher started {announced} processes (WORLD_SIZE) but Accelerate joined {num_processes}: each "
             f"process would train alone and write the same files. {_MULTI_CPU_HELP}"
         )
     if num_processes == 1 and _single_process_accelerate_launch_of_several():
-        raise RuntimeError(
+        raise LaunchError(
             "`accelerate launch` was asked for several processes but started one: its CPU launcher (`--cpu`, or a "
             f"config with `distributed_type: MULTI_CPU` or `NO`) runs several processes only through MPI "
             f"(`--mpirun_hostfile`). {_MULTI_CPU_HELP}"
@@ -84,7 +89,7 @@ def check_sharding(distributed_type: str) -> None:
     parallelism, so a config meant to shard would train with a full copy of the model per process.
     """
     if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and distributed_type != "FSDP":
-        raise RuntimeError(
+        raise LaunchError(
             f"The launcher asked for FSDP but Accelerate runs {distributed_type}: FSDP needs GPUs (Accelerate ignores "
             "it on CPU processes). Use examples/accelerate_configs/cpu.yaml on CPUs."
         )
@@ -141,7 +146,7 @@ class OutputDirLock:
         """Takes the lock.
 
         Raises:
-            RuntimeError: when another live run holds it.
+            LaunchError: when another live run holds it.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         file = self.path.open("a+")
@@ -151,7 +156,7 @@ class OutputDirLock:
             file.seek(0)
             holder = file.read().strip() or "another process"
             file.close()
-            raise RuntimeError(
+            raise LaunchError(
                 f"`output_dir` {self.path.parent} is in use by a live training run ({holder}). Wait for it to end, "
                 "stop it, or choose another `output_dir`."
             ) from None
