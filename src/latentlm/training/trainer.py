@@ -278,23 +278,31 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
     """
     from datasets import DatasetDict
 
-    from ..data import load_text_dataset, tokenize_and_chunk
+    from ..data import load_text_dataset, tokenize_and_chunk, tokenize_pairs
 
     raw = load_text_dataset(
         config.dataset,
         config_name=config.dataset_config,
-        text_column=config.text_column,
+        text_column=config.source_column or config.text_column,
         data_files=config.data_files,
         validation_split=config.validation_split,
         seed=config.seed,
     )
-    tokenized = tokenize_and_chunk(
-        DatasetDict(train=raw["train"], validation=raw["validation"]),
-        tokenizer,
-        config.seq_len,
-        packing=config.packing,
-        text_column=config.text_column,
-    )
+    raw = DatasetDict(train=raw["train"], validation=raw["validation"])
+    if config.source_column is not None:
+        tokenized = tokenize_pairs(
+            raw,
+            tokenizer,
+            source_column=config.source_column,
+            target_column=config.target_column,
+            target_length=config.seq_len,
+            source_length=config.max_source_length,
+            concatenate=get_method(config.method).condition_layout == "concatenated",
+        )
+    else:
+        tokenized = tokenize_and_chunk(
+            raw, tokenizer, config.seq_len, packing=config.packing, text_column=config.text_column
+        )
     splits = []
     for name, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples)):
         dataset = tokenized[name]
@@ -307,10 +315,11 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
 
 
 def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
-    """Stacks ``input_ids``/``attention_mask`` (and cached ``encoder_activations``) and adds ``labels`` (the inputs,
-    padding set to -100)."""
+    """Stacks the token columns (and cached ``encoder_activations``); ``labels`` default to the inputs with padding
+    set to -100."""
     batch = DataCollatorForFixedLength()(examples)
-    batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    if "labels" not in batch:
+        batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     return batch
 
 
@@ -372,7 +381,8 @@ def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -
     """Keyword arguments of a new model config: tokenizer- and data-derived values, overridden by ``config.model``
     (or, when that sets none of them, by the method's ``model_defaults``).
 
-    BERT-like tokenizers have no bos/eos tokens; their cls/sep tokens play those roles.
+    BERT-like tokenizers have no bos/eos tokens; their cls/sep tokens play those roles. Paired data makes a
+    diffusion model conditional and sizes the positions for source and target (see `MethodSpec.condition_layout`).
     """
     derived = {
         "vocab_size": len(tokenizer),
@@ -384,6 +394,13 @@ def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -
     known = _config_keys(config_class)
     if config.autoencoder is not None:
         derived.update(_autoencoder_derived(config.autoencoder))
+    layout = get_method(config.method).condition_layout
+    if config.source_column is not None:
+        derived["conditional"] = True
+        if layout == "in_sequence":
+            derived["max_position_embeddings"] = config.max_source_length + config.seq_len
+        elif layout == "concatenated":
+            derived["max_position_embeddings"] = config.max_source_length + 1 + config.seq_len
     defaults = get_method(config.method).model_defaults
     if any(key in config.model for key in defaults):
         defaults = {}
