@@ -5,6 +5,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+import test_conditional_generation
 import test_pipeline_cosmos
 import test_pipeline_elf
 from conftest import EmbeddingEncoder
@@ -70,7 +71,18 @@ def test_every_model_trains_under_bfloat16_autocast(name):
     assert torch.isfinite(loss) and all(p.dtype == torch.float32 for p in model.parameters())
 
 
-PIPELINES = {"elf": test_pipeline_elf.make_pipeline, "cosmos": test_pipeline_cosmos.make_pipeline}
+PIPELINES = {
+    "elf": test_pipeline_elf.make_pipeline,
+    "cosmos": test_pipeline_cosmos.make_pipeline,
+    "elf-prompt": test_conditional_generation.conditional_elf,
+    "cosmos-prompt": test_conditional_generation.conditional_cosmos,
+}
+
+
+def sampling_call(name: str) -> dict:
+    if name.endswith("-prompt"):
+        return dict(prompt=["the cat", "a big dog"], max_new_tokens=5, num_inference_steps=3)
+    return dict(batch_size=2, gen_length=8, num_inference_steps=3)
 
 
 @pytest.mark.parametrize("name", PIPELINES)
@@ -78,16 +90,16 @@ def test_pipe_to_device_and_dtype_moves_every_component_and_samples(name, tiny_t
     pipe = PIPELINES[name](tiny_tokenizer).to("cpu", torch.bfloat16)
     for component in pipe.model_cpu_offload_seq.split("->"):
         assert getattr(pipe, component).dtype == torch.bfloat16
-    out = pipe(batch_size=2, gen_length=8, num_inference_steps=3, generator=torch.Generator().manual_seed(0))
+    out = pipe(generator=torch.Generator().manual_seed(0), **sampling_call(name))
     assert out.latents.dtype == torch.bfloat16 and torch.isfinite(out.latents.float()).all()
-    assert out.sequences.shape == (2, 8)
+    assert out.sequences.shape[0] == 2
 
 
 @pytest.mark.parametrize("name", PIPELINES)
 def test_model_cpu_offload_hooks_fire_on_the_sampling_interface(name, tiny_tokenizer):
     """`enable_model_cpu_offload` hooks a component's `forward`; the loop calls `denoise` / `decode_latents` and
     Cosmos' autoencoder `decode`, which must fire the hooks too, or the weights would stay off the accelerator."""
-    call = dict(batch_size=2, gen_length=8, num_inference_steps=3)
+    call = sampling_call(name)
     reference = PIPELINES[name](tiny_tokenizer)(generator=torch.Generator().manual_seed(0), **call)
     pipe = PIPELINES[name](tiny_tokenizer)
     pipe.enable_model_cpu_offload(device="cpu")  # the same hooks as on a GPU, with the CPU as the execution device
@@ -102,9 +114,10 @@ def test_model_cpu_offload_hooks_fire_on_the_sampling_interface(name, tiny_token
 
         hook.pre_forward = counting
     out = pipe(generator=torch.Generator().manual_seed(0), **call)
-    # `model` fires on each of the 3 denoising steps and the decode; Cosmos' autoencoder on its decode
-    assert fired["model"] == 4
-    if name == "cosmos":
+    # `model` fires on each of the 3 denoising steps, the decode and (with a prompt) `encode_condition`; Cosmos'
+    # autoencoder on its decode
+    assert fired["model"] == 4 + name.endswith("-prompt")
+    if name.startswith("cosmos"):
         assert fired["autoencoder"] == 1
     torch.testing.assert_close(out.latents, reference.latents)
     assert torch.equal(out.sequences, reference.sequences)
