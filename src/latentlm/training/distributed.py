@@ -12,6 +12,7 @@ Accelerate is the distributed engine; this module only fills the gaps between it
 * **Global batch.** ``total_train_batch_size`` (optional) fixes the sequences per optimizer step whatever the
   number of processes; `per_device_batch_size` splits it and refuses a world size that does not divide it.
 * **Output folder.** `OutputDirLock` keeps a second live run from writing into a folder a running job holds.
+* **Sharding.** `check_sharding` refuses FSDP where Accelerate would silently drop it (CPU processes).
 """
 
 import fcntl
