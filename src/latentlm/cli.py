@@ -9,8 +9,9 @@
     latentlm bench --model elf=PATH --ar-baseline PATH [--quick]
     latentlm reconstruct --autoencoder ae16=PATH [--autoencoder ...] [--noise-levels 0 0.5 1 ...]
 
-One small function per subcommand; `main` dispatches. Run it as ``latentlm``, ``python -m latentlm.cli`` or, on
-several devices, ``accelerate launch -m latentlm.cli train ...``.
+One small function per subcommand; `main` dispatches. Run it as ``latentlm``, ``python -m latentlm.cli`` or, in
+several processes, ``accelerate launch --multi_gpu --num_processes N -m latentlm.cli train ...`` (GPUs or CPUs; see
+`latentlm.training.distributed` for why ``accelerate launch --cpu`` starts only one).
 """
 
 import argparse
@@ -20,12 +21,16 @@ import logging
 def _train(args: argparse.Namespace) -> None:
     """``latentlm train``: reads the YAML config, applies the overrides and trains."""
     from .training import load_config, train
+    from .training.distributed import LaunchError
 
     try:
         config = load_config(args.config, args.overrides)
     except ValueError as err:
         raise SystemExit(f"latentlm train: error: {err}") from err
-    train(config)
+    try:
+        train(config)
+    except LaunchError as err:
+        raise SystemExit(f"latentlm train: error: {err}") from err
 
 
 def _sample(args: argparse.Namespace) -> None:
@@ -35,6 +40,7 @@ def _sample(args: argparse.Namespace) -> None:
     import torch
 
     from . import pretrained_path
+    from .models.backbone import compile_denoiser
     from .pipelines import AutoPipelineForTextGeneration
 
     if (args.path is None) == (args.pretrained is None):
@@ -56,6 +62,8 @@ def _sample(args: argparse.Namespace) -> None:
     if scheduler_overrides:
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **scheduler_overrides)
     pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.torch_compile:
+        compile_denoiser(pipe.model)
     call = dict(
         gen_length=args.gen_length,
         num_inference_steps=args.num_inference_steps,
@@ -128,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--solver", choices=["euler_maruyama", "probability_flow", "ddim"], default=None, help="Cosmos' sampler"
     )
+    sample.add_argument("--torch_compile", action="store_true", help="compile the denoiser with torch.compile")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     sample.add_argument("--output", help="also write the samples to this JSON-lines file")

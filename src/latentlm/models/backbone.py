@@ -300,7 +300,11 @@ class DenoiserTransformer(nn.Module):
             `(batch, seq_len, hidden_size)`.
         """
         batch, seq_len, _ = hidden_states.shape
-        dtype, device = hidden_states.dtype, hidden_states.device
+        # Latents and noise are often float32 while the weights are float16 / bfloat16 (a model loaded or cast with
+        # `dtype=`): compute in the weights' dtype, answer in the input's.
+        out_dtype, device = hidden_states.dtype, hidden_states.device
+        dtype = self.proj_out.weight.dtype
+        hidden_states = hidden_states.to(dtype)
 
         # 1. Condition and latent tokens, projected alike (a clean condition is its own self-conditioning estimate).
         if self.self_cond_proj is None and self_condition is not None:
@@ -348,7 +352,7 @@ class DenoiserTransformer(nn.Module):
                 skips.append(hidden)
 
         last_hidden = hidden[:, -seq_len:]
-        sample = self.proj_out(self.norm_out(last_hidden)).to(dtype)
+        sample = self.proj_out(self.norm_out(last_hidden)).to(out_dtype)
         return DenoiserOutput(sample=sample, last_hidden_state=last_hidden)
 
     def _cross_attention_inputs(self, encoder_hidden_states, encoder_attention_mask, batch, device) -> tuple:
@@ -408,3 +412,18 @@ class DenoiserPreTrainedModel(PreTrainedModel):
             # Zero-initialised output head (DiT / ELF): an untrained denoiser predicts 0.
             init.zeros_(module.proj_out.weight)
             init.zeros_(module.proj_out.bias)
+
+
+def compile_denoiser(model: nn.Module, **compile_kwargs) -> nn.Module:
+    """Compiles every `DenoiserTransformer` inside ``model`` in place (`nn.Module.compile`, so parameter names and
+    saving are unchanged) and returns ``model``.
+
+    The sampling loop calls the model's ``denoise`` / ``decode_latents``, never its ``forward``, so compiling the
+    top-level model would not touch sampling; the denoiser network is where the loop spends its time.
+    """
+    found = [module for module in model.modules() if isinstance(module, DenoiserTransformer)]
+    if not found:
+        raise ValueError(f"`model` ({type(model).__name__}) holds no DenoiserTransformer to compile.")
+    for module in found:
+        module.compile(**compile_kwargs)
+    return model

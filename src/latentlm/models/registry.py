@@ -5,7 +5,7 @@ with .loss``) and, for diffusion methods, the pipeline class that samples from i
 entry here; the training loop, the CLI and the benchmark read nothing else.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class MethodSpec:
         condition_layout: how paired data (``source_column`` / ``target_column``) reaches the model:
             ``"in_sequence"`` (condition tokens share the denoiser's positions, ELF), ``"cross_attention"`` (Cosmos),
             ``"concatenated"`` (``source [SEP] target`` for causal LMs), or ``None`` (the method takes no condition).
+        model_defaults: the model a run from scratch builds when its YAML ``model:`` sets none of these keys, for
+            config classes whose own defaults build a model far too large to train by accident (``LlamaConfig()``
+            is 6.7B parameters).
     """
 
     name: str
@@ -29,6 +32,17 @@ class MethodSpec:
     model_class: type
     pipeline_class: str | None = None
     condition_layout: str | None = None
+    model_defaults: dict = field(default_factory=dict)
+
+
+# `method: ar` without sizes: the small Llama of examples/configs/ar-tiny.yaml (~3M parameters besides the embeddings).
+AR_MODEL_DEFAULTS = {
+    "hidden_size": 256,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "intermediate_size": 704,
+    "tie_word_embeddings": True,
+}
 
 
 def _method_specs() -> dict[str, MethodSpec]:
@@ -44,7 +58,14 @@ def _method_specs() -> dict[str, MethodSpec]:
             "cosmos", CosmosLMConfig, CosmosLMForDiffusion, "CosmosLMPipeline", condition_layout="cross_attention"
         ),
         "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, "ELFPipeline", condition_layout="in_sequence"),
-        "ar": MethodSpec("ar", LlamaConfig, LlamaForCausalLM, pipeline_class=None, condition_layout="concatenated"),
+        "ar": MethodSpec(
+            "ar",
+            LlamaConfig,
+            LlamaForCausalLM,
+            pipeline_class=None,
+            condition_layout="concatenated",
+            model_defaults=AR_MODEL_DEFAULTS,
+        ),
     }
 
 

@@ -39,7 +39,9 @@ class TrainingConfig:
         method: registered method name (``"elf"``, ``"ar"``, ... see `latentlm.models.registry`).
         model: keyword arguments of the method's config class. The vocabulary size, the pad/bos/eos token ids
             (bos/eos fall back to the tokenizer's cls/sep tokens) and ``max_position_embeddings = seq_len`` are
-            filled from the tokenizer and the data; entries here override them.
+            filled from the tokenizer and the data; entries here override them. ``method: ar`` with no size here builds a
+            small Llama (`latentlm.models.registry.AR_MODEL_DEFAULTS`: 4 layers of width 256), not ``LlamaConfig()``'s
+            6.7B parameters.
         init_from: directory of a pretrained model (with ``config.json``) to fine-tune instead of training from
             scratch; ``model`` entries then override its config.
         autoencoder: directory of a trained autoencoder for latent diffusion methods (``method: cosmos``, CLI
@@ -71,6 +73,9 @@ class TrainingConfig:
 
     Optimisation:
         per_device_train_batch_size / per_device_eval_batch_size: sequences per device and micro-batch.
+        total_train_batch_size: sequences per optimizer step over all processes and accumulated micro-batches; when
+            set, it replaces ``per_device_train_batch_size`` (= total / (processes x accumulation), which must divide
+            evenly), so one config trains the same way on any number of processes.
         gradient_accumulation_steps: micro-batches per optimizer step.
         learning_rate, weight_decay, adam_beta1, adam_beta2, adam_epsilon: AdamW; weight decay applies to matrices
             only (not to norms and biases).
@@ -79,6 +84,8 @@ class TrainingConfig:
         max_steps: number of optimizer steps.
         max_grad_norm: gradient clipping threshold; 0 disables clipping.
         mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"`` (Accelerate autocast, master weights stay fp32).
+        torch_compile: compile the model with `torch.compile` (Accelerate's dynamo plugin, inductor backend); off,
+            ``accelerate launch --dynamo_backend`` still applies.
         ema_decay: decay of the exponential moving average of the trained weights, exported at the end; 0 disables.
         seed: seeds model init, data order and training noise; evaluation uses its own generator seeded with it.
 
@@ -118,6 +125,7 @@ class TrainingConfig:
     cache_encoder_activations: bool = False
 
     per_device_train_batch_size: int = 32
+    total_train_batch_size: int | None = None
     per_device_eval_batch_size: int = 32
     gradient_accumulation_steps: int = 1
     learning_rate: float = 3e-4
@@ -130,6 +138,7 @@ class TrainingConfig:
     max_steps: int = 1000
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"
+    torch_compile: bool = False
     ema_decay: float = 0.0
     seed: int = 42
 
@@ -160,6 +169,7 @@ class TrainingConfig:
         positive = ("seq_len", "per_device_train_batch_size", "per_device_eval_batch_size")
         positive += ("gradient_accumulation_steps", "max_steps", "logging_steps", "eval_batches", "max_source_length")
         optional_positive = ("eval_steps", "save_steps", "save_total_limit", "max_train_samples", "max_eval_samples")
+        optional_positive += ("total_train_batch_size",)
         for name in positive + tuple(n for n in optional_positive if getattr(self, n) is not None):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
@@ -261,6 +262,7 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
             "tokens": token_positions(seq_len, cfg.max_position_embeddings, cfg.num_latents, device),
         }
 
+    @apply_forward_hook
     def encode(
         self,
         input_ids: torch.LongTensor,
@@ -276,6 +278,7 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
             encoder_activations = self.encoder_activations(input_ids, attention_mask)
         return self.compress(self.normalize_activations(encoder_activations), attention_mask)
 
+    @apply_forward_hook
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents `(batch, num_latents, latent_dim)` -> token logits `(batch, L, vocab_size)`."""
         return self.lm_head(self.decompress(latents))
@@ -535,6 +538,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
         """Always `(num_latents, latent_dim)`: the latents describe L tokens; shorter texts are the first tokens."""
         return (self.config.num_latents, self.config.latent_dim)
 
+    @apply_forward_hook
     def encode_condition(self, input_ids, attention_mask=None) -> TextCondition:
         """The condition the denoiser cross-attends to: the autoencoder's frozen-encoder activations of the condition
         tokens, normalised like the autoencoder's input. Loads the frozen encoder on first use."""
@@ -546,11 +550,13 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
         mask = attention_mask.bool()
         return TextCondition(states.to(self.dtype) * mask[..., None], mask)
 
+    @apply_forward_hook
     def denoise(self, latents, timestep, *, self_condition=None, sc_guidance_scale=None, condition=None):
         if not self.config.self_conditioning:
             self_condition = None
         return self.model(latents, timestep, self_condition=self_condition, **_condition_kwargs(condition)).sample
 
+    @apply_forward_hook
     def decode_latents(self, latents, *, sc_guidance_scale=None, condition=None):
         autoencoder = self.get_autoencoder()
         return autoencoder.decode(autoencoder.denormalize_latents(latents.to(autoencoder.dtype)))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel  # noqa: F401  (diffusers' pipeline loader looks the base class up by name)
 from transformers.utils import ModelOutput
@@ -306,6 +307,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
         """The rest of the sequence after the condition."""
         return max(self.config.max_position_embeddings - condition_length, 1)
 
+    @apply_forward_hook
     def encode_condition(self, input_ids, attention_mask=None) -> TextCondition:
         """The condition's clean latents: the frozen encoder's embeddings of the condition alone, normalised like
         the data, left-aligned. Loads the frozen encoder on first use (sampling with a condition needs it)."""
@@ -317,6 +319,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
         latents = self.encode_text(input_ids, attention_mask).to(self.dtype)
         return TextCondition(*left_align(latents, attention_mask))
 
+    @apply_forward_hook
     def denoise(self, latents, timestep, *, self_condition=None, sc_guidance_scale=None, condition=None):
         if not self.config.self_conditioning:
             self_condition = None
@@ -329,6 +332,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
         )
         return out.sample
 
+    @apply_forward_hook
     def decode_latents(self, latents, *, sc_guidance_scale=None, condition=None):
         out = self.model(
             latents,
