@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--num_inference_steps", type=int, default=32)
     sample.add_argument("--guidance_scale", type=float, default=None, help="default: the pipeline's")
     sample.add_argument("--gamma", type=float, default=None, help="ELF's SDE re-injection (0 = ODE)")
-    sample.add_argument("--time_grid", choices=["logit_normal", "logit_normal_random", "uniform"], default=None, help="ELF's time grid")
+    sample.add_argument(
+        "--time_grid", choices=["logit_normal", "logit_normal_random", "uniform"], default=None, help="ELF's time grid"
+    )
     sample.add_argument(
         "--solver", choices=["euler_maruyama", "probability_flow", "ddim"], default=None, help="Cosmos' sampler"
     )

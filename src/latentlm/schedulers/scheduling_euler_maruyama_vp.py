@@ -355,7 +355,9 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         if timesteps is not None:
             starts = torch.as_tensor(timesteps, dtype=torch.float64).detach().cpu().flatten()
             if len(starts) == 0 or not bool(((starts > self.config.t_min) & (starts <= 1)).all()):
-                raise ValueError(f"`timesteps` must be non-empty and in (t_min={self.config.t_min}, 1], got {starts.tolist()}.")
+                raise ValueError(
+                    f"`timesteps` must be non-empty and in (t_min={self.config.t_min}, 1], got {starts.tolist()}."
+                )
             if not bool((starts[1:] < starts[:-1]).all()):
                 raise ValueError("`timesteps` must be strictly decreasing.")
             if num_inference_steps is not None and num_inference_steps != len(starts):

@@ -182,7 +182,11 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
             raise ValueError(f"`prediction_type` must be one of {_PREDICTION_TYPES}, got {prediction_type!r}.")
         if time_grid not in _TIME_GRIDS:
             raise ValueError(f"`time_grid` must be one of {_TIME_GRIDS}, got {time_grid!r}.")
-        if isinstance(num_train_timesteps, bool) or not isinstance(num_train_timesteps, int) or num_train_timesteps < 1:
+        if (
+            isinstance(num_train_timesteps, bool)
+            or not isinstance(num_train_timesteps, int)
+            or num_train_timesteps < 1
+        ):
             raise ValueError(f"`num_train_timesteps` must be a positive integer, got {num_train_timesteps!r}.")
         check_finite("noise_scale", noise_scale, positive=True)
         check_finite("sigma_clamp", sigma_clamp, positive=True, high=1.0)
@@ -362,7 +366,7 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
             if len(generator) != 1:
                 raise ValueError(
                     '`time_grid="logit_normal_random"` draws one grid for the whole batch, so it takes one '
-                    f"`generator`, got a list of {len(generator)}; use the deterministic `time_grid=\"logit_normal\"` "
+                    f'`generator`, got a list of {len(generator)}; use the deterministic `time_grid="logit_normal"` '
                     "for per-sample generators."
                 )
             generator = generator[0]
