@@ -132,7 +132,9 @@ def verify_checkpoint(path: str | Path) -> None:
         manifest = json.loads(manifest_file.read_text())
         files = manifest["files"]
     except FileNotFoundError:
-        raise CheckpointError(f"{path} has no {MANIFEST_NAME}: it was cut short or written by an older latentlm.")
+        raise CheckpointError(
+            f"{path} has no {MANIFEST_NAME}: it was cut short or written by an older latentlm."
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
         raise CheckpointError(f"{manifest_file} is unreadable: {err}") from err
     present = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()} - {MANIFEST_NAME}
