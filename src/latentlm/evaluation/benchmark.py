@@ -993,6 +993,17 @@ def _model_argument(value: str) -> tuple[str, str]:
     return Path(value).name, value
 
 
+def positive_int(value: str) -> int:
+    """argparse type: a positive integer (``--num-samples 0`` is an error, not an empty run)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
 def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``latentlm bench`` (see :func:`run_benchmark`); ``None`` defaults mean the mode's default."""
     parser.add_argument("--model", dest="models", action="append", type=_model_argument, default=[],
@@ -1000,16 +1011,16 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--ar-baseline", help="the autoregressive baseline's folder (transformers causal LM)")
     parser.add_argument("--out-dir", default="benchmarks", help="where RESULTS.md, results.json and plots go")
     parser.add_argument("--quick", action="store_true", help="the few-minute protocol (16 samples, 64 tokens, ...)")
-    parser.add_argument("--num-samples", type=int)
-    parser.add_argument("--gen-length", type=int)
-    parser.add_argument("--steps", type=int, nargs="+")
+    parser.add_argument("--num-samples", type=positive_int)
+    parser.add_argument("--gen-length", type=positive_int)
+    parser.add_argument("--steps", type=positive_int, nargs="+")
     parser.add_argument("--guidance-scales", type=float, nargs="+")
     parser.add_argument("--gammas", type=float, nargs="+", help="gamma sweep (schedulers with a gamma, ELF)")
     parser.add_argument("--solvers", nargs="+", metavar="SOLVER",
                         help="solver sweep for schedulers with a solver (Cosmos: euler_maruyama probability_flow "
                         "ddim); default none")  # fmt: skip
     parser.add_argument("--sweep-steps", type=int, help="steps of the guidance, gamma and solver sweeps (default 32)")
-    parser.add_argument("--batch-size", type=int, help="generation batch size of the quality rows")
+    parser.add_argument("--batch-size", type=positive_int, help="generation batch size of the quality rows")
     parser.add_argument("--speed-lengths", type=int, nargs="+", help="token counts of the speed tables")
     parser.add_argument("--speed-batch-size", type=int, help="batch size of the throughput measurement")
     parser.add_argument("--speed-reference", metavar="NAME",
@@ -1058,14 +1069,39 @@ def run_bench_from_args(args: argparse.Namespace) -> dict:
 
 
 def read_texts(path: str | os.PathLike) -> list[str]:
-    """Texts from a file: one JSON list of strings, or one text per line."""
-    content = Path(path).read_text()
+    """Texts from a UTF-8 file: one JSON list of strings, JSON lines with a ``"text"`` field (what ``latentlm sample
+    --output`` writes), or one text per line."""
+    try:
+        content = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); re-encode it as UTF-8."
+        ) from err
+    if not content.strip():
+        raise ValueError(f"{path} holds no texts (the file is empty).")
     if content.lstrip().startswith("["):
-        texts = json.loads(content)
+        try:
+            texts = json.loads(content)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: invalid JSON ({err}).") from err
         if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
             raise ValueError(f"{path}: a JSON file must hold one list of strings.")
         return texts
-    return content.splitlines()
+    lines = content.splitlines()
+    if str(path).endswith(".jsonl") or lines[0].lstrip().startswith("{"):
+        texts = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, line {number}: invalid JSON ({err}).") from err
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise ValueError(f'{path}, line {number}: each JSON line must be an object with a "text" string.')
+            texts.append(record["text"])
+        return texts
+    return lines
 
 
 def default_tokenizer():
@@ -1144,9 +1180,9 @@ def _load_tokenizer(tokenizer):
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``latentlm evaluate PATH`` (see :func:`evaluate_path`)."""
     parser.add_argument("path", help="a file of generated texts (JSON list or one per line) or a pipeline folder")
-    parser.add_argument("--num-samples", type=int, default=256, help="samples drawn from a pipeline folder")
-    parser.add_argument("--gen-length", type=int, help="tokens per sample / reference chunk")
-    parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--num-samples", type=positive_int, default=256, help="samples drawn from a pipeline folder")
+    parser.add_argument("--gen-length", type=positive_int, help="tokens per sample / reference chunk")
+    parser.add_argument("--steps", type=positive_int, default=32)
     parser.add_argument("--guidance-scale", type=float)
     parser.add_argument("--gamma", type=float, help="SDE gamma (schedulers with a gamma, ELF)")
     parser.add_argument("--solver", help="solver (schedulers with a solver, Cosmos: euler_maruyama, ddim, ...)")
