@@ -987,10 +987,12 @@ def render_markdown(results: dict, plots: Mapping[str, str] | None = None) -> st
 
 def _model_argument(value: str) -> tuple[str, str]:
     """``NAME=PATH`` or ``PATH`` (named after the folder)."""
-    if "=" in value and not os.path.exists(value):
-        name, path = value.split("=", 1)
-        return name, path
-    return Path(value).name, value
+    from ..hub import looks_like_local_path
+
+    name, path = value.split("=", 1) if "=" in value and not os.path.exists(value) else (Path(value).name, value)
+    if looks_like_local_path(path) and not os.path.exists(os.path.expanduser(path)):
+        raise argparse.ArgumentTypeError(f"no such folder: {path!r}")
+    return name, path
 
 
 def positive_int(value: str) -> int:

@@ -32,7 +32,13 @@ class AutoPipelineForTextGeneration:
                     "it is not a saved pipeline."
                 )
         else:
-            index_file = hf_hub_download(pretrained_model_name_or_path, "model_index.json")
+            try:
+                index_file = hf_hub_download(pretrained_model_name_or_path, "model_index.json")
+            except Exception as err:  # noqa: BLE001  (offline, unknown repo, malformed id: one message)
+                raise OSError(
+                    f"{pretrained_model_name_or_path!r} is neither a local pipeline folder nor a Hub repo that could be "
+                    f"reached ({type(err).__name__})."
+                ) from err
         try:
             with open(index_file, encoding="utf-8") as f:
                 class_name = json.load(f)["_class_name"]

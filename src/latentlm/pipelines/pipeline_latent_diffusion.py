@@ -1,5 +1,7 @@
 """The one sampling loop of latentlm, shared by every continuous diffusion method."""
 
+import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -7,6 +9,7 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..schedulers.scheduling_utils import check_generator
 from .pipeline_output import TextPipelineOutput
 
 
@@ -77,9 +80,18 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
                 f"`gen_length` ({gen_length}) is longer than the model supports ({self.model.max_gen_length})."
             )
         if guidance_scale is not None and (
-            isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or guidance_scale < 0
+            isinstance(guidance_scale, bool)
+            or not isinstance(guidance_scale, (int, float))
+            or not math.isfinite(guidance_scale)
+            or guidance_scale < 0
         ):
-            raise ValueError(f"`guidance_scale` must be a non-negative number or None, got {guidance_scale!r}.")
+            raise ValueError(f"`guidance_scale` must be a non-negative finite number or None, got {guidance_scale!r}.")
+        low, high = (getattr(self.model.config, name, None) for name in ("guidance_min", "guidance_max"))
+        if guidance_scale is not None and low is not None and not low <= guidance_scale <= high:
+            warnings.warn(
+                f"`guidance_scale={guidance_scale}` is outside the range the model was trained on [{low}, {high}].",
+                stacklevel=3,
+            )
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         if output_type == "text":
@@ -90,6 +102,7 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
                     f"`tokenizer` has {len(self.tokenizer)} tokens but the model's vocabulary has "
                     f"{self.model.config.vocab_size}: it is not the tokenizer the model was trained with."
                 )
+        check_generator(generator)
         if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(f"`generator` is a list of {len(generator)} generators but `batch_size` is {batch_size}.")
         if latents is not None:
@@ -97,6 +110,8 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
             if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != expected:
                 shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
                 raise ValueError(f"`latents` must be a tensor of shape {expected}, got {shape}.")
+            if not torch.isfinite(latents).all():
+                raise ValueError("`latents` hold NaN or infinite values.")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if unknown:
             raise ValueError(
