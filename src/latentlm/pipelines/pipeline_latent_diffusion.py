@@ -56,6 +56,16 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
     def interrupt(self) -> bool:
         return getattr(self, "_interrupt", False)
 
+    @property
+    def num_timesteps(self) -> int | None:
+        """Steps of the current (or last) run, as diffusers' pipelines expose to callbacks."""
+        return getattr(self, "_num_timesteps", None) or getattr(self.scheduler, "num_inference_steps", None)
+
+    @property
+    def guidance_scale(self) -> float | None:
+        """The guidance scale of the current (or last) run (`None`: the model's default)."""
+        return getattr(self, "_guidance_scale", None)
+
     def check_inputs(
         self,
         batch_size: int,
@@ -68,6 +78,7 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: list[str],
     ) -> None:
         """Raises `ValueError` naming the first argument that is not what the pipeline expects."""
+        self._guidance_scale = guidance_scale  # read by callbacks through the `guidance_scale` property
         for name, value in (
             ("batch_size", batch_size),
             ("gen_length", gen_length),
@@ -123,7 +134,9 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
         if latents is not None:
             return latents.to(device=device, dtype=dtype)
         shape = (batch_size, *self.model.latent_shape(gen_length))
-        return randn_tensor(shape, generator=generator, device=device, dtype=dtype) * self.scheduler.init_noise_sigma
+        # diffusers' flow-matching schedulers have no `init_noise_sigma` (their noise is unit-scale).
+        init_noise_sigma = getattr(self.scheduler, "init_noise_sigma", 1.0)
+        return randn_tensor(shape, generator=generator, device=device, dtype=dtype) * init_noise_sigma
 
     def cut_at_eos(self, sequences: torch.LongTensor) -> torch.LongTensor:
         """Replaces the first end-of-sequence token and everything after it with the pad id."""
