@@ -344,9 +344,18 @@ class LatentLMModelMixin:
         check_local_path(pretrained_model_name_or_path)
         want_info = kwargs.pop("output_loading_info", False)
         with reraise_naming_file(pretrained_model_name_or_path):
-            model, info = super().from_pretrained(
-                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
-            )
+            try:
+                model, info = super().from_pretrained(
+                    pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+                )
+            except RuntimeError as err:
+                if "ignore_mismatched_sizes" not in str(err):
+                    raise
+                raise ValueError(
+                    f"{pretrained_model_name_or_path!s}: the stored weights have other shapes than its config.json "
+                    "describes (a missing or edited size key? see the load report above). Pass "
+                    "`ignore_mismatched_sizes=True` to initialise them randomly."
+                ) from err
         if info.get("missing_keys") and not kwargs.get("ignore_mismatched_sizes"):
             missing = sorted(info["missing_keys"])
             raise ValueError(
