@@ -210,6 +210,8 @@ def _train_config(ctx, **values):
 
 
 def _yaml(ctx, name, text):
+    if isinstance(text, str):  # runs that got further than they should must not write into the working directory
+        text = text.replace("{out}", str(ctx.scratch / "out"))
     return ctx.file(name, text)
 
 
@@ -422,17 +424,17 @@ ROWS += [
          "pipeline"),
         ("train-missing-config", ["train", "./no/config.yaml"], "no/config.yaml"),
         ("train-bad-yaml", ["train", lambda ctx: _yaml(ctx, "c1.yaml", "method: [ar\n")], "c1.yaml"),
-        ("train-unknown-key", ["train", lambda ctx: _yaml(ctx, "c2.yaml", "method: ar\noutput_dir: o\n"), "--max_step",
+        ("train-unknown-key", ["train", lambda ctx: _yaml(ctx, "c2.yaml", "method: ar\noutput_dir: {out}\n"), "--max_step",
                                "2"], "max_step"),
-        ("train-max-steps-0", ["train", lambda ctx: _yaml(ctx, "c3.yaml", "method: ar\noutput_dir: o\n"), "--max_steps",
+        ("train-max-steps-0", ["train", lambda ctx: _yaml(ctx, "c3.yaml", "method: ar\noutput_dir: {out}\n"), "--max_steps",
                                "0"], "max_steps"),
-        ("train-nan-lr", ["train", lambda ctx: _yaml(ctx, "c4.yaml", "method: ar\noutput_dir: o\n"), "--learning_rate",
+        ("train-nan-lr", ["train", lambda ctx: _yaml(ctx, "c4.yaml", "method: ar\noutput_dir: {out}\n"), "--learning_rate",
                           "nan"], "learning_rate"),
-        ("train-latin1-data", ["train", lambda ctx: _yaml(ctx, "c5.yaml", "method: ar\noutput_dir: o\n"), "--dataset",
+        ("train-latin1-data", ["train", lambda ctx: _yaml(ctx, "c5.yaml", "method: ar\noutput_dir: {out}\n"), "--dataset",
                                lambda ctx: ctx.file("d5.txt", b"\xe9t\xe9\n")], "d5.txt"),
-        ("train-empty-data", ["train", lambda ctx: _yaml(ctx, "c6.yaml", "method: ar\noutput_dir: o\n"), "--dataset",
+        ("train-empty-data", ["train", lambda ctx: _yaml(ctx, "c6.yaml", "method: ar\noutput_dir: {out}\n"), "--dataset",
                               lambda ctx: ctx.file("d6.txt", "")], "d6.txt"),
-        ("train-bad-override", ["train", lambda ctx: _yaml(ctx, "c7.yaml", "method: ar\noutput_dir: o\n"), "max_steps"],
+        ("train-bad-override", ["train", lambda ctx: _yaml(ctx, "c7.yaml", "method: ar\noutput_dir: {out}\n"), "max_steps"],
          "max_steps"),
         ("evaluate-missing-file", ["evaluate", "./no/samples.txt", "--no-mauve"], "no/samples.txt"),
         ("evaluate-empty-file", ["evaluate", lambda ctx: ctx.file("e.txt", ""), "--no-mauve"], "e.txt"),
