@@ -139,9 +139,9 @@ def test_grid_properties(time_grid, num_steps):
     assert bool((timesteps >= sigmas[:-1]).all())  # re-injection only adds noise
 
 
-def test_logit_normal_grid_follows_seed():
+def test_logit_normal_random_grid_follows_seed():
     def grid(seed):
-        scheduler = FlowMatchEulerSDEScheduler(time_grid="logit_normal")
+        scheduler = FlowMatchEulerSDEScheduler(time_grid="logit_normal_random")
         scheduler.set_timesteps(8, generator=torch.Generator().manual_seed(seed))
         return scheduler.sigmas
 
@@ -150,6 +150,23 @@ def test_logit_normal_grid_follows_seed():
     # interior points are sorted draws of t_elf = sigmoid(N(-1.5, 0.8)), returned as sigma = 1 - t_elf
     t_elf = torch.sigmoid(torch.randn(7, generator=torch.Generator().manual_seed(0)) * 0.8 - 1.5)
     torch.testing.assert_close(grid(0)[1:-1], torch.sort(1 - t_elf, descending=True).values)
+    with pytest.raises(ValueError, match="generator"):
+        FlowMatchEulerSDEScheduler(time_grid="logit_normal_random").set_timesteps(8)
+    with pytest.raises(ValueError, match="generator"):
+        FlowMatchEulerSDEScheduler(time_grid="logit_normal_random").set_timesteps(
+            8, generator=[torch.Generator().manual_seed(s) for s in (0, 1)]
+        )
+
+
+def test_default_logit_normal_grid_is_its_quantiles():
+    scheduler = FlowMatchEulerSDEScheduler()  # time_grid="logit_normal"
+    scheduler.set_timesteps(4, generator=torch.Generator().manual_seed(0))
+    first = scheduler.sigmas.clone()
+    scheduler.set_timesteps(4)  # no generator, other seed: same grid, global RNG untouched
+    assert torch.equal(first, scheduler.sigmas)
+    # interior sigma_k = 1 - sigmoid(mean + std * Phi^-1(k / N)), k = 1..N-1, for mean -1.5, std 0.8
+    normal = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor([0.25, 0.5, 0.75]))
+    torch.testing.assert_close(first[1:-1], 1 - torch.sigmoid(normal * 0.8 - 1.5))
 
 
 def test_custom_sigmas():
@@ -287,13 +304,18 @@ def test_bad_config_arguments(kwargs, name):
         FlowMatchEulerSDEScheduler(**kwargs)
 
 
-def test_integer_timesteps_and_missing_set_timesteps_are_rejected():
-    scheduler = FlowMatchEulerSDEScheduler()
+def test_integer_timesteps_and_skipped_scale_model_input_are_rejected():
+    scheduler = FlowMatchEulerSDEScheduler()  # gamma = 1.5: the model input is the re-noised latent
     z = torch.zeros(SHAPE)
-    with pytest.raises(ValueError, match="set_timesteps"):
-        scheduler.step(z, torch.tensor(1.0), z)
+    assert len(scheduler.timesteps) == len(scheduler) == 1000  # a grid before `set_timesteps`, as diffusers
+    with pytest.raises(ValueError, match="scale_model_input"):
+        scheduler.step(z, scheduler.timesteps[0], z)
     scheduler.set_timesteps(3, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="integer"):
         scheduler.step(z, 0, z)
     with pytest.raises(ValueError, match="integer"):
         scheduler.scale_model_input(z, torch.tensor(0))
+    t = scheduler.timesteps[0]
+    scheduler.scale_model_input(z, t, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="scale_model_input"):
+        scheduler.step(z, t, z)  # the loop's own latents, not the re-noised model input

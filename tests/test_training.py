@@ -84,10 +84,11 @@ def test_train_writes_checkpoints_export_and_logs_and_learns(corpus, tmp_path):
     # rotation keeps the newest `save_total_limit` checkpoints; each is a loadable model plus the training state
     assert [p.name for p in list_checkpoints(out)] == ["checkpoint-15", "checkpoint-20"]
     checkpoint_files = {p.name for p in result.checkpoint.iterdir()}
-    assert {"model", "optimizer.bin", "scheduler.bin", "random_states_0.pkl", "custom_checkpoint_0.pkl"} <= (
+    assert {"model", "optimizer.bin", "scheduler.bin", "random_states_0.pkl", "train_state.json", "manifest.json"} <= (
         checkpoint_files
     )
-    assert "custom_checkpoint_1.pkl" in checkpoint_files  # the EMA
+    assert {"ema.safetensors", "ema.json"} <= checkpoint_files  # the EMA, no pickle of latentlm's own
+    assert not any(name.startswith("custom_checkpoint") for name in checkpoint_files)
     assert LlamaForCausalLM.from_pretrained(result.checkpoint / "model").config.hidden_size == 32
     # the export: safetensors model + tokenizer, the resolved config, TensorBoard events
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}

@@ -12,15 +12,23 @@
 One small function per subcommand; `main` dispatches. Run it as ``latentlm``, ``python -m latentlm.cli`` or, in
 several processes, ``accelerate launch --multi_gpu --num_processes N -m latentlm.cli train ...`` (GPUs or CPUs; see
 `latentlm.training.distributed` for why ``accelerate launch --cpu`` starts only one).
+
+Errors print one line, ``latentlm COMMAND: error: ...``, and exit with status 1 (2 for usage errors, 130 for Ctrl-C).
+``--debug`` anywhere on the command line, or ``LATENTLM_DEBUG=1``, shows the full traceback instead.
 """
 
 import argparse
 import logging
+import os
+import sys
+
+
+DEBUG_ENV = "LATENTLM_DEBUG"
 
 
 def _train(args: argparse.Namespace) -> None:
     """``latentlm train``: reads the YAML config, applies the overrides and trains."""
-    from .training import load_config, train
+    from .training import list_checkpoints, load_config, train
     from .training.distributed import LaunchError
 
     try:
@@ -31,6 +39,15 @@ def _train(args: argparse.Namespace) -> None:
         train(config)
     except LaunchError as err:
         raise SystemExit(f"latentlm train: error: {err}") from err
+    except KeyboardInterrupt:
+        checkpoints = list_checkpoints(config.output_dir)
+        where = (
+            f"the last checkpoint is {checkpoints[-1]} (resume with --resume_from_checkpoint latest)"
+            if checkpoints
+            else "no checkpoint was written yet"
+        )
+        print(f"latentlm train: interrupted; {where}.", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def _sample(args: argparse.Namespace) -> None:
@@ -90,10 +107,15 @@ def _sample(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand; each sets ``func``, the function `main` calls with the parsed arguments."""
+    from .evaluation.benchmark import positive_int
+
     parser = argparse.ArgumentParser(
         prog="latentlm",
         description="Continuous latent diffusion and flow-matching language models.",
         allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help=f"show full tracebacks (also ${DEBUG_ENV}=1; accepted anywhere)"
     )
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -116,15 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("path", nargs="?", help="a saved pipeline folder")
     sample.add_argument("--pretrained", help="name of a model bundled with the package, e.g. elf-tiny-prose")
-    sample.add_argument("--num_samples", type=int, default=4)
-    sample.add_argument("--gen_length", type=int, default=None, help="tokens per sample (default: the model's max)")
-    sample.add_argument("--num_inference_steps", type=int, default=32)
+    sample.add_argument("--num_samples", type=positive_int, default=4)
+    sample.add_argument(
+        "--gen_length", type=positive_int, default=None, help="tokens per sample (default: the model's max)"
+    )
+    sample.add_argument("--num_inference_steps", type=positive_int, default=32)
     sample.add_argument("--prompt", action="append", help="text to continue (repeat for several)")
     sample.add_argument(
         "--source", action="append", help="text to transform, for models trained on pairs (repeatable)"
     )
-    sample.add_argument("--num_return_sequences", type=int, default=1, help="samples per prompt or source")
-    sample.add_argument("--max_new_tokens", type=int, default=None, help="tokens to generate (same as --gen_length)")
+    sample.add_argument(
+        "--num_return_sequences", type=positive_int, default=1, help="samples per prompt or source"
+    )
+    sample.add_argument(
+        "--max_new_tokens", type=positive_int, default=None, help="tokens to generate (same as --gen_length)"
+    )
     sample.add_argument(
         "--guidance_scale", type=float, default=1.0, help="classifier-free guidance on the prompt/source (1 = off)"
     )
@@ -132,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--sc_guidance_scale", type=float, default=None, help="ELF's learned self-conditioning guidance (default 3)"
     )
     sample.add_argument("--gamma", type=float, default=None, help="ELF's SDE re-injection (0 = ODE)")
-    sample.add_argument("--time_grid", choices=["logit_normal", "uniform"], default=None, help="ELF's time grid")
+    sample.add_argument(
+        "--time_grid", choices=["logit_normal", "logit_normal_random", "uniform"], default=None, help="ELF's time grid"
+    )
     sample.add_argument(
         "--solver", choices=["euler_maruyama", "probability_flow", "ddim"], default=None, help="Cosmos' sampler"
     )
@@ -168,10 +198,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``latentlm`` console script; ``argv`` defaults to ``sys.argv[1:]``."""
+    """Entry point of the ``latentlm`` console script; ``argv`` defaults to ``sys.argv[1:]``.
+
+    A failing command prints one line naming the command and the error and exits with status 1; with ``--debug``
+    (anywhere: ``train`` passes the rest of its line on as overrides) or ``LATENTLM_DEBUG=1`` it raises instead.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes")
+    argv = [arg for arg in argv if arg != "--debug"]
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    args.func(args)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"latentlm {args.command}: interrupted.", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as err:  # noqa: BLE001  (one line for the user; --debug gives the traceback)
+        if debug:
+            raise
+        message = str(err) or type(err).__name__
+        if not isinstance(err, (ValueError, OSError)):
+            message = f"{type(err).__name__}: {message}"
+        print(f"latentlm {args.command}: error: {message} (run with --debug for the traceback)", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

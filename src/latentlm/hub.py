@@ -15,6 +15,7 @@ The card's YAML front matter is built by `huggingface_hub.ModelCardData` with ``
 `save_training_card`. Cards are pure text: building one needs neither the network nor the weights.
 """
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -485,3 +486,37 @@ def _ensure_card(folder: Path, repo_id: str) -> None:
         updated = text.replace(f'from_pretrained("{name}")', f'from_pretrained("{repo_id}")')
         if updated != text:
             path.write_text(updated, encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------- loading errors
+
+
+def looks_like_local_path(name_or_path: str | os.PathLike) -> bool:
+    """True for what can only be a local path: absolute, ``./`` / ``../`` / ``~``, or more than one ``/``."""
+    name = os.fspath(name_or_path)
+    return (
+        os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+    )
+
+
+def check_local_path(name_or_path: str | os.PathLike) -> None:
+    """`FileNotFoundError` naming the path when it can only be local and does not exist (instead of the Hub's
+    "Repo id must be in the form ..." or "Couldn't reach ... on the Hub")."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(
+            f"`pretrained_model_name_or_path` must be a path or a Hub id, got {type(name_or_path).__name__}."
+        )
+    name = os.path.expanduser(os.fspath(name_or_path))
+    if looks_like_local_path(name_or_path) and not os.path.exists(name):
+        raise FileNotFoundError(f"No such file or folder: {os.fspath(name_or_path)!r}.")
+
+
+@contextlib.contextmanager
+def reraise_naming_file(name_or_path: str | os.PathLike):
+    """Re-raises unreadable-file errors (corrupt safetensors or JSON) as `OSError`s that name the folder."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise OSError(f"Could not read the files in {os.fspath(name_or_path)!r}: {err}") from err

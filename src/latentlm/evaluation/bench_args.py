@@ -10,10 +10,23 @@ from pathlib import Path
 
 def _model_argument(value: str) -> tuple[str, str]:
     """``NAME=PATH`` or ``PATH`` (named after the folder)."""
-    if "=" in value and not os.path.exists(value):
-        name, path = value.split("=", 1)
-        return name, path
-    return Path(value).name, value
+    from ..hub import looks_like_local_path
+
+    name, path = value.split("=", 1) if "=" in value and not os.path.exists(value) else (Path(value).name, value)
+    if looks_like_local_path(path) and not os.path.exists(os.path.expanduser(path)):
+        raise argparse.ArgumentTypeError(f"no such folder: {path!r}")
+    return name, path
+
+
+def positive_int(value: str) -> int:
+    """argparse type: a positive integer (``--num-samples 0`` is an error, not an empty run)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -23,9 +36,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--ar-baseline", help="the autoregressive baseline's folder (transformers causal LM)")
     parser.add_argument("--out-dir", default="benchmarks", help="where RESULTS.md, results.json and plots go")
     parser.add_argument("--quick", action="store_true", help="the few-minute protocol (16 samples, 64 tokens, ...)")
-    parser.add_argument("--num-samples", type=int)
-    parser.add_argument("--gen-length", type=int)
-    parser.add_argument("--steps", type=int, nargs="+")
+    parser.add_argument("--num-samples", type=positive_int)
+    parser.add_argument("--gen-length", type=positive_int)
+    parser.add_argument("--steps", type=positive_int, nargs="+")
     parser.add_argument("--guidance-scales", type=float, nargs="+",
                         help="sweep of the guidance the model learned (ELF's self-conditioning guidance, the "
                         "pipeline's sc_guidance_scale); models without one have no such rows")  # fmt: skip
@@ -34,7 +47,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="solver sweep for schedulers with a solver (Cosmos: euler_maruyama probability_flow "
                         "ddim); default none")  # fmt: skip
     parser.add_argument("--sweep-steps", type=int, help="steps of the guidance, gamma and solver sweeps (default 32)")
-    parser.add_argument("--batch-size", type=int, help="generation batch size of the quality rows")
+    parser.add_argument("--batch-size", type=positive_int, help="generation batch size of the quality rows")
     parser.add_argument("--speed-lengths", type=int, nargs="+", help="token counts of the speed tables")
     parser.add_argument("--speed-batch-size", type=int, help="batch size of the throughput measurement")
     parser.add_argument("--speed-reference", metavar="NAME",
@@ -83,21 +96,21 @@ def add_conditional_arguments(parser: argparse.ArgumentParser) -> argparse.Argum
     group.add_argument("--task-ar", dest="task_ar", action="append", type=_task_ar_argument, default=[],
                        metavar="TASK=PATH", help="TASK's AR peer (causal LM trained on source [SEP] target); "
                        "default: --ar-baseline")  # fmt: skip
-    group.add_argument("--task-samples", type=int, help="test pairs / prompts per row (default 256, quick 16)")
-    group.add_argument("--task-steps", type=int, nargs="+", help="steps of the task rows (default 8 16 32)")
+    group.add_argument("--task-samples", type=positive_int, help="test pairs / prompts per row (default 256, quick 16)")
+    group.add_argument("--task-steps", type=positive_int, nargs="+", help="steps of the task rows (default 8 16 32)")
     group.add_argument("--cfg-scales", type=float, nargs="+",
                        help="input classifier-free guidance sweep at --sweep-steps (the pipeline's guidance_scale; "
                        "1 = off; default 1 1.5 2 3 4, quick 1 2 3)")  # fmt: skip
-    group.add_argument("--task-gen-length", type=int,
+    group.add_argument("--task-gen-length", type=positive_int,
                        help="target tokens (default: the task recipe's seq_len, bbc-headlines 24, kjv-web 48, "
                        "wordnet-gloss 32; other tasks the longest reference + 1)")  # fmt: skip
-    group.add_argument("--task-source-tokens", type=int,
+    group.add_argument("--task-source-tokens", type=positive_int,
                        help="sources cut to this many tokens for every model (default: the task recipe's "
                        "max_source_length, bbc-headlines 64, kjv-web 64, wordnet-gloss 16; other tasks 64)")  # fmt: skip
     group.add_argument("--continuation", action="store_true", default=None,
                        help="prompt continuation rows on --corpus with the --model models and --ar-baseline")  # fmt: skip
-    group.add_argument("--prompt-tokens", type=int, help="prompt length of the continuation rows (default 16)")
-    group.add_argument("--continuation-tokens", type=int, help="continuation length (default 48, quick 32)")
+    group.add_argument("--prompt-tokens", type=positive_int, help="prompt length of the continuation rows (default 16)")
+    group.add_argument("--continuation-tokens", type=positive_int, help="continuation length (default 48, quick 32)")
     return parser
 
 

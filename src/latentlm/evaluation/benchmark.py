@@ -54,7 +54,7 @@ from pathlib import Path
 
 import torch
 
-from .bench_args import BENCH_OVERRIDES, add_bench_arguments, add_conditional_arguments
+from .bench_args import BENCH_OVERRIDES, add_bench_arguments, add_conditional_arguments, positive_int
 from .bench_conditional import default_cfg_scale, resolve_task_models, run_continuation, run_tasks
 from .bench_quality import (
     QualityEvaluator,
@@ -368,6 +368,7 @@ def run_bench_from_args(args: argparse.Namespace) -> dict:
 
 
 __all__ = [
+    "positive_int",
     "AR_SAMPLING",
     "BENCH_OVERRIDES",
     "BenchmarkSettings",

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from .bench_args import positive_int
 from .bench_quality import QualityEvaluator, held_out_references, resolve_corpus, split_texts
 from .bench_report import _jsonable, _now, command_line
 from .bench_sampling import (
@@ -22,14 +23,39 @@ from .report import _resolve_judge
 
 
 def read_texts(path: str | os.PathLike) -> list[str]:
-    """Texts from a file: one JSON list of strings, or one text per line."""
-    content = Path(path).read_text()
+    """Texts from a UTF-8 file: one JSON list of strings, JSON lines with a ``"text"`` field (what ``latentlm sample
+    --output`` writes), or one text per line."""
+    try:
+        content = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); re-encode it as UTF-8."
+        ) from err
+    if not content.strip():
+        raise ValueError(f"{path} holds no texts (the file is empty).")
     if content.lstrip().startswith("["):
-        texts = json.loads(content)
+        try:
+            texts = json.loads(content)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: invalid JSON ({err}).") from err
         if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
             raise ValueError(f"{path}: a JSON file must hold one list of strings.")
         return texts
-    return content.splitlines()
+    lines = content.splitlines()
+    if str(path).endswith(".jsonl") or lines[0].lstrip().startswith("{"):
+        texts = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, line {number}: invalid JSON ({err}).") from err
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise ValueError(f'{path}, line {number}: each JSON line must be an object with a "text" string.')
+            texts.append(record["text"])
+        return texts
+    return lines
 
 
 def default_tokenizer():
@@ -108,9 +134,9 @@ def _load_tokenizer(tokenizer):
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``latentlm evaluate PATH`` (see :func:`evaluate_path`)."""
     parser.add_argument("path", help="a file of generated texts (JSON list or one per line) or a pipeline folder")
-    parser.add_argument("--num-samples", type=int, default=256, help="samples drawn from a pipeline folder")
-    parser.add_argument("--gen-length", type=int, help="tokens per sample / reference chunk")
-    parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--num-samples", type=positive_int, default=256, help="samples drawn from a pipeline folder")
+    parser.add_argument("--gen-length", type=positive_int, help="tokens per sample / reference chunk")
+    parser.add_argument("--steps", type=positive_int, default=32)
     parser.add_argument("--guidance-scale", type=float,
                         help="the guidance the model learned (ELF's sc_guidance_scale); default the pipeline's")  # fmt: skip
     parser.add_argument("--gamma", type=float, help="SDE gamma (schedulers with a gamma, ELF)")

@@ -47,10 +47,14 @@ class DenoiserOutput(ModelOutput):
         last_hidden_state (`torch.FloatTensor` of shape `(batch, seq_len, hidden_size)`):
             The latent tokens' hidden states after the last block, before the output norm (ELF's decode head reads
             them).
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, with `output_hidden_states=True`):
+            The whole sequence (control prefix included) after the input projection and after each block, each
+            `(batch, num_control + cond_len + seq_len, hidden_size)`.
     """
 
     sample: torch.FloatTensor | None = None
     last_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 class DenoiserConfigMixin:
@@ -263,6 +267,7 @@ class DenoiserTransformer(nn.Module):
         )
         self.norm_out = nn.RMSNorm(hidden, eps=config.rms_norm_eps)
         self.proj_out = nn.Linear(hidden, latent_dim)
+        self.proj_out._zero_init = True  # read by `DenoiserPreTrainedModel._init_weights`
 
     def forward(
         self,
@@ -276,7 +281,9 @@ class DenoiserTransformer(nn.Module):
         self_condition: torch.Tensor | None = None,
         guidance_scale: torch.Tensor | float | None = None,
         mode: torch.Tensor | float | None = None,
-    ) -> DenoiserOutput:
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> DenoiserOutput | tuple:
         """Predicts clean latents.
 
         Args:
@@ -294,11 +301,17 @@ class DenoiserTransformer(nn.Module):
             guidance_scale: `(batch,)` or a float; the scale the model is conditioned on (ELF's SC-CFG omega).
                 Required when the config has guidance tokens.
             mode: `(batch,)` 0/1 or a float; gates the mode tokens (1 = decode). `None` means 0.
+            output_hidden_states: also return every block's hidden states (default: `config.output_hidden_states`).
+            return_dict: return a `DenoiserOutput` rather than a tuple (default: `config.return_dict`).
 
         Returns:
             `DenoiserOutput` with `sample` `(batch, seq_len, latent_dim)` and `last_hidden_state`
-            `(batch, seq_len, hidden_size)`.
+            `(batch, seq_len, hidden_size)` (and `hidden_states`), or the tuple of its non-`None` fields.
         """
+        if output_hidden_states is None:
+            output_hidden_states = getattr(self.config, "output_hidden_states", False)
+        if return_dict is None:
+            return_dict = getattr(self.config, "return_dict", True)
         batch, seq_len, _ = hidden_states.shape
         # Latents and noise are often float32 while the weights are float16 / bfloat16 (a model loaded or cast with
         # `dtype=`): compute in the weights' dtype, answer in the input's.
@@ -343,6 +356,7 @@ class DenoiserTransformer(nn.Module):
 
         # 3. Blocks, with optional U-Net long skips.
         skips = []
+        all_hidden = [hidden] if output_hidden_states else None
         half = len(self.blocks) // 2
         for i, block in enumerate(self.blocks):
             if self.skip_projs is not None and i >= len(self.blocks) - half:
@@ -350,10 +364,15 @@ class DenoiserTransformer(nn.Module):
             hidden = block(hidden, rotary, key_mask, *cross_attention)
             if self.skip_projs is not None and i < half:
                 skips.append(hidden)
+            if output_hidden_states:
+                all_hidden.append(hidden)
 
         last_hidden = hidden[:, -seq_len:]
         sample = self.proj_out(self.norm_out(last_hidden)).to(out_dtype)
-        return DenoiserOutput(sample=sample, last_hidden_state=last_hidden)
+        output = DenoiserOutput(
+            sample=sample, last_hidden_state=last_hidden, hidden_states=tuple(all_hidden) if all_hidden else None
+        )
+        return output if return_dict else output.to_tuple()
 
     def _cross_attention_inputs(self, encoder_hidden_states, encoder_attention_mask, batch, device) -> tuple:
         """`(states, mask)` for the blocks' cross-attention: an empty condition when none is given."""
@@ -386,7 +405,54 @@ def _per_example(value: torch.Tensor | float, batch: int, device: torch.device) 
     return value.expand(batch) if value.ndim == 0 else value.float()
 
 
-class DenoiserPreTrainedModel(PreTrainedModel):
+class LatentLMModelMixin:
+    """What every latentlm `PreTrainedModel` adds to transformers' behaviour. Put it before `PreTrainedModel`.
+
+    * Attention is always `scaled_dot_product_attention` with a real key mask: ``attn_implementation="eager"`` (or a
+      flash kernel), which transformers would accept while the model kept using SDPA, is refused by name.
+    * `from_pretrained` refuses a checkpoint that leaves weights of the model missing (a config whose size keys were
+      misspelt or dropped builds a differently shaped model and would silently train from random weights), names
+      the folder or file when the weights or the config cannot be read, and says so when a local path is missing.
+    """
+
+    def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, **kwargs):
+        if attn_implementation not in (None, "sdpa"):
+            raise ValueError(
+                f"{type(self).__name__} only implements `attn_implementation='sdpa'` "
+                f"(torch's scaled_dot_product_attention), got {attn_implementation!r}."
+            )
+        return "sdpa"
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        from ..hub import check_local_path, reraise_naming_file
+
+        check_local_path(pretrained_model_name_or_path)
+        want_info = kwargs.pop("output_loading_info", False)
+        with reraise_naming_file(pretrained_model_name_or_path):
+            try:
+                model, info = super().from_pretrained(
+                    pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+                )
+            except RuntimeError as err:
+                if "ignore_mismatched_sizes" not in str(err):
+                    raise
+                raise ValueError(
+                    f"{pretrained_model_name_or_path!s}: the stored weights have other shapes than its config.json "
+                    "describes (a missing or edited size key? see the load report above). Pass "
+                    "`ignore_mismatched_sizes=True` to initialise them randomly."
+                ) from err
+        if info.get("missing_keys") and not kwargs.get("ignore_mismatched_sizes"):
+            missing = sorted(info["missing_keys"])
+            raise ValueError(
+                f"{pretrained_model_name_or_path!s} has no stored weights for {len(missing)} parameters of "
+                f"{cls.__name__} (e.g. {missing[:3]}): its config.json does not describe the stored weights (a "
+                "misspelt or missing size key?). Pass `ignore_mismatched_sizes=True` to initialise them randomly."
+            )
+        return (model, info) if want_info else model
+
+
+class DenoiserPreTrainedModel(LatentLMModelMixin, PreTrainedModel):
     """Shared weight init for models built on `DenoiserTransformer`; method classes subclass it with their config."""
 
     base_model_prefix = "model"
@@ -398,7 +464,12 @@ class DenoiserPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         std = self.config.initializer_range
-        if isinstance(module, RotaryEmbedding):
+        # Handled on the Linear itself: transformers skips modules without direct parameters (the transformer
+        # when it has no mode tokens), so a zeroing done from the parent would not always run.
+        if isinstance(module, nn.Linear) and getattr(module, "_zero_init", False):
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, RotaryEmbedding):
             cos, sin = module.compute_cos_sin()
             init.copy_(module.cos, cos)
             init.copy_(module.sin, sin)
@@ -406,12 +477,8 @@ class DenoiserPreTrainedModel(PreTrainedModel):
             init.normal_(module.tokens, mean=0.0, std=std)
         elif isinstance(module, CrossAttention):
             init.normal_(module.null_kv, mean=0.0, std=std)
-        elif isinstance(module, DenoiserTransformer):
-            if module.mode_tokens is not None:
-                init.normal_(module.mode_tokens, mean=0.0, std=std)
-            # Zero-initialised output head (DiT / ELF): an untrained denoiser predicts 0.
-            init.zeros_(module.proj_out.weight)
-            init.zeros_(module.proj_out.bias)
+        elif isinstance(module, DenoiserTransformer) and module.mode_tokens is not None:
+            init.normal_(module.mode_tokens, mean=0.0, std=std)
 
 
 def compile_denoiser(model: nn.Module, **compile_kwargs) -> nn.Module:

@@ -49,6 +49,15 @@ class CosmosLMPipeline(LatentDiffusionTextPipeline):
         self.register_modules(autoencoder=autoencoder)
         model.set_autoencoder(autoencoder)
 
+    def __setattr__(self, name, value):
+        # The model decodes through the autoencoder it holds: keep the two in step when a component is replaced
+        # (`pipe.autoencoder = other`, `pipe.model = other`), as registering them in `__init__` does.
+        super().__setattr__(name, value)
+        if name == "autoencoder" and value is not None and getattr(self, "model", None) is not None:
+            self.model.set_autoencoder(value)
+        elif name == "model" and value is not None and getattr(self, "autoencoder", None) is not None:
+            value.set_autoencoder(self.autoencoder)
+
     @classmethod
     def from_model(cls, model: CosmosLMForDiffusion, tokenizer=None, scheduler=None):
         """Builds the pipeline around a trained model and the autoencoder attached to it."""

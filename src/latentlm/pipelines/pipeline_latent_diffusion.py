@@ -1,6 +1,7 @@
 """The one sampling loop of latentlm, shared by every continuous diffusion method."""
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -9,6 +10,7 @@ from diffusers import DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
 from ..models.modeling_utils import TextCondition
+from ..schedulers.scheduling_utils import check_generator
 from .pipeline_output import TextPipelineOutput
 
 
@@ -147,6 +149,13 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
                 )
         if sc_guidance_scale is not None:
             _check_number("sc_guidance_scale", sc_guidance_scale, minimum=0.0)
+            low, high = (getattr(self.model.config, name, None) for name in ("guidance_min", "guidance_max"))
+            if low is not None and high is not None and not low <= sc_guidance_scale <= high:
+                warnings.warn(
+                    f"`sc_guidance_scale={sc_guidance_scale}` is outside the range the model was trained on "
+                    f"[{low}, {high}].",
+                    stacklevel=3,
+                )
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         if output_type == "text":
@@ -157,16 +166,10 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
                     f"`tokenizer` has {len(self.tokenizer)} tokens but the model's vocabulary has "
                     f"{self.model.config.vocab_size}: it is not the tokenizer the model was trained with."
                 )
-        if isinstance(generator, list):
-            if len(generator) != batch_size:
-                raise ValueError(
-                    f"`generator` is a list of {len(generator)} generators but {batch_size} sequences are generated."
-                )
-            if not all(isinstance(g, torch.Generator) for g in generator):
-                raise ValueError("`generator` must be a `torch.Generator` or a list of them.")
-        elif generator is not None and not isinstance(generator, torch.Generator):
+        check_generator(generator)
+        if isinstance(generator, list) and len(generator) != batch_size:
             raise ValueError(
-                f"`generator` must be a `torch.Generator` or a list of them, got {type(generator).__name__}."
+                f"`generator` is a list of {len(generator)} generators but {batch_size} sequences are generated."
             )
         if latents is not None:
             expected = (batch_size, *self.model.latent_shape(gen_length))
@@ -321,7 +324,7 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
         max_new_tokens: int | None = None,
         gen_length: int | None = None,
         num_inference_steps: int = 32,
-        guidance_scale: float = 1.0,
+        guidance_scale: float | None = 1.0,
         sc_guidance_scale: float | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
@@ -339,8 +342,8 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
                 generated targets only. Sources longer than the model reads are truncated.
             negative_prompt: the condition of the unconditional half of classifier-free guidance (one text, or one
                 per prompt/source); by default that half has no condition.
-            batch_size: number of unconditional samples (default 1); with prompts or sources the batch is one row per
-                text and return sequence.
+            batch_size: number of unconditional samples (default: one per row of `latents`, else 1); with prompts
+                or sources the batch is one row per text and return sequence.
             num_return_sequences: samples per prompt or source (or per unconditional row).
             max_new_tokens, gen_length: tokens to generate (two names of one length: transformers' and ours). By
                 default the model's longest, less the prompt for models that read it in the same sequence (ELF).
@@ -372,11 +375,16 @@ class LatentDiffusionTextPipeline(DiffusionPipeline):
                 f"`batch_size` ({batch_size}) must be left out or equal the number of prompts/sources "
                 f"({len(condition_texts)})."
             )
-        batch_size = len(condition_texts) if condition_texts is not None else 1 if batch_size is None else batch_size
+        if condition_texts is not None:
+            batch_size = len(condition_texts)
+        elif batch_size is None:  # as many samples as latents were given, else one
+            batch_size = max(latents.shape[0] // num_return_sequences, 1) if isinstance(latents, torch.Tensor) else 1
         _check_positive_int("batch_size", batch_size)
         total = batch_size * num_return_sequences
         if sc_guidance_scale is None:
             sc_guidance_scale = self.default_sc_guidance_scale
+        if guidance_scale is None:
+            guidance_scale = 1.0
 
         # 1. Check inputs (a condition's length is checked once it is tokenised)
         self.check_inputs(

@@ -25,7 +25,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from .scheduling_utils import StepIndexMixin
+from .scheduling_utils import StepIndexMixin, check_finite, check_generator
 
 
 __all__ = ["EulerMaruyamaVPScheduler", "EulerMaruyamaVPSchedulerOutput"]
@@ -141,6 +141,9 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
             What the model outputs; only ``"sample"`` (x0, as Cosmos) for now.
         training_t_min (`float`, defaults to 1e-5):
             Training times are drawn from ``U(training_t_min, 1)`` (Cosmos' ``eps``).
+        num_train_timesteps (`int`, defaults to 1000):
+            Kept for diffusers compatibility (``len(scheduler)`` and the grid held before the first
+            `set_timesteps`); the process is continuous in time.
     """
 
     _compatibles = []
@@ -157,9 +160,15 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         solver: str = "euler_maruyama",
         prediction_type: str = "sample",
         training_t_min: float = 1e-5,
+        num_train_timesteps: int = 1000,
     ):
+        for name, value in (("schedule_d", schedule_d), ("t_min", t_min), ("t_max", t_max),
+                            ("beta_clip_t", beta_clip_t), ("training_t_min", training_t_min)):  # fmt: skip
+            check_finite(name, value)
         if not (math.isfinite(schedule_d) and schedule_d > 0):
             raise ValueError(f"`schedule_d` must be a positive finite number, got {schedule_d!r}.")
+        if not _is_positive_int(num_train_timesteps):
+            raise ValueError(f"`num_train_timesteps` must be a positive integer, got {num_train_timesteps!r}.")
         if not 0 < t_max <= 1:
             raise ValueError(f"`t_max` must be in (0, 1], got {t_max!r}.")
         if not 0 < t_min < t_max:
@@ -178,6 +187,8 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         self.timesteps: torch.Tensor | None = None
         self._step_index: int | None = None
         self._begin_index: int | None = None
+        with torch.device("cpu"):  # also when built inside a meta-device context (model loading)
+            self.set_timesteps(num_train_timesteps, device="cpu")  # diffusers' schedulers hold a grid from the start
 
     # ------------------------------------------------------------------ the process
 
@@ -311,12 +322,14 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
 
     def set_timesteps(
         self,
-        num_inference_steps: int,
+        num_inference_steps: int | None = None,
         device: str | torch.device | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        timesteps: list[float] | torch.Tensor | None = None,
+        sigmas: list[float] | torch.Tensor | None = None,
     ) -> None:
         """
-        Build the uniform time grid for one sampling run.
+        Build the uniform time grid for one sampling run (or a custom one).
 
         Sets ``self.time_grid`` (`(N + 1,)`, ``linspace(t_max, t_min, N + 1)``) and ``self.timesteps`` (`(N,)`, its
         first ``N`` points: the times at which the model is evaluated, float32). Step ``i`` goes from
@@ -326,16 +339,49 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
             num_inference_steps (`int`): N, the number of model evaluations (Cosmos uses 200).
             device (`str` or `torch.device`, *optional*): where ``time_grid`` / ``timesteps`` live.
             generator: unused (the grid is deterministic); accepted so every scheduler shares one loop.
+            timesteps (`list[float]` or `torch.Tensor`, *optional*): custom start times of the ``N`` steps, strictly
+                decreasing, in ``(t_min, 1]``; ``t_min`` is appended as the end of the last step.
+            sigmas (`list[float]` or `torch.Tensor`, *optional*): the same grid given as noise levels ``sigma_t`` in
+                ``(sigma(t_min), 1]``, converted to times by inverting the schedule.
         """
-        if not _is_positive_int(num_inference_steps):
-            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
-        grid = torch.linspace(self.config.t_max, self.config.t_min, num_inference_steps + 1, dtype=torch.float64)
+        check_generator(generator)
+        if timesteps is not None and sigmas is not None:
+            raise ValueError("Pass at most one of `timesteps` and `sigmas`.")
+        if sigmas is not None:
+            sigmas = torch.as_tensor(sigmas, dtype=torch.float64).detach().cpu().flatten()
+            if len(sigmas) and not bool(((sigmas > 0) & (sigmas <= 1)).all()):
+                raise ValueError(f"`sigmas` must lie in (0, 1], got {sigmas.tolist()}.")
+            timesteps = self.time_from_sigma(sigmas)
+        if timesteps is not None:
+            starts = torch.as_tensor(timesteps, dtype=torch.float64).detach().cpu().flatten()
+            if len(starts) == 0 or not bool(((starts > self.config.t_min) & (starts <= 1)).all()):
+                raise ValueError(
+                    f"`timesteps` must be non-empty and in (t_min={self.config.t_min}, 1], got {starts.tolist()}."
+                )
+            if not bool((starts[1:] < starts[:-1]).all()):
+                raise ValueError("`timesteps` must be strictly decreasing.")
+            if num_inference_steps is not None and num_inference_steps != len(starts):
+                raise ValueError(
+                    f"`num_inference_steps` ({num_inference_steps}) does not match the {len(starts)} given `timesteps`."
+                )
+            num_inference_steps = len(starts)
+            grid = torch.cat([starts, torch.tensor([self.config.t_min], dtype=torch.float64)])
+        else:
+            if not _is_positive_int(num_inference_steps):
+                raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
+            grid = torch.linspace(self.config.t_max, self.config.t_min, num_inference_steps + 1, dtype=torch.float64)
         grid = grid.to(device=device, dtype=torch.float32)
         self.num_inference_steps = num_inference_steps
         self.time_grid = grid
         self.timesteps = grid[:-1].clone()
         self._step_index = None
         self._begin_index = None
+
+    def time_from_sigma(self, sigmas: float | torch.Tensor) -> torch.Tensor:
+        """Inverse of the schedule's ``sigma_t``: ``t = (2 / pi) atan(sigma / (d sqrt(1 - sigma^2)))`` (float64)."""
+        sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
+        alphas = torch.sqrt((1.0 - sigmas**2).clamp(min=0.0))
+        return (2.0 / math.pi) * torch.atan2(sigmas, self.config.schedule_d * alphas)
 
     def scale_model_input(
         self,
@@ -380,6 +426,7 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
                 ``(prev_sample, pred_original_sample)``.
         """
         index = self._current_index(timestep, "step")
+        check_generator(generator, sample.shape[0] if isinstance(generator, (list, tuple)) else None)
         dtype = _compute_dtype(sample)
         x = sample.to(dtype)
         x0_hat = model_output.to(device=sample.device, dtype=dtype)

@@ -24,13 +24,13 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from .scheduling_utils import StepIndexMixin
+from .scheduling_utils import StepIndexMixin, check_finite, check_generator
 
 
 __all__ = ["FlowMatchEulerSDEScheduler", "FlowMatchEulerSDESchedulerOutput", "sample_training_sigmas"]
 
 _PREDICTION_TYPES = ("sample", "flow")
-_TIME_GRIDS = ("logit_normal", "uniform")
+_TIME_GRIDS = ("logit_normal", "logit_normal_random", "uniform")
 
 
 @dataclass
@@ -152,15 +152,19 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         gamma (`float`, defaults to 1.5):
             Re-injection strength (ELF's ``sde_gamma``); 0 gives the pure Euler ODE.
         time_grid (`str`, defaults to `"logit_normal"`):
-            ``"logit_normal"``: ``N - 1`` interior points drawn from the logit-normal law below, sorted, plus the
-            endpoints (a fresh random grid per `set_timesteps` call, as in ELF; reproducible with a seeded
-            ``generator``). ``"uniform"``: evenly spaced.
+            ``"logit_normal"``: the ``N - 1`` interior points are the quantiles ``k / N`` (``k = 1..N-1``) of the
+            logit-normal law below, plus the endpoints: a **deterministic** grid, the same for every call, seed and
+            batch (a saved-and-reloaded scheduler gives identical outputs). ``"logit_normal_random"``: ELF's released
+            sampler, ``N - 1`` sorted draws from that law, fresh per `set_timesteps` call; it needs one seeded
+            ``torch.Generator`` (a shared grid cannot follow per-sample generators, so a list of several is refused).
+            ``"uniform"``: evenly spaced.
         time_grid_mean (`float`, defaults to -1.5), time_grid_std (`float`, defaults to 0.8):
             The logit-normal law **in ELF's convention**: ``t_elf = sigmoid(N(mean, std))``, ``sigma = 1 - t_elf``.
     """
 
     _compatibles = []
     order = 1
+    # Before the first `set_timesteps` the scheduler holds the `num_train_timesteps`-step grid (as diffusers' do).
 
     @register_to_config
     def __init__(
@@ -178,14 +182,17 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
             raise ValueError(f"`prediction_type` must be one of {_PREDICTION_TYPES}, got {prediction_type!r}.")
         if time_grid not in _TIME_GRIDS:
             raise ValueError(f"`time_grid` must be one of {_TIME_GRIDS}, got {time_grid!r}.")
-        if noise_scale <= 0:
-            raise ValueError(f"`noise_scale` must be positive, got {noise_scale!r}.")
-        if sigma_clamp <= 0:
-            raise ValueError(f"`sigma_clamp` must be positive, got {sigma_clamp!r}.")
-        if gamma < 0:
-            raise ValueError(f"`gamma` must be >= 0, got {gamma!r}.")
-        if time_grid_std <= 0:
-            raise ValueError(f"`time_grid_std` must be positive, got {time_grid_std!r}.")
+        if (
+            isinstance(num_train_timesteps, bool)
+            or not isinstance(num_train_timesteps, int)
+            or num_train_timesteps < 1
+        ):
+            raise ValueError(f"`num_train_timesteps` must be a positive integer, got {num_train_timesteps!r}.")
+        check_finite("noise_scale", noise_scale, positive=True)
+        check_finite("sigma_clamp", sigma_clamp, positive=True, high=1.0)
+        check_finite("gamma", gamma, low=0.0)
+        check_finite("time_grid_mean", time_grid_mean)
+        check_finite("time_grid_std", time_grid_std, positive=True)
 
         self.num_inference_steps: int | None = None
         self.sigmas: torch.Tensor | None = None
@@ -193,6 +200,9 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         self.alphas: torch.Tensor | None = None
         self._step_index: int | None = None
         self._begin_index: int | None = None
+        self._model_input: tuple[int, torch.Tensor] | None = None  # (step index, output of `scale_model_input`)
+        with torch.device("cpu"):  # also when built inside a meta-device context (model loading)
+            self._set_grid(self._default_grid(num_train_timesteps, generator=None, deterministic=True), device="cpu")
 
     # ------------------------------------------------------------------ diffusers bookkeeping
 
@@ -200,9 +210,6 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
     def init_noise_sigma(self) -> float:
         """Standard deviation of the starting latent (diffusers pipelines draw ``randn * init_noise_sigma``)."""
         return float(self.config.noise_scale)
-
-    def __len__(self) -> int:
-        return self.config.num_train_timesteps
 
     # ------------------------------------------------------------------ forward process (training)
 
@@ -258,6 +265,7 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         device: str | torch.device | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         sigmas: list[float] | torch.Tensor | None = None,
+        timesteps: list[float] | torch.Tensor | None = None,
     ) -> None:
         """
         Build the sigma grid and the model-evaluation sigmas for one sampling run.
@@ -270,11 +278,19 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
             num_inference_steps (`int`, *optional*): N, the number of model evaluations. May be omitted when `sigmas`
                 is given.
             device (`str` or `torch.device`, *optional*): where ``sigmas`` / ``timesteps`` live.
-            generator (`torch.Generator` or list, *optional*): draws the logit-normal grid (a list: its first
-                generator is used). Without it the global RNG is used, so the grid changes per call, as in ELF.
+            generator (`torch.Generator`, *optional*): used only by ``time_grid="logit_normal_random"``, which
+                requires it (one generator, or a list of one). The default grids are deterministic and ignore it.
             sigmas (`list[float]` or `torch.Tensor`, *optional*): a custom grid, strictly decreasing, starting at 1.0
                 and ending at 0.0 (a missing final 0.0 is appended). Overrides `time_grid`.
+            timesteps (`list[float]` or `torch.Tensor`, *optional*): the same as `sigmas` without the final 0.0 (the
+                sigmas at which each step starts; with ``gamma > 0`` the model is then evaluated at the re-noised
+                ``self.timesteps``, which differ from them).
         """
+        check_generator(generator)
+        if sigmas is not None and timesteps is not None:
+            raise ValueError("Pass at most one of `sigmas` and `timesteps`.")
+        if timesteps is not None:
+            sigmas = timesteps
         if sigmas is not None:
             grid = self._validate_sigmas(sigmas)
             if num_inference_steps is not None and num_inference_steps != len(grid) - 1:
@@ -289,6 +305,10 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
             ):
                 raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
             grid = self._default_grid(num_inference_steps, generator)
+        self._set_grid(grid, device)
+
+    def _set_grid(self, grid: torch.Tensor, device: str | torch.device | None) -> None:
+        """Sets ``sigmas``, ``timesteps`` and ``alphas`` from a float32 grid `(N + 1,)` running from 1 to 0."""
         num_steps = len(grid) - 1
 
         # ELF step i: alpha = clip(1 - gamma * h, 0, 1), t_back = alpha * t_i  =>  sigma_back = 1 - alpha * (1 - sigma_i).
@@ -305,25 +325,57 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         self.alphas = alphas  # float64, CPU: read as Python floats in `scale_model_input`
         self._step_index = None
         self._begin_index = None
+        self._model_input = None
 
     def _default_grid(
-        self, num_inference_steps: int, generator: torch.Generator | list[torch.Generator] | None
+        self,
+        num_inference_steps: int,
+        generator: torch.Generator | list[torch.Generator] | None,
+        deterministic: bool = False,
     ) -> torch.Tensor:
-        if self.config.time_grid == "uniform":
+        """The `(N + 1,)` float32 grid of `time_grid` (`deterministic`: the quantile grid for both logit-normals)."""
+        time_grid = self.config.time_grid
+        if time_grid == "uniform":
             grid = torch.linspace(1.0, 0.0, num_inference_steps + 1, dtype=torch.float32)
-        elif self.config.time_grid == "logit_normal":
-            generator = _first_generator(generator)
-            rand_device = generator.device if generator is not None else torch.device("cpu")
-            normal = randn_tensor(
-                (num_inference_steps - 1,), generator=generator, device=rand_device, dtype=torch.float32
-            ).cpu()
+        elif time_grid == "logit_normal" or (time_grid == "logit_normal_random" and deterministic):
+            # Quantile k / N of t_elf = sigmoid(N(mean, std)), k = 1..N-1: increasing t_elf, decreasing sigma.
+            levels = torch.arange(1, num_inference_steps, dtype=torch.float64) / num_inference_steps
+            normal = torch.special.ndtri(levels)
+            t_elf = torch.sigmoid(normal * self.config.time_grid_std + self.config.time_grid_mean)
+            grid = torch.cat([torch.ones(1), (1.0 - t_elf).float(), torch.zeros(1)])
+        elif time_grid == "logit_normal_random":
+            generator = self._grid_generator(generator)
+            normal = torch.randn(num_inference_steps - 1, generator=generator, device=generator.device).cpu()
             t_elf = torch.sigmoid(normal * self.config.time_grid_std + self.config.time_grid_mean)
             interior = torch.sort(1.0 - t_elf, descending=True).values
             grid = torch.cat([torch.ones(1), interior, torch.zeros(1)])
         else:
-            raise ValueError(f"`time_grid` must be one of {_TIME_GRIDS}, got {self.config.time_grid!r}.")
+            raise ValueError(f"`time_grid` must be one of {_TIME_GRIDS}, got {time_grid!r}.")
         grid[0], grid[-1] = 1.0, 0.0
+        if not bool((grid[1:] < grid[:-1]).all()):
+            raise ValueError(
+                f"`num_inference_steps={num_inference_steps}` is too many for a float32 `{time_grid}` grid: two grid "
+                "points coincide. Use fewer steps or `time_grid='uniform'`."
+            )
         return grid
+
+    @staticmethod
+    def _grid_generator(generator) -> torch.Generator:
+        check_generator(generator)
+        if isinstance(generator, (list, tuple)):
+            if len(generator) != 1:
+                raise ValueError(
+                    '`time_grid="logit_normal_random"` draws one grid for the whole batch, so it takes one '
+                    f'`generator`, got a list of {len(generator)}; use the deterministic `time_grid="logit_normal"` '
+                    "for per-sample generators."
+                )
+            generator = generator[0]
+        if generator is None:
+            raise ValueError(
+                '`time_grid="logit_normal_random"` needs a seeded `generator` in `set_timesteps` (it never draws from '
+                'the global RNG); use `time_grid="logit_normal"` for the deterministic grid.'
+            )
+        return generator
 
     @staticmethod
     def _validate_sigmas(sigmas: list[float] | torch.Tensor) -> torch.Tensor:
@@ -349,7 +401,9 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
 
         Moves the latent from the grid sigma ``self.sigmas[i]`` up to the model-evaluation sigma
         ``self.timesteps[i]``. Returns `sample` itself (and draws nothing) when ``alpha == 1``, i.e. for
-        ``gamma = 0`` and on the last step. Call it exactly once per step, before the model.
+        ``gamma = 0`` and on the last step. Call it exactly once per step, before the model, and pass its output to
+        `step`: with ``gamma > 0`` `step` raises if it gets anything else (the Euler update starts from the re-noised
+        latent, so a diffusers-style loop that passes its own `latents` would be silently wrong).
 
         Args:
             sample (`torch.Tensor` of shape `(B, ...)`): the latent at ``self.sigmas[i]``.
@@ -361,12 +415,14 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
             `torch.Tensor` of the shape and dtype of `sample`: the model input at sigma ``self.timesteps[i]``.
         """
         index = self._current_index(timestep, "scale_model_input")
+        check_generator(generator, sample.shape[0] if isinstance(generator, (list, tuple)) else None)
         alpha = self.alphas[index].item()
         if alpha == 1.0:
             return sample
         eps = randn_tensor(sample.shape, generator=generator, device=sample.device, dtype=torch.float32)
-        z_back = alpha * sample.to(torch.float32) + (1.0 - alpha) * self.config.noise_scale * eps
-        return z_back.to(sample.dtype)
+        z_back = (alpha * sample.to(torch.float32) + (1.0 - alpha) * self.config.noise_scale * eps).to(sample.dtype)
+        self._model_input = (index, z_back)
+        return z_back
 
     def step(
         self,
@@ -393,6 +449,8 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
                 ``(prev_sample, pred_original_sample)``.
         """
         index = self._current_index(timestep, "step")
+        if self.alphas[index].item() != 1.0:
+            self._check_model_input(index, sample)
         sample_dtype = sample.dtype
         sample32 = sample.to(torch.float32)
         output32 = model_output.to(torch.float32)
@@ -408,8 +466,23 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         prev_sample = sample32 + (sigma_next - sigma) * velocity
 
         self._step_index += 1
+        self._model_input = None
         prev_sample = prev_sample.to(sample_dtype)
         pred_original_sample = pred_original_sample.to(model_output.dtype)
         if not return_dict:
             return (prev_sample, pred_original_sample)
         return FlowMatchEulerSDESchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
+
+    def _check_model_input(self, index: int, sample: torch.Tensor) -> None:
+        """With re-injection the step must start from this step's `scale_model_input` output (see its docstring)."""
+        if self._model_input is None or self._model_input[0] != index:
+            raise ValueError(
+                f"`gamma={self.config.gamma}` re-injects noise: call `scale_model_input(latents, t)` before `step` at "
+                "every step and pass its output to `step` as `sample` (or use `gamma=0`)."
+            )
+        expected = self._model_input[1]
+        if sample is not expected and not (sample.shape == expected.shape and torch.equal(sample, expected)):
+            raise ValueError(
+                f"`sample` passed to `step` is not the output of `scale_model_input` for this step; with "
+                f"`gamma={self.config.gamma}` the Euler update starts from the re-noised latent it returned."
+            )

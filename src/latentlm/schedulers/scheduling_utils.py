@@ -1,6 +1,34 @@
-"""What diffusers-style schedulers share: the step-index bookkeeping of `step`."""
+"""What latentlm's diffusers-style schedulers share: step-index bookkeeping, `compatibles`, argument checks."""
+
+import importlib
+import math
 
 import torch
+
+
+def check_finite(name: str, value, *, positive: bool = False, low: float | None = None, high: float | None = None):
+    """Raises `ValueError` naming `name` unless `value` is a finite real number (optionally > 0 / within bounds)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
+    if positive and value <= 0:
+        raise ValueError(f"`{name}` must be positive, got {value!r}.")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"`{name}` must be in [{low}, {high}], got {value!r}.")
+
+
+def check_generator(generator, batch_size: int | None = None) -> None:
+    """`generator` must be `None`, a `torch.Generator`, or a list of them (one per batch row when `batch_size`)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return
+    if isinstance(generator, (list, tuple)) and all(isinstance(g, torch.Generator) for g in generator):
+        if batch_size is not None and len(generator) != batch_size:
+            raise ValueError(
+                f"`generator` is a list of {len(generator)} generators but the batch has {batch_size} rows."
+            )
+        return
+    raise TypeError(
+        f"`generator` must be a `torch.Generator`, a list of them or None, got {type(generator).__name__}."
+    )
 
 
 class StepIndexMixin:
@@ -8,6 +36,24 @@ class StepIndexMixin:
     ``begin_index``, ``set_begin_index``). The scheduler sets ``timesteps``, ``_step_index`` and ``_begin_index``
     in ``set_timesteps`` and calls ``_current_index(timestep, "step")`` at each step.
     """
+
+    @classmethod
+    def _get_compatibles(cls):
+        # diffusers resolves `_compatibles` names in `diffusers` only; ours live in `latentlm.schedulers`. A latentlm
+        # scheduler is compatible with itself and with the names it lists (a config of one loads into the other).
+        names = dict.fromkeys([cls.__name__, *cls._compatibles])
+        modules = [importlib.import_module("latentlm.schedulers"), importlib.import_module("diffusers")]
+        found = []
+        for name in names:
+            for module in modules:
+                if hasattr(module, name):
+                    found.append(getattr(module, name))
+                    break
+        return found
+
+    def __len__(self) -> int:
+        """`num_train_timesteps`, as diffusers' schedulers (the paths here are continuous in time)."""
+        return self.config.num_train_timesteps
 
     @property
     def step_index(self) -> int | None:

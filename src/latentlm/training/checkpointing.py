@@ -5,32 +5,47 @@ Layout of ``<output_dir>/checkpoints/checkpoint-<step>/``::
     model/                   save_pretrained of the unwrapped model (config.json + model.safetensors); for LoRA runs
                              the PEFT adapter plus the base model's config.json
     model.safetensors        LoRA runs only: the full weights (base + adapter), as saved by Accelerate
-    optimizer.bin            AdamW state
-    scheduler.bin            LR scheduler state
-    random_states_0.pkl      Python / NumPy / torch RNG states, one file per process
-    custom_checkpoint_0.pkl  `TrainState`: the step counter and the data position
-    custom_checkpoint_1.pkl  `EMA` shadow weights (when ``ema_decay > 0``)
+    optimizer.bin            AdamW state                                   (Accelerate, loaded with weights_only)
+    scheduler.bin            LR scheduler state                            (Accelerate, loaded with weights_only)
+    random_states_0.pkl      Python / NumPy / torch RNG states, one file per process       (idem)
+    train_state.json         `TrainState`: the step counter and the data position
+    ema.safetensors          `EMA` shadow weights (when ``ema_decay > 0``), its decay and count in ``ema.json``
+    manifest.json            size and SHA-256 of every other file, written last
 
-A checkpoint is written by `accelerate.Accelerator.save_state` into a hidden sibling directory, fsynced, then renamed
-into place, so a crash mid-save leaves the previous checkpoints intact and an incomplete one is never mistaken for a
-complete one. The non-model files are Accelerate's own pickles: only resume from checkpoints you wrote yourself.
+A checkpoint is written into a hidden sibling directory, fsynced, then renamed into place, so a crash mid-save leaves
+the previous checkpoints intact and an incomplete one is never mistaken for a complete one. Nothing of latentlm's own
+is a pickle, and Accelerate's files are loaded with ``weights_only=True``, so resuming never runs code stored in a
+checkpoint. On resume the manifest is verified (every file present with its size and hash, no extra file, finite
+weights); ``"latest"`` falls back, with a warning, to the newest checkpoint that passes. Rotation renames a
+checkpoint to a hidden name before deleting it, so a kill mid-rotation never leaves a half-deleted ``checkpoint-N``.
 """
 
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import re
 import shutil
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
 
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"
 MODEL_DIR = "model"
+MANIFEST_NAME = "manifest.json"
+TRAIN_STATE_NAME = "train_state.json"
+EMA_WEIGHTS_NAME, EMA_STATE_NAME = "ema.safetensors", "ema.json"
 _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is incomplete, damaged, or holds non-finite weights."""
 
 
 @dataclasses.dataclass
@@ -51,6 +66,9 @@ class TrainState:
         return dataclasses.asdict(self)
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        fields = {f.name for f in dataclasses.fields(self)}
+        if set(state_dict) != fields or not all(type(v) is int and v >= 0 for v in state_dict.values()):
+            raise CheckpointError(f"The train state must hold the integers {sorted(fields)}, got {state_dict!r}.")
         for key, value in state_dict.items():
             setattr(self, key, value)
 
@@ -82,17 +100,126 @@ def resolve_checkpoint(output_dir: str | Path, resume_from_checkpoint: str | Non
     if resume_from_checkpoint == "latest":
         if not checkpoints:
             logger.info(f"No checkpoint in {output_dir}; starting a new run.")
-        return checkpoints[-1] if checkpoints else None
+            return None
+        for path in reversed(checkpoints):
+            try:
+                verify_checkpoint(path)
+            except CheckpointError as err:
+                logger.warning(f"Skipping damaged checkpoint {path}: {err}")
+                continue
+            if path != checkpoints[-1]:
+                logger.warning(f"Resuming from {path}, the newest intact checkpoint.")
+            return path
+        raise CheckpointError(
+            f"Every checkpoint in {Path(output_dir) / CHECKPOINTS_DIR} is damaged (see the warnings above); "
+            "remove them to start anew."
+        )
     path = Path(resume_from_checkpoint)
     if not (path / MODEL_DIR / "config.json").is_file():
-        raise ValueError(
+        raise CheckpointError(
             f"`resume_from_checkpoint`: {path} is not a checkpoint directory (no {MODEL_DIR}/config.json)."
         )
+    verify_checkpoint(path)
     return path
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int, total_limit: int | None) -> Path:
+def verify_checkpoint(path: str | Path) -> None:
+    """Raises `CheckpointError` unless every file of the manifest is there with its size and hash, no other file
+    is, and every floating-point tensor of the checkpoint's safetensors files is finite."""
+    path = Path(path)
+    manifest_file = path / MANIFEST_NAME
+    try:
+        manifest = json.loads(manifest_file.read_text())
+        files = manifest["files"]
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{path} has no {MANIFEST_NAME}: it was cut short or written by an older latentlm."
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{manifest_file} is unreadable: {err}") from err
+    present = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()} - {MANIFEST_NAME}
+    if present - files.keys():
+        raise CheckpointError(f"{path} holds files its manifest does not list: {sorted(present - files.keys())}.")
+    for name, expected in files.items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"{file} is missing.")
+        if file.stat().st_size != expected["size"] or _sha256(file) != expected["sha256"]:
+            raise CheckpointError(f"{file} does not match the manifest (size or SHA-256): it was damaged.")
+    for name in files:
+        if name.endswith(".safetensors"):
+            _check_finite(path / name)
+
+
+def _check_finite(file: Path) -> None:
+    try:
+        tensors = load_file(file)
+    except Exception as err:  # noqa: BLE001  (safetensors raises its own error type for a bad header)
+        raise CheckpointError(f"{file} is unreadable: {err}") from err
+    bad = [name for name, t in tensors.items() if torch.is_floating_point(t) and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(f"{file} holds NaN or infinite weights ({bad[:3]}): the run had diverged.")
+
+
+def load_checkpoint(accelerator: Accelerator, path: str | Path, state: TrainState, ema=None) -> None:
+    """Restores a verified checkpoint: Accelerate's state (model, optimizer, LR scheduler, RNG), then the train
+    state and the EMA, which latentlm stores as JSON and safetensors."""
+    from accelerate.utils import load as safe_load  # torch.load with weights_only=True (and NumPy's RNG types)
+
+    path = Path(path)
+    rng_file = path / f"random_states_{accelerator.process_index}.pkl"
+    try:  # Accelerate would only log an unreadable RNG state at INFO level and let the run diverge
+        safe_load(rng_file)
+    except Exception as err:  # noqa: BLE001
+        raise CheckpointError(f"{rng_file} is missing or unreadable: {err}") from err
+    accelerator.load_state(str(path))  # Accelerate's `load` uses weights_only=True for every file it reads
+    state.load_state_dict(json.loads((path / TRAIN_STATE_NAME).read_text()))
+    if ema is not None:
+        if not (path / EMA_WEIGHTS_NAME).is_file():
+            raise CheckpointError(f"{path} has no EMA weights but the run keeps an EMA (`ema_decay > 0`).")
+        ema.load_state_dict(
+            {**json.loads((path / EMA_STATE_NAME).read_text()), "shadow": load_file(path / EMA_WEIGHTS_NAME)}
+        )
+
+
+def _write_own_state(directory: Path, state: TrainState | None, ema) -> None:
+    if state is not None:
+        (directory / TRAIN_STATE_NAME).write_text(json.dumps(state.state_dict()))
+    if ema is not None:
+        ema_state = ema.state_dict()
+        save_file({k: v.detach().cpu().contiguous() for k, v in ema_state.pop("shadow").items()},
+                  directory / EMA_WEIGHTS_NAME)  # fmt: skip
+        (directory / EMA_STATE_NAME).write_text(json.dumps(ema_state))
+
+
+def _write_manifest(directory: Path) -> None:
+    files = {
+        p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_NAME
+    }
+    (directory / MANIFEST_NAME).write_text(json.dumps({"files": files}, indent=1))
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    accelerator: Accelerator,
+    output_dir: str | Path,
+    step: int,
+    total_limit: int | None,
+    state: TrainState | None = None,
+    ema=None,
+) -> Path:
     """Saves the full training state as ``checkpoints/checkpoint-<step>`` atomically, then rotates old checkpoints.
+
+    `state` and `ema` (an `EMA`) are written by latentlm itself (JSON and safetensors), then the manifest, last.
 
     Call on every process (`Accelerator.save_state` is collective); only the main process touches the file system
     otherwise.
@@ -100,12 +227,15 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str | Path, step: int,
     root = Path(output_dir) / CHECKPOINTS_DIR
     final, partial = root / f"checkpoint-{step}", root / f".checkpoint-{step}.partial"
     if accelerator.is_main_process and root.is_dir():
-        for leftover in root.glob(".checkpoint-*.partial"):  # from a crash mid-save
-            shutil.rmtree(leftover)
+        for leftover in [*root.glob(".checkpoint-*.partial"), *root.glob(".checkpoint-*.deleting"),
+                         *root.glob(".checkpoint-*.stale")]:  # fmt: skip
+            shutil.rmtree(leftover)  # from a crash mid-save or mid-rotation
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        _write_own_state(partial, state, ema)
+        _write_manifest(partial)
         _fsync_tree(partial)
         _replace_dir(partial, final)
         _fsync(root)
@@ -158,7 +288,9 @@ def _rotate(output_dir: str | Path, total_limit: int | None) -> None:
         return
     for path in checkpoints[:-total_limit]:
         logger.info(f"Deleting old checkpoint {path}")
-        shutil.rmtree(path)
+        doomed = path.with_name(f".{path.name}.deleting")  # never a half-deleted `checkpoint-N` under its real name
+        os.replace(path, doomed)
+        shutil.rmtree(doomed)
 
 
 def _replace_dir(source: Path, target: Path) -> None:

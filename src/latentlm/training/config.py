@@ -13,6 +13,7 @@ everywhere, including inside ``model:``.
 """
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -190,6 +191,11 @@ class TrainingConfig:
             raise ValueError(f"`source_column`: method {self.method!r} cannot be trained on paired data.")
         if not 0 < self.validation_split < 1:
             raise ValueError(f"`validation_split` must be in (0, 1), got {self.validation_split}.")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"`{f.name}` must be a finite number, got {value}.")
+        _check_data_file(self.dataset)
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _check_choice("report_to", self.report_to, REPORT_TO)
         _check_choice("lr_scheduler_type", self.lr_scheduler_type, LR_SCHEDULERS)
@@ -225,7 +231,12 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] | Mappi
     """
     values = {}
     if path is not None:
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"No such config file: {str(path)!r}.")
+        try:
+            values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is not a valid YAML file: {err}") from err
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a mapping of training config keys, got {type(values).__name__}.")
     values = _read_scientific(values)
@@ -289,6 +300,31 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
         return value
     expected = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
     raise ValueError(f"`{name}` must be {expected}, got {value!r}.")
+
+
+def _check_data_file(dataset: str) -> None:
+    """A local data file must exist, hold something and be UTF-8 (`datasets` would only say that "an error occurred
+    while generating the dataset")."""
+    from ..hub import looks_like_local_path
+
+    path = Path(dataset).expanduser()
+    if not path.exists():
+        if looks_like_local_path(dataset) or path.suffix in (".txt", ".json", ".jsonl", ".csv", ".parquet"):
+            raise FileNotFoundError(f"`dataset`: no such file or folder: {dataset!r}.")
+        return  # a corpus name or a Hub dataset
+    if not path.is_file() or path.suffix == ".parquet":
+        return
+    has_text = False
+    try:
+        with path.open(encoding="utf-8") as f:
+            for chunk in iter(lambda: f.read(1 << 20), ""):
+                has_text = has_text or bool(chunk.strip())
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"`dataset`: {dataset} is not UTF-8 text ({err.reason} at byte {err.start}); re-encode it as UTF-8."
+        ) from err
+    if not has_text:
+        raise ValueError(f"`dataset`: {dataset} is empty.")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

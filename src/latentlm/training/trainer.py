@@ -39,7 +39,14 @@ from ..data import DataCollatorForFixedLength, eos_token_id_for
 from ..hub import save_training_card
 from ..models.encoders import default_encoder_path
 from ..models.registry import MethodSpec, get_method
-from .checkpointing import MODEL_DIR, TrainState, register_model_hooks, resolve_checkpoint, save_checkpoint
+from .checkpointing import (
+    MODEL_DIR,
+    TrainState,
+    load_checkpoint,
+    register_model_hooks,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from .config import TrainingConfig
 from .distributed import OutputDirLock, check_launch, check_sharding, per_device_batch_size, use_cpu_backend
 from .ema import EMA
@@ -157,13 +164,10 @@ def _train(config: TrainingConfig, accelerator: Accelerator) -> TrainResult:
         )
 
     state = TrainState()
-    accelerator.register_for_checkpointing(state)
-    if ema is not None:
-        accelerator.register_for_checkpointing(ema)
     register_model_hooks(accelerator)
     if checkpoint is not None:
         logger.info(f"Resuming from {checkpoint}")
-        accelerator.load_state(str(checkpoint))
+        load_checkpoint(accelerator, checkpoint, state, ema)
     resumed_step = state.step
     accelerator.init_trackers("latentlm", config=_flat_scalars(config.to_dict()))
     metrics = MetricsLog(accelerator, output_dir / LOG_NAME, resume_step=state.step)
@@ -177,7 +181,7 @@ def _train(config: TrainingConfig, accelerator: Accelerator) -> TrainResult:
     )
     train_loss, eval_loss = _train_loop(run)
     if checkpoint is None or state.step != resumed_step:
-        checkpoint = save_checkpoint(accelerator, output_dir, state.step, config.save_total_limit)
+        checkpoint = save_checkpoint(accelerator, output_dir, state.step, config.save_total_limit, state, ema)
 
     unwrapped = accelerator.unwrap_model(model)
     if ema is not None:
@@ -255,7 +259,7 @@ def _train_loop(run: _Run) -> tuple[float | None, float | None]:
                 eval_loss = evaluate(model, run.eval_dataloader, accelerator, config.seed)
                 run.metrics.log(state.step, {"eval_loss": eval_loss})
             if config.save_steps and state.step % config.save_steps == 0 and not done:
-                save_checkpoint(accelerator, config.output_dir, state.step, config.save_total_limit)
+                save_checkpoint(accelerator, config.output_dir, state.step, config.save_total_limit, state, run.ema)
             if done:
                 break
         else:

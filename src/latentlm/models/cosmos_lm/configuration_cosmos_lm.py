@@ -6,10 +6,16 @@ The method is named `CosmosLM...` because NVIDIA's Cosmos already has classes in
 
 from transformers import PreTrainedConfig
 
-from ..configuration_utils import check_conditioning, check_heads_divide_hidden, check_positive, check_probability
+from ..configuration_utils import (
+    StrictConfigMixin,
+    check_conditioning,
+    check_heads_divide_hidden,
+    check_positive,
+    check_probability,
+)
 
 
-class CosmosLMAutoencoderConfig(PreTrainedConfig):
+class CosmosLMAutoencoderConfig(StrictConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`CosmosLMAutoencoder`]: `max_position_embeddings` (L) tokens <-> `num_latents` (N) latents.
 
@@ -111,7 +117,7 @@ class CosmosLMAutoencoderConfig(PreTrainedConfig):
         return self.max_position_embeddings / self.num_latents
 
 
-class CosmosLMConfig(PreTrainedConfig):
+class CosmosLMConfig(StrictConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`CosmosLMModel`] and [`CosmosLMForDiffusion`]: the denoiser of Cosmos' latent diffusion.
 

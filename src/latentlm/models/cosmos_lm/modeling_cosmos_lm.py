@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.utils import ModelOutput
+from transformers import initialization as init
+from transformers.utils import ModelOutput, can_return_tuple
 
 from ...schedulers import EulerMaruyamaVPScheduler
-from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
+from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer, LatentLMModelMixin
 from ..encoders import FrozenTextEncoderMixin
 from ..heads import FactoredLMHead
 from ..modeling_utils import ConditionalTrainingMixin, LatentDiffusionMixin, TextCondition
@@ -61,7 +62,7 @@ class CosmosLMDiffusionOutput(ModelOutput):
     pred_original_sample: torch.FloatTensor | None = None
 
 
-class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
+class CosmosLMAutoencoder(LatentLMModelMixin, PreTrainedModel, FrozenTextEncoderMixin):
     """Cosmos' text autoencoder: `encode` L tokens into N latents, `decode` N latents into L token logits.
 
     Like diffusers' `AutoencoderKL`, it is trained on its own and frozen afterwards; the diffusion pipeline holds it
@@ -123,6 +124,9 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
             std = self.config.initializer_range
             for param in (self.token_positions, self.latent_queries, self.latent_positions, self.token_slots):
                 nn.init.normal_(param, std=std)
+            # Unfitted statistics are zeros (`has_*_statistics` is False), also after a partial or mismatched load.
+            for buffer in (self.activation_mean, self.activation_std, self.latent_mean, self.latent_std):
+                init.zeros_(buffer)
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head.unembed
@@ -287,6 +291,7 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
     # Training objective
     # ----------------------------------------------------------------------------------------------------------
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -379,6 +384,8 @@ class CosmosLMPreTrainedModel(DenoiserPreTrainedModel):
 class CosmosLMModel(CosmosLMPreTrainedModel):
     """The bare Cosmos denoiser: `DenoiserTransformer` (with long skips) configured by `CosmosLMConfig`."""
 
+    main_input_name = "hidden_states"
+
     def __init__(self, config: CosmosLMConfig):
         super().__init__(config)
         self.transformer = DenoiserTransformer(config)
@@ -467,6 +474,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
     # Training objective
     # ----------------------------------------------------------------------------------------------------------
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor,

@@ -2,10 +2,16 @@
 
 from transformers import PreTrainedConfig
 
-from ..configuration_utils import check_conditioning, check_heads_divide_hidden, check_positive, check_probability
+from ..configuration_utils import (
+    StrictConfigMixin,
+    check_conditioning,
+    check_heads_divide_hidden,
+    check_positive,
+    check_probability,
+)
 
 
-class ELFConfig(PreTrainedConfig):
+class ELFConfig(StrictConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`ELFModel`] and [`ELFForFlowMatching`].
 

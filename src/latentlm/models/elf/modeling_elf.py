@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel  # noqa: F401  (diffusers' pipeline loader looks the base class up by name)
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, can_return_tuple
 
 from ...schedulers import FlowMatchEulerSDEScheduler, sample_training_sigmas
 from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
@@ -67,6 +67,8 @@ class ELFPreTrainedModel(DenoiserPreTrainedModel):
 
 class ELFModel(ELFPreTrainedModel):
     """The bare ELF denoiser: `DenoiserTransformer` configured by `ELFConfig` (diffusers argument names)."""
+
+    main_input_name = "hidden_states"
 
     def __init__(self, config: ELFConfig):
         super().__init__(config)
@@ -147,6 +149,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
     # Training objective
     # ----------------------------------------------------------------------------------------------------------
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor,

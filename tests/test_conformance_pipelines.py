@@ -1,0 +1,94 @@
+"""What diffusers-style code expects of any latentlm pipeline: callback properties, component swaps, round trips.
+
+The pipeline builders come from the per-pipeline test modules; add a new pipeline's builder to `BUILDERS`.
+"""
+
+import copy
+
+import pytest
+import torch
+
+from latentlm import AutoPipelineForTextGeneration
+from test_pipeline_cosmos import make_pipeline as make_cosmos
+from test_pipeline_elf import make_pipeline as make_elf
+
+
+BUILDERS = {"ELFPipeline": make_elf, "CosmosLMPipeline": make_cosmos}
+
+
+@pytest.fixture(params=sorted(BUILDERS))
+def pipe(request, tiny_tokenizer):
+    return BUILDERS[request.param](tiny_tokenizer)
+
+
+def _run(pipe, **kwargs):
+    call = dict(batch_size=2, gen_length=6, num_inference_steps=3, generator=torch.Generator().manual_seed(0))
+    return pipe(**{**call, **kwargs})
+
+
+def test_callbacks_see_num_timesteps_and_guidance_scale(pipe):
+    seen = []
+
+    def callback(p, step, t, kwargs):
+        seen.append((p.num_timesteps, p.guidance_scale))
+        return kwargs
+
+    _run(pipe, sc_guidance_scale=1.5, callback_on_step_end=callback)
+    assert seen == [(3, 1.0)] * 3  # no condition: no classifier-free guidance
+
+
+def test_save_load_round_trip_gives_identical_samples(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path)
+    loaded = AutoPipelineForTextGeneration.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert type(loaded) is type(pipe)
+    assert torch.equal(_run(pipe, output_type="latent").latents, _run(loaded, output_type="latent").latents)
+
+
+def test_a_scheduler_without_init_noise_sigma_can_be_swapped_in(pipe):
+    scheduler_class = type(pipe.scheduler)
+
+    class NoInitNoiseSigma(scheduler_class):  # like diffusers' flow-matching schedulers
+        def __getattribute__(self, name):
+            if name == "init_noise_sigma":
+                raise AttributeError(name)
+            return super().__getattribute__(name)
+
+    pipe.scheduler = NoInitNoiseSigma.from_config(pipe.scheduler.config)
+    assert torch.isfinite(_run(pipe, output_type="latent").latents).all()
+
+
+def test_replacing_the_autoencoder_takes_effect(tiny_tokenizer):
+    pipe = make_cosmos(tiny_tokenizer)
+    before = _run(pipe, output_type="seq").sequences
+    other = copy.deepcopy(pipe.autoencoder)
+    with torch.no_grad():
+        other.lm_head.unembed.bias[tiny_tokenizer.convert_tokens_to_ids("cat")] = 1e4  # decodes every token as "cat"
+    pipe.autoencoder = other
+    assert pipe.model.autoencoder is other
+    after = _run(pipe, output_type="seq").sequences
+    assert not torch.equal(before, after)
+    assert (after == tiny_tokenizer.convert_tokens_to_ids("cat")).all()
+
+
+def test_call_signature_is_explicit_and_return_dict_false_follows_the_output_fields(pipe):
+    """diffusers' signature checks (and `help(pipe)`) see every argument; the tuple is `TextPipelineOutput`'s order."""
+    import inspect
+
+    parameters = inspect.signature(pipe.__call__).parameters
+    assert not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters.values())
+    for name in ("prompt", "source", "negative_prompt", "num_return_sequences", "max_new_tokens", "gen_length",
+                 "num_inference_steps", "guidance_scale", "generator", "latents", "output_type", "return_dict",
+                 "callback_on_step_end", "callback_on_step_end_tensor_inputs"):  # fmt: skip
+        assert name in parameters
+    out = _run(pipe)
+    sequences, texts, latents = _run(pipe, return_dict=False)
+    assert torch.equal(sequences, out.sequences) and texts == out.texts and torch.equal(latents, out.latents)
+
+
+def test_latents_without_a_length_set_the_batch_and_the_length(pipe):
+    """ELF's latents are one per token (their length is the text's); Cosmos' N latents describe the full L tokens."""
+    latents = _run(pipe, output_type="latent").latents
+    out = pipe(latents=latents, num_inference_steps=2, output_type="seq")
+    fixed_shape = pipe.model.latent_shape(1) == pipe.model.latent_shape(2)
+    assert out.sequences.shape == (2, pipe.model.max_gen_length if fixed_shape else latents.shape[1])
