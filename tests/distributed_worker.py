@@ -42,8 +42,8 @@ def main(argv: list[str]) -> None:
     if kill_after is not None:
         save_checkpoint = trainer.save_checkpoint
 
-        def save_then_die(accelerator, output_dir, step, total_limit):
-            path = save_checkpoint(accelerator, output_dir, step, total_limit)
+        def save_then_die(accelerator, output_dir, step, *args, **kwargs):
+            path = save_checkpoint(accelerator, output_dir, step, *args, **kwargs)
             if step == kill_after:
                 os._exit(17)
             return path
