@@ -32,12 +32,14 @@ def _method_specs() -> dict[str, MethodSpec]:
 
     from .cosmos_lm import CosmosLMAutoencoder, CosmosLMAutoencoderConfig, CosmosLMConfig, CosmosLMForDiffusion
     from .elf import ELFConfig, ELFForFlowMatching
+    from .nfdm import NFDMConfig, NFDMForDiffusion
 
     return {
         # Cosmos trains in two stages: the autoencoder, then diffusion on its latents (`--autoencoder PATH`).
         "cosmos-autoencoder": MethodSpec("cosmos-autoencoder", CosmosLMAutoencoderConfig, CosmosLMAutoencoder),
         "cosmos": MethodSpec("cosmos", CosmosLMConfig, CosmosLMForDiffusion, pipeline_class="CosmosLMPipeline"),
         "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, pipeline_class="ELFPipeline"),
+        "nfdm": MethodSpec("nfdm", NFDMConfig, NFDMForDiffusion, pipeline_class="NFDMPipeline"),
         "ar": MethodSpec("ar", LlamaConfig, LlamaForCausalLM, pipeline_class=None),
     }
 

@@ -1,0 +1,42 @@
+"""Sampling from NFDM (a learned Gaussian forward process, arXiv 2601.16220)."""
+
+import torch
+from diffusers.utils import replace_example_docstring
+
+from ..models.nfdm.modeling_nfdm import NFDMForDiffusion
+from ..schedulers import LearnedGaussianSDEScheduler
+from .pipeline_latent_diffusion import LatentDiffusionTextPipeline
+
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import torch
+        >>> from latentlm import LearnedGaussianSDEScheduler, NFDMPipeline
+
+        >>> pipe = NFDMPipeline.from_pretrained("runs/nfdm")
+        >>> out = pipe(batch_size=4, gen_length=64, num_inference_steps=64, generator=torch.Generator().manual_seed(0))
+        >>> # The probability-flow ODE or the ancestral sampler instead of the reverse SDE:
+        >>> pipe.scheduler = LearnedGaussianSDEScheduler.from_config(pipe.scheduler.config, solver="ancestral")
+        ```
+"""
+
+
+class NFDMPipeline(LatentDiffusionTextPipeline):
+    r"""Unconditional generation with NFDM through the shared loop: the model hands the scheduler ``x_hat``, its
+    learned forward process at ``(x_hat, t)`` with time derivatives, and ``g(t)``; the scheduler integrates the reverse
+    SDE, the probability-flow ODE or the ancestral sampler (``solver`` in its config); the tied head rounds the final
+    latents to tokens. NFDM has no guidance: leave ``guidance_scale`` at ``None``.
+    """
+
+    def __init__(self, model: NFDMForDiffusion, scheduler: LearnedGaussianSDEScheduler, tokenizer=None):
+        super().__init__(model=model, scheduler=scheduler, tokenizer=tokenizer)
+
+    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(self, *args, **kwargs):
+        r"""Generates text with NFDM; arguments as in [`LatentDiffusionTextPipeline.__call__`].
+
+        Examples:
+        """
+        return super().__call__(*args, **kwargs)
