@@ -6,6 +6,7 @@
     latentlm evaluate samples.jsonl | PIPELINE_DIR
     latentlm bench --model elf=PATH --ar-baseline PATH [--quick]
     latentlm reconstruct --autoencoder ae16=PATH [--autoencoder ...] [--noise-levels 0 0.5 1 ...]
+    latentlm likelihood PATH [--corpus english-prose --seq-len 64 --num-draws 4]
 
 One small function per subcommand; `main` dispatches. Run it as ``latentlm``, ``python -m latentlm.cli`` or, on
 several devices, ``accelerate launch -m latentlm.cli train ...``.
@@ -133,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
         "reconstruct", help="reconstruction accuracy of Cosmos autoencoders under latent noise", allow_abbrev=False
     )
     add_reconstruct_arguments(reconstruct).set_defaults(func=run_reconstruct_from_args)
+
+    from .evaluation.likelihood import add_likelihood_arguments, run_likelihood_from_args
+
+    likelihood = subcommands.add_parser(
+        "likelihood",
+        help="held-out bits per token: an NFDM model's ELBO or a causal LM's NLL",
+        description="Bits per token on held-out text: the variational bound of a diffusion model that has one (NFDM), "
+        "with its Monte Carlo standard error, or the exact NLL of a causal LM (the ar method), on the same blocks.",
+        allow_abbrev=False,
+    )
+    add_likelihood_arguments(likelihood).set_defaults(func=run_likelihood_from_args)
     return parser
 
 

@@ -1,14 +1,25 @@
 """The parts NFDM adds to the shared backbone: the forward-process network F_phi, the learned volatility g(t) and
 the learned importance sampler of training times."""
 
+import math
 from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.embeddings import TimestepEmbedding
 from torch import nn
 
 from ..backbone import RotaryEmbedding, SelfAttention, SwiGLU
+
+
+def sinusoidal_features(scalar: torch.Tensor, dim: int = 256, max_period: float = 10000.0) -> torch.Tensor:
+    """`(batch,)` -> `(batch, dim)` ``[cos(scalar * f_i), sin(scalar * f_i)]`` with geometric frequencies from 1 to
+    ``1 / max_period``, computed in the input's dtype (diffusers' `Timesteps` rounds to float32, which a float64
+    finite-difference check of the time derivative would see)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=scalar.device, dtype=scalar.dtype) / half)
+    angles = scalar[:, None] * freqs[None]
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
 class AdaLNBlock(nn.Module):
@@ -57,7 +68,6 @@ class NFDMForwardProcess(nn.Module):
         )
         self.time_scale = config.forward_time_scale
         self.input_proj = nn.Linear(latent_dim, hidden)
-        self.time_features = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(256, hidden)
         self.rotary = RotaryEmbedding(
             hidden // config.forward_num_heads, config.max_position_embeddings, config.rope_theta
@@ -78,7 +88,7 @@ class NFDMForwardProcess(nn.Module):
             ``(mean_bar, log_std_bar)``, each `(batch, seq_len, latent_dim)`.
         """
         batch, seq_len, _ = sample.shape
-        time_emb = self.time_embedding(self.time_features(self.time_scale * timestep).to(sample.dtype))
+        time_emb = self.time_embedding(sinusoidal_features(self.time_scale * timestep.to(sample.dtype)))
         hidden = self.input_proj(sample)
         rotary = self.rotary(seq_len, hidden.dtype)
         key_mask = None if attention_mask is None else attention_mask.bool()

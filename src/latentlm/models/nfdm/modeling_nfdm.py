@@ -226,7 +226,7 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
         if timesteps is None:
             timesteps, density = self.sample_timesteps(batch, x.device)
         else:
-            timesteps = torch.as_tensor(timesteps, device=x.device, dtype=torch.float32).expand(batch)
+            timesteps = torch.as_tensor(timesteps, device=x.device, dtype=x.dtype).expand(batch)
             density = torch.ones(batch, device=x.device)
         t = timesteps.to(x.dtype)
 
@@ -241,19 +241,19 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
         g = self.volatility(t)[:, None, None]
         drift = sched.drift(z, mean, std, mean_dt, std_dt, g)
         pred_drift = sched.drift(z, pred_mean, pred_std, pred_mean_dt, pred_std_dt, g)
-        per_token = 0.5 * (drift - pred_drift).float().pow(2).sum(-1) / g.float().squeeze(-1) ** 2
+        per_token = 0.5 * _upcast(drift - pred_drift).pow(2).sum(-1) / _upcast(g).squeeze(-1) ** 2
         diffusion_integrand = (per_token * token_mask).sum(-1)
 
         # Reconstruction: z_0 ~ q(z_0 | x) = N(x, delta^2), rounded by the tied head.
         z0 = x + cfg.delta * torch.randn_like(x)
-        logits = self.token_logits(z0).float()
+        logits = _upcast(self.token_logits(z0))
         nll = F.cross_entropy(logits.transpose(1, 2), labels.masked_fill(labels == -100, 0), reduction="none")
         reconstruction = (nll * token_mask).sum(-1)
 
         # Prior: KL(q(z_1 | x) || N(0, I)); the parametrisation makes it 0, computed so the bound is complete.
         mean_1, std_1 = sched.moments(x, 1.0, torch.zeros_like(x), torch.zeros_like(x))
         kl = 0.5 * (mean_1.pow(2) + std_1.pow(2) - 1) - std_1.log()
-        prior = (kl.float().sum(-1) * token_mask).sum(-1)
+        prior = (_upcast(kl).sum(-1) * token_mask).sum(-1)
 
         return NFDMBoundTerms(
             reconstruction=reconstruction,
@@ -261,7 +261,7 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
             prior=prior,
             timesteps=timesteps,
             density=density,
-            num_tokens=token_mask.float().sum(-1),
+            num_tokens=_upcast(token_mask).sum(-1),
         )
 
     # ----------------------------------------------------------------------------------------------------------
@@ -331,6 +331,11 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
     def decode_latents(self, latents, *, guidance_scale=None, attention_mask=None) -> torch.Tensor:
         """Token logits through the tied head (the official code's rounding: argmax of ``z_0 E^T``)."""
         return self.token_logits(latents)
+
+
+def _upcast(tensor: torch.Tensor) -> torch.Tensor:
+    """Half-precision tensors to float32 for the bound's sums; float32 and float64 unchanged."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
 
 
 __all__ = ["NFDMBoundTerms", "NFDMForDiffusion", "NFDMModel", "NFDMOutput", "NFDMPreTrainedModel"]
