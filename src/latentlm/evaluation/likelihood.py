@@ -77,9 +77,10 @@ def held_out_blocks(tokenizer, dataset="english-prose", split: str = "test", seq
 
 
 def _batches(blocks, batch_size: int, device):
-    for start in range(0, len(blocks), batch_size):
-        rows = blocks[start : start + batch_size]
-        yield (torch.tensor(rows["input_ids"], device=device), torch.tensor(rows["attention_mask"], device=device))
+    from .reconstruction import iterate_batches
+
+    for batch in iterate_batches(blocks, batch_size):
+        yield batch["input_ids"].to(device), batch["attention_mask"].to(device)
 
 
 @torch.no_grad()
