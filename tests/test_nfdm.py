@@ -229,3 +229,17 @@ def test_scheduler_names_a_model_output_without_the_packed_channels():
     sched.set_timesteps(2)
     with pytest.raises(ValueError, match="`model_output`"):
         sched.step(torch.randn(1, 3, 4), sched.timesteps[0], torch.randn(1, 3, 4))
+
+
+def test_the_subsampled_reconstruction_term_is_unbiased_and_evaluation_scores_every_token():
+    model = tiny_model(torch.float64, reconstruction_token_fraction=0.25, embedding_init_std=0.3)
+    ids = torch.randint(0, 32, (2, 6))
+    x, labels, mask = model.embed_tokens(ids), ids, torch.ones(2, 6, dtype=torch.float64)
+    mask[1, 5] = 0
+    torch.manual_seed(0)
+    with torch.no_grad():
+        full = torch.stack([model.eval()._reconstruction(x, labels, mask) for _ in range(800)])
+        sampled = torch.stack([model.train()._reconstruction(x, labels, mask) for _ in range(800)])
+    error = (sampled.std(0) / math.sqrt(800)).max().item()
+    assert (sampled.mean(0) - full.mean(0)).abs().max() < 4 * error
+    assert sampled.std(0).min() > 2 * full.std(0).max()  # a subset was scored in training, all tokens in evaluation

@@ -36,6 +36,9 @@ class NFDMConfig(PreTrainedConfig):
         volatility_hidden_size (`int`, defaults to 64): width of the 3-hidden-layer MLP of ``g(t) = softplus(MLP(t))``.
         num_time_buckets (`int`, defaults to 100): buckets of the learned importance time sampler; 0 samples t
             uniformly.
+        reconstruction_token_fraction (`float`, defaults to 1.0): in training, the reconstruction term's sum over
+            tokens is estimated from this random share of the tokens, weighted by its inverse (unbiased, cheaper: the
+            tied head over the vocabulary is the costliest matmul of a small model). Evaluation scores every token.
     """
 
     model_type = "latentlm_nfdm"
@@ -70,6 +73,7 @@ class NFDMConfig(PreTrainedConfig):
     delta: float = 0.1
     volatility_hidden_size: int = 64
     num_time_buckets: int = 100
+    reconstruction_token_fraction: float = 1.0
 
     pad_token_id: int | None = 0
     bos_token_id: int | None = None
@@ -99,6 +103,10 @@ class NFDMConfig(PreTrainedConfig):
             )
         if not 0.0 < self.delta < 1.0:
             raise ValueError(f"`delta` must be in (0, 1), got {self.delta}.")
+        if not 0.0 < self.reconstruction_token_fraction <= 1.0:
+            raise ValueError(
+                f"`reconstruction_token_fraction` must be in (0, 1], got {self.reconstruction_token_fraction}."
+            )
         if self.predictor_offset < 0:
             raise ValueError(f"`predictor_offset` must be non-negative, got {self.predictor_offset}.")
         if self.num_time_buckets < 0:

@@ -214,7 +214,7 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
                 time sampler.
             noise: `(batch, seq_len, latent_dim)` the ``eps`` of ``z_t = mean + std eps``; default: fresh.
         """
-        cfg, sched = self.config, self.noise_scheduler
+        sched = self.noise_scheduler
         x = self.embed_tokens(input_ids)
         batch, _, _ = x.shape
         labels = input_ids if labels is None else labels
@@ -244,11 +244,7 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
         per_token = 0.5 * _upcast(drift - pred_drift).pow(2).sum(-1) / _upcast(g).squeeze(-1) ** 2
         diffusion_integrand = (per_token * token_mask).sum(-1)
 
-        # Reconstruction: z_0 ~ q(z_0 | x) = N(x, delta^2), rounded by the tied head.
-        z0 = x + cfg.delta * torch.randn_like(x)
-        logits = _upcast(self.token_logits(z0))
-        nll = F.cross_entropy(logits.transpose(1, 2), labels.masked_fill(labels == -100, 0), reduction="none")
-        reconstruction = (nll * token_mask).sum(-1)
+        reconstruction = self._reconstruction(x, labels, token_mask)
 
         # Prior: KL(q(z_1 | x) || N(0, I)); the parametrisation makes it 0, computed so the bound is complete.
         mean_1, std_1 = sched.moments(x, 1.0, torch.zeros_like(x), torch.zeros_like(x))
@@ -263,6 +259,23 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
             density=density,
             num_tokens=_upcast(token_mask).sum(-1),
         )
+
+    def _reconstruction(self, x: torch.Tensor, labels: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """``-log p(tokens | z_0)`` per sequence `(batch,)`, ``z_0 ~ q(z_0 | x) = N(x, delta^2)``, through the tied head.
+
+        In training with ``reconstruction_token_fraction`` < 1 the sum over tokens is estimated from a Bernoulli
+        subset of the tokens, each weighted by ``1 / fraction`` (unbiased; the vocabulary projection is the costliest
+        matmul of a small model). In evaluation every token is scored.
+        """
+        fraction = self.config.reconstruction_token_fraction if self.training else 1.0
+        weight = token_mask
+        if fraction < 1.0:
+            weight = token_mask * (torch.rand_like(token_mask) < fraction).to(token_mask.dtype) / fraction
+        chosen = weight > 0
+        z0 = x[chosen] + self.config.delta * torch.randn_like(x[chosen])
+        nll = F.cross_entropy(_upcast(self.token_logits(z0)), labels[chosen], reduction="none")
+        per_token = torch.zeros_like(weight, dtype=nll.dtype).masked_scatter(chosen, nll)
+        return (per_token * weight).sum(-1)
 
     # ----------------------------------------------------------------------------------------------------------
     # Training objective
