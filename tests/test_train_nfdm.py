@@ -56,9 +56,13 @@ def test_nfdm_trains_exports_a_pipeline_samples_and_reports_its_bound_from_the_c
 
     pipe = NFDMPipeline.from_pretrained(tmp_path / "run")
     assert len(pipe.tokenizer) == pipe.model.config.vocab_size == 30522
-    main(["sample", str(tmp_path / "run"), "--num_samples", "2", "--gen_length", "8", "--num_inference_steps", "2"])
-    printed = capsys.readouterr().out.splitlines()
-    assert [line[:4] for line in printed[-2:]] == ["[0] ", "[1] "]
+    for solver in ("sde", "ancestral"):
+        main(["sample", str(tmp_path / "run"), "--num_samples", "2", "--gen_length", "8", "--num_inference_steps", "2",
+              "--solver", solver])  # fmt: skip
+        printed = capsys.readouterr().out.splitlines()
+        assert [line[:4] for line in printed[-2:]] == ["[0] ", "[1] "]
+    with pytest.raises(SystemExit, match="`solver` must be one of"):
+        main(["sample", str(tmp_path / "run"), "--solver", "ddim"])
 
     out_file = tmp_path / "likelihood.json"
     args = ["likelihood", str(tmp_path / "run"), "--corpus", "english-prose", "--num-sequences", "4"]

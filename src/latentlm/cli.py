@@ -53,7 +53,10 @@ def _sample(args: argparse.Namespace) -> None:
             f"({type(pipe.scheduler).__name__}; its settings: {', '.join(sorted(pipe.scheduler.config))})."
         )
     if scheduler_overrides:
-        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **scheduler_overrides)
+        try:
+            pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **scheduler_overrides)
+        except ValueError as err:
+            raise SystemExit(f"latentlm sample: error: {err}") from err
     pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     call = dict(batch_size=args.num_samples, gen_length=args.gen_length, num_inference_steps=args.num_inference_steps)
     if args.guidance_scale is not None:
@@ -105,7 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--gamma", type=float, default=None, help="ELF's SDE re-injection (0 = ODE)")
     sample.add_argument("--time_grid", choices=["logit_normal", "uniform"], default=None, help="ELF's time grid")
     sample.add_argument(
-        "--solver", choices=["euler_maruyama", "probability_flow", "ddim"], default=None, help="Cosmos' sampler"
+        "--solver",
+        choices=["euler_maruyama", "probability_flow", "ddim", "sde", "ode", "ancestral"],
+        default=None,
+        help="Cosmos' sampler (euler_maruyama, probability_flow, ddim) or NFDM's (sde, ode, ancestral)",
     )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default=None, help="default: cuda if available, else cpu")
