@@ -27,6 +27,10 @@ class NFDMPipeline(LatentDiffusionTextPipeline):
     learned forward process at ``(x_hat, t)`` with time derivatives, and ``g(t)``; the scheduler integrates the reverse
     SDE, the probability-flow ODE or the ancestral sampler (``solver`` in its config); the tied head rounds the final
     latents to tokens. NFDM has no guidance: leave ``guidance_scale`` at ``None``.
+
+    What `denoise` returns (and `callback_on_step_end` sees as ``pred_original_sample``) is the packed
+    `(batch, gen_length, latent_dim, 6)` tensor of `LearnedGaussianSDEScheduler.pack_model_output`; its channel 0 is
+    the clean-latent estimate ``x_hat``.
     """
 
     def __init__(self, model: NFDMForDiffusion, scheduler: LearnedGaussianSDEScheduler, tokenizer=None):
