@@ -49,9 +49,9 @@ def test_forward_process_hits_the_data_at_t0_and_the_prior_at_t1_whatever_the_ne
         torch.testing.assert_close(std, torch.full_like(x, expected_std), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("t", [0.1, 0.5, 0.93])
-def test_jvp_time_derivatives_equal_a_finite_difference(t):
-    model = tiny_model(torch.float64)
+@pytest.mark.parametrize("t, bound", [(0.1, None), (0.5, None), (0.93, 0.5)])
+def test_jvp_time_derivatives_equal_a_finite_difference(t, bound):
+    model = tiny_model(torch.float64, forward_log_std_bound=bound)
     x = torch.randn(2, 6, 8, dtype=torch.float64)
     sched = model.noise_scheduler
 
@@ -168,7 +168,7 @@ def test_auto_classes_load_a_saved_model(tmp_path):
 @pytest.mark.parametrize(
     "field, value",
     [("delta", 1.5), ("forward_hidden_size", 15), ("num_time_buckets", -1), ("self_conditioning", True),
-     ("latent_dim", 0), ("predictor_offset", -0.1)],
+     ("latent_dim", 0), ("predictor_offset", -0.1), ("forward_log_std_bound", 0.0)],
 )  # fmt: skip
 def test_config_rejects_bad_values_by_name(field, value):
     with pytest.raises(ValueError, match=f"`{field}`"):
@@ -243,3 +243,16 @@ def test_the_subsampled_reconstruction_term_is_unbiased_and_evaluation_scores_ev
     error = (sampled.std(0) / math.sqrt(800)).max().item()
     assert (sampled.mean(0) - full.mean(0)).abs().max() < 4 * error
     assert sampled.std(0).min() > 2 * full.std(0).max()  # a subset was scored in training, all tokens in evaluation
+
+
+def test_a_log_std_bound_squashes_the_learned_std_and_keeps_the_ends_exact():
+    model = tiny_model(forward_log_std_bound=0.05)
+    with torch.no_grad():
+        model.forward_process.proj_out.bias.fill_(3.0)  # a large raw log_std_bar
+    x = torch.randn(2, 4, 8)
+    _, log_std_bar, _, _ = model.forward_fields(x, torch.full((2,), 0.5))
+    assert log_std_bar.abs().max() <= 0.05 and log_std_bar.min() > 0.049
+    for t, expected in ((0.0, 0.1), (1.0, 1.0)):
+        fields = model.forward_fields(x, torch.full((2,), t))
+        _, std = model.noise_scheduler.moments(x, t, fields[0], fields[1])
+        torch.testing.assert_close(std, torch.full_like(x, expected), rtol=0, atol=1e-6)

@@ -50,7 +50,8 @@ class NFDMForwardProcess(nn.Module):
     `LearnedGaussianSDEScheduler` for how they enter the mean and std).
 
     The time is embedded as ``forward_time_scale * t`` (1000 t as the official code). The output map is
-    zero-initialised, so an untrained network gives the fixed process.
+    zero-initialised, so an untrained network gives the fixed process. With ``forward_log_std_bound = B``,
+    ``log_std_bar`` is squashed to ``B tanh(raw / B)`` (not in the official code; see `NFDMConfig`).
 
     Attention runs through `scaled_dot_product_attention`; the fused CPU / flash kernels have no forward-mode
     derivative, so callers taking the time derivative with `torch.func.jvp` select the math kernel (see
@@ -67,6 +68,7 @@ class NFDMForwardProcess(nn.Module):
             rms_norm_eps=config.rms_norm_eps,
         )
         self.time_scale = config.forward_time_scale
+        self.log_std_bound = config.forward_log_std_bound
         self.input_proj = nn.Linear(latent_dim, hidden)
         self.time_embedding = TimestepEmbedding(256, hidden)
         self.rotary = RotaryEmbedding(
@@ -96,6 +98,8 @@ class NFDMForwardProcess(nn.Module):
             hidden = block(hidden, time_emb, rotary, key_mask)
         shift, scale = self.modulation_out(F.silu(time_emb))[:, None].chunk(2, dim=-1)
         mean_bar, log_std_bar = self.proj_out(self.norm_out(hidden) * (1 + scale) + shift).chunk(2, dim=-1)
+        if self.log_std_bound is not None:
+            log_std_bar = self.log_std_bound * torch.tanh(log_std_bar / self.log_std_bound)
         return mean_bar, log_std_bar
 
 

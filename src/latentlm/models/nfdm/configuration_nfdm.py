@@ -32,6 +32,10 @@ class NFDMConfig(PreTrainedConfig):
             small transformer with AdaLN-Zero time conditioning (`forward_intermediate_size=None` gives the SwiGLU
             width ``int(8 * forward_hidden_size / 3)``).
         forward_time_scale (`float`, defaults to 1000.0): the forward network embeds ``forward_time_scale * t``.
+        forward_log_std_bound (`float`, *optional*): if set, ``log_std_bar`` is ``B tanh(raw / B)`` with this ``B``,
+            so the learned std stays within ``exp(+-B t (1 - t))`` of the fixed one. Not in the official code (which
+            leaves it unbounded, the default here); on our CPU runs the unbounded std grew to ``exp(39 t (1 - t))``
+            and training diverged (see benchmarks/nfdm). Any value keeps the bound a valid bound.
         delta (`float`, defaults to 0.1): the data-end std ``std(x, 0) = delta``.
         volatility_hidden_size (`int`, defaults to 64): width of the 3-hidden-layer MLP of ``g(t) = softplus(MLP(t))``.
         num_time_buckets (`int`, defaults to 100): buckets of the learned importance time sampler; 0 samples t
@@ -70,6 +74,7 @@ class NFDMConfig(PreTrainedConfig):
     forward_num_heads: int = 2
     forward_intermediate_size: int | None = None
     forward_time_scale: float = 1000.0
+    forward_log_std_bound: float | None = None
     delta: float = 0.1
     volatility_hidden_size: int = 64
     num_time_buckets: int = 100
@@ -101,6 +106,8 @@ class NFDMConfig(PreTrainedConfig):
                 f"`forward_hidden_size` ({self.forward_hidden_size}) must be divisible by `forward_num_heads` "
                 f"({self.forward_num_heads})."
             )
+        if self.forward_log_std_bound is not None and not self.forward_log_std_bound > 0:
+            raise ValueError(f"`forward_log_std_bound` must be positive or None, got {self.forward_log_std_bound}.")
         if not 0.0 < self.delta < 1.0:
             raise ValueError(f"`delta` must be in (0, 1), got {self.delta}.")
         if not 0.0 < self.reconstruction_token_fraction <= 1.0:
