@@ -20,6 +20,9 @@ from .models import (
     ELFModel,
     ELFPreTrainedModel,
     LatentDiffusionMixin,
+    NFDMConfig,
+    NFDMForDiffusion,
+    NFDMModel,
     get_method,
     list_methods,
 )
@@ -29,9 +32,10 @@ from .pipelines import (
     CosmosLMPipeline,
     ELFPipeline,
     LatentDiffusionTextPipeline,
+    NFDMPipeline,
     TextPipelineOutput,
 )
-from .schedulers import EulerMaruyamaVPScheduler, FlowMatchEulerSDEScheduler
+from .schedulers import EulerMaruyamaVPScheduler, FlowMatchEulerSDEScheduler, LearnedGaussianSDEScheduler
 
 
 __version__ = "0.1.0.dev0"
@@ -44,6 +48,9 @@ AutoModel.register(CosmosLMConfig, CosmosLMModel, exist_ok=True)
 AutoModelForTextDiffusion.register(CosmosLMConfig, CosmosLMForDiffusion, exist_ok=True)
 AutoConfig.register(CosmosLMAutoencoderConfig.model_type, CosmosLMAutoencoderConfig, exist_ok=True)
 AutoModel.register(CosmosLMAutoencoderConfig, CosmosLMAutoencoder, exist_ok=True)
+AutoConfig.register(NFDMConfig.model_type, NFDMConfig, exist_ok=True)
+AutoModel.register(NFDMConfig, NFDMModel, exist_ok=True)
+AutoModelForTextDiffusion.register(NFDMConfig, NFDMForDiffusion, exist_ok=True)
 
 _PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
@@ -82,6 +89,11 @@ __all__ = [
     "FlowMatchEulerSDEScheduler",
     "LatentDiffusionMixin",
     "LatentDiffusionTextPipeline",
+    "LearnedGaussianSDEScheduler",
+    "NFDMConfig",
+    "NFDMForDiffusion",
+    "NFDMModel",
+    "NFDMPipeline",
     "TextPipelineOutput",
     "get_method",
     "list_methods",

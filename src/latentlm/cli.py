@@ -8,6 +8,7 @@
     latentlm evaluate samples.jsonl | PIPELINE_DIR
     latentlm bench --model elf=PATH --ar-baseline PATH [--quick]
     latentlm reconstruct --autoencoder ae16=PATH [--autoencoder ...] [--noise-levels 0 0.5 1 ...]
+    latentlm likelihood PATH [--corpus english-prose --seq-len 64 --num-draws 4]
 
 One small function per subcommand; `main` dispatches. Run it as ``latentlm``, ``python -m latentlm.cli`` or, in
 several processes, ``accelerate launch --multi_gpu --num_processes N -m latentlm.cli train ...`` (GPUs or CPUs; see
@@ -77,7 +78,10 @@ def _sample(args: argparse.Namespace) -> None:
             f"({type(pipe.scheduler).__name__}; its settings: {', '.join(sorted(pipe.scheduler.config))})."
         )
     if scheduler_overrides:
-        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **scheduler_overrides)
+        try:
+            pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **scheduler_overrides)
+        except ValueError as err:
+            raise SystemExit(f"latentlm sample: error: {err}") from err
     pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.torch_compile:
         compile_denoiser(pipe.model)
@@ -164,7 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--time_grid", choices=["logit_normal", "logit_normal_random", "uniform"], default=None, help="ELF's time grid"
     )
     sample.add_argument(
-        "--solver", choices=["euler_maruyama", "probability_flow", "ddim"], default=None, help="Cosmos' sampler"
+        "--solver",
+        choices=["euler_maruyama", "probability_flow", "ddim", "sde", "ode", "ancestral"],
+        default=None,
+        help="Cosmos' sampler (euler_maruyama, probability_flow, ddim) or NFDM's (sde, ode, ancestral)",
     )
     sample.add_argument("--torch_compile", action="store_true", help="compile the denoiser with torch.compile")
     sample.add_argument("--seed", type=int, default=0)
@@ -194,6 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
         "reconstruct", help="reconstruction accuracy of Cosmos autoencoders under latent noise", allow_abbrev=False
     )
     add_reconstruct_arguments(reconstruct).set_defaults(func=run_reconstruct_from_args)
+
+    from .evaluation.likelihood import add_likelihood_arguments, run_likelihood_from_args
+
+    likelihood = subcommands.add_parser(
+        "likelihood",
+        help="held-out bits per token: an NFDM model's ELBO or a causal LM's NLL",
+        description="Bits per token on held-out text: the variational bound of a diffusion model that has one (NFDM), "
+        "with its Monte Carlo standard error, or the exact NLL of a causal LM (the ar method), on the same blocks.",
+        allow_abbrev=False,
+    )
+    add_likelihood_arguments(likelihood).set_defaults(func=run_likelihood_from_args)
     return parser
 
 

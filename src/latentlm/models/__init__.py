@@ -9,6 +9,7 @@ from .cosmos_lm import (
 )
 from .elf import ELFConfig, ELFFlowMatchingOutput, ELFForFlowMatching, ELFModel, ELFPreTrainedModel
 from .modeling_utils import LatentDiffusionMixin
+from .nfdm import NFDMConfig, NFDMForDiffusion, NFDMModel, NFDMPreTrainedModel
 from .registry import MethodSpec, get_method, list_methods
 
 
@@ -29,6 +30,10 @@ __all__ = [
     "ELFPreTrainedModel",
     "LatentDiffusionMixin",
     "MethodSpec",
+    "NFDMConfig",
+    "NFDMForDiffusion",
+    "NFDMModel",
+    "NFDMPreTrainedModel",
     "get_method",
     "list_methods",
 ]

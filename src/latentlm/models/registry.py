@@ -50,6 +50,7 @@ def _method_specs() -> dict[str, MethodSpec]:
 
     from .cosmos_lm import CosmosLMAutoencoder, CosmosLMAutoencoderConfig, CosmosLMConfig, CosmosLMForDiffusion
     from .elf import ELFConfig, ELFForFlowMatching
+    from .nfdm import NFDMConfig, NFDMForDiffusion
 
     return {
         # Cosmos trains in two stages: the autoencoder, then diffusion on its latents (`--autoencoder PATH`).
@@ -58,6 +59,7 @@ def _method_specs() -> dict[str, MethodSpec]:
             "cosmos", CosmosLMConfig, CosmosLMForDiffusion, "CosmosLMPipeline", condition_layout="cross_attention"
         ),
         "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, "ELFPipeline", condition_layout="in_sequence"),
+        "nfdm": MethodSpec("nfdm", NFDMConfig, NFDMForDiffusion, pipeline_class="NFDMPipeline"),
         "ar": MethodSpec(
             "ar",
             LlamaConfig,

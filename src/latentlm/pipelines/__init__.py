@@ -2,6 +2,7 @@ from .auto import AutoPipelineForTextGeneration
 from .pipeline_cosmos_lm import CosmosLMPipeline
 from .pipeline_elf import ELFPipeline
 from .pipeline_latent_diffusion import LatentDiffusionTextPipeline
+from .pipeline_nfdm import NFDMPipeline
 from .pipeline_output import TextPipelineOutput
 
 
@@ -10,5 +11,6 @@ __all__ = [
     "CosmosLMPipeline",
     "ELFPipeline",
     "LatentDiffusionTextPipeline",
+    "NFDMPipeline",
     "TextPipelineOutput",
 ]

@@ -6,6 +6,7 @@ from .scheduling_flow_match_euler_sde import (
     FlowMatchEulerSDESchedulerOutput,
     sample_training_sigmas,
 )
+from .scheduling_learned_gaussian_sde import LearnedGaussianSDEScheduler, LearnedGaussianSDESchedulerOutput
 
 
 __all__ = [
@@ -13,5 +14,7 @@ __all__ = [
     "EulerMaruyamaVPSchedulerOutput",
     "FlowMatchEulerSDEScheduler",
     "FlowMatchEulerSDESchedulerOutput",
+    "LearnedGaussianSDEScheduler",
+    "LearnedGaussianSDESchedulerOutput",
     "sample_training_sigmas",
 ]
