@@ -7,13 +7,14 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
+from .lora import LatentLMLoraLoaderMixin
 from .pipeline_output import TextPipelineOutput
 
 
 OUTPUT_TYPES = ("text", "seq", "latent")
 
 
-class LatentDiffusionTextPipeline(DiffusionPipeline):
+class LatentDiffusionTextPipeline(LatentLMLoraLoaderMixin, DiffusionPipeline):
     r"""Unconditional text generation by denoising continuous latents.
 
     The model implements `latentlm.models.LatentDiffusionMixin` (latent shape, one denoising prediction, decoding
