@@ -31,6 +31,8 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 from transformers.utils import ModelOutput
 
+from .pretrained_mixin import LatentLMPreTrainedMixin
+
 
 @dataclass
 class DenoiserOutput(ModelOutput):
@@ -300,7 +302,7 @@ def _per_example(value: torch.Tensor | float, batch: int, device: torch.device) 
     return value.expand(batch) if value.ndim == 0 else value.float()
 
 
-class DenoiserPreTrainedModel(PreTrainedModel):
+class DenoiserPreTrainedModel(LatentLMPreTrainedMixin, PreTrainedModel):
     """Shared weight init for models built on `DenoiserTransformer`; method classes subclass it with their config."""
 
     base_model_prefix = "model"

@@ -3,8 +3,8 @@
 Layout of ``<output_dir>/checkpoints/checkpoint-<step>/``::
 
     model/                   save_pretrained of the unwrapped model (config.json + model.safetensors); for LoRA runs
-                             the PEFT adapter plus the base model's config.json
-    model.safetensors        LoRA runs only: the full weights (base + adapter), as saved by Accelerate
+                             the adapter alone (`latentlm.training.adapters`) plus the base model's config.json: the
+                             base weights come from ``init_from`` again on resume
     optimizer.bin            AdamW state
     scheduler.bin            LR scheduler state
     random_states_0.pkl      Python / NumPy / torch RNG states, one file per process
@@ -24,6 +24,8 @@ import shutil
 from pathlib import Path
 
 from accelerate import Accelerator
+
+from .adapters import load_adapter_weights, save_adapter
 
 
 logger = logging.getLogger(__name__)
@@ -118,22 +120,23 @@ def register_model_hooks(accelerator: Accelerator) -> None:
     """Makes `save_state` write the model with ``save_pretrained`` into ``model/`` and `load_state` read it back.
 
     A checkpoint's ``model/`` folder is then an ordinary model directory (``from_pretrained`` loads it, and its
-    config carries anything the model fitted before training). Models with PEFT adapters keep Accelerate's full
-    ``model.safetensors`` as well, since their ``save_pretrained`` writes only the adapter.
+    config carries anything the model fitted before training). Models with PEFT adapters save and load the adapter
+    only (`latentlm.training.adapters`).
     """
 
     def save_model_hook(models, weights, output_dir):
         model = accelerator.unwrap_model(models[0])
         if accelerator.is_main_process:
             save_model(model, Path(output_dir) / MODEL_DIR)
-        if weights and not _has_adapters(model):
+        if weights:
             weights.pop()
 
     def load_model_hook(models, input_dir):
         model = accelerator.unwrap_model(models[0])
-        if _has_adapters(model):
-            return
         models.pop()
+        if _has_adapters(model):
+            load_adapter_weights(model, Path(input_dir) / MODEL_DIR)
+            return
         loaded = type(model).from_pretrained(Path(input_dir) / MODEL_DIR)
         model.load_state_dict(loaded.state_dict())
 
@@ -142,10 +145,12 @@ def register_model_hooks(accelerator: Accelerator) -> None:
 
 
 def save_model(model, path: str | Path) -> None:
-    """``save_pretrained``, plus the base model's ``config.json`` for a PEFT model (whose folder holds the adapter)."""
-    model.save_pretrained(path)
+    """``save_pretrained``, or for a PEFT model its adapter (`save_adapter`) plus the base model's ``config.json``."""
     if _has_adapters(model):
+        save_adapter(model, path)
         model.get_base_model().config.save_pretrained(path)
+    else:
+        model.save_pretrained(path)
 
 
 def _has_adapters(model) -> bool:

@@ -13,6 +13,7 @@ everywhere, including inside ``model:``.
 """
 
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .sources import check_in_memory_dataset, describe_dataset, is_in_memory_dataset
 
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -40,8 +43,10 @@ class TrainingConfig:
         model: keyword arguments of the method's config class. The vocabulary size, the pad/bos/eos token ids
             (bos/eos fall back to the tokenizer's cls/sep tokens) and ``max_position_embeddings = seq_len`` are
             filled from the tokenizer and the data; entries here override them.
-        init_from: directory of a pretrained model (with ``config.json``) to fine-tune instead of training from
-            scratch; ``model`` entries then override its config.
+        init_from: the pretrained model to fine-tune instead of training from scratch: a pipeline folder (a
+            ``latentlm train`` output), a model folder (``config.json``), a Hub id, or a bundled model
+            (``"pretrained:elf-tiny-prose"``), see `latentlm.training.sources`; ``model`` entries then override its
+            config. A pipeline's tokenizer (and Cosmos' autoencoder) are used unless set here.
         autoencoder: directory of a trained autoencoder for latent diffusion methods (``method: cosmos``, CLI
             ``--autoencoder PATH``); the model's latent shape and vocabulary are read from it.
         tokenizer_name_or_path: tokenizer to load with `AutoTokenizer`; None uses the default encoder's tokenizer
@@ -51,7 +56,8 @@ class TrainingConfig:
 
     Data:
         dataset: corpus name (``"english-prose"``, ``"brown"``), a `datasets` name, or a builder such as ``"text"``
-            used with ``data_files``.
+            used with ``data_files``; from Python also a ``datasets.Dataset`` / ``DatasetDict`` or an iterable of
+            texts (saved configs and cards then describe it, e.g. ``in-memory Dataset (1,000 rows)``).
         dataset_config: `datasets` config name.
         text_column: column holding the raw text.
         data_files: local file(s) for builders such as ``"text"`` or ``"json"``.
@@ -98,7 +104,7 @@ class TrainingConfig:
     lora: dict[str, Any] | None = None
     gradient_checkpointing: bool = False
 
-    dataset: str = "english-prose"
+    dataset: Any = "english-prose"  # str, or see `latentlm.training.sources`
     dataset_config: str | None = None
     text_column: str = "text"
     data_files: str | list | dict | None = None
@@ -140,6 +146,10 @@ class TrainingConfig:
         if self.mixed_precision is False:  # YAML 1.1 reads an unquoted `no` as False
             self.mixed_precision = "no"
         for f in dataclasses.fields(self):
+            if f.name == "dataset":
+                in_memory = is_in_memory_dataset(self.dataset)
+                self.dataset = (check_in_memory_dataset if in_memory else _coerce_str)(self.dataset)
+                continue
             setattr(self, f.name, _coerce(f.name, hints[f.name], getattr(self, f.name)))
         self._validate()
 
@@ -163,6 +173,10 @@ class TrainingConfig:
         for name in ("adam_beta1", "adam_beta2", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
+        if self.lora is not None and self.init_from is None:
+            raise ValueError(
+                "`lora` fine-tunes a pretrained model: set `init_from` (a folder, a Hub id or `pretrained:<name>`)."
+            )
         if not 0 < self.validation_split < 1:
             raise ValueError(f"`validation_split` must be in (0, 1), got {self.validation_split}.")
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
@@ -179,6 +193,9 @@ class TrainingConfig:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as plain values; a Python-built ``dataset`` is replaced by its description."""
+        if is_in_memory_dataset(self.dataset):
+            return dataclasses.asdict(dataclasses.replace(self, dataset=describe_dataset(self.dataset)))
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
@@ -264,6 +281,10 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
         return value
     expected = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
     raise ValueError(f"`{name}` must be {expected}, got {value!r}.")
+
+
+def _coerce_str(value: Any) -> str:
+    return _coerce("dataset", str, os.fspath(value) if isinstance(value, os.PathLike) else value)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

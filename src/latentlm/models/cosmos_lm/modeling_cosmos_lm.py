@@ -28,6 +28,7 @@ from ..encoders import FrozenTextEncoderMixin
 from ..heads import FactoredLMHead
 from ..modeling_utils import LatentDiffusionMixin
 from ..perceiver import PerceiverAttention, PerceiverStack, latent_positions, token_positions
+from ..pretrained_mixin import LatentLMPreTrainedMixin
 from .configuration_cosmos_lm import CosmosLMAutoencoderConfig, CosmosLMConfig
 
 
@@ -60,7 +61,7 @@ class CosmosLMDiffusionOutput(ModelOutput):
     pred_original_sample: torch.FloatTensor | None = None
 
 
-class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
+class CosmosLMAutoencoder(LatentLMPreTrainedMixin, PreTrainedModel, FrozenTextEncoderMixin):
     """Cosmos' text autoencoder: `encode` L tokens into N latents, `decode` N latents into L token logits.
 
     Like diffusers' `AutoencoderKL`, it is trained on its own and frozen afterwards; the diffusion pipeline holds it
@@ -290,6 +291,7 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         encoder_activations: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> CosmosLMAutoencoderOutput:
         """Reconstruction loss of one batch; the augmentations act in training mode only.
 
@@ -298,6 +300,7 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
             attention_mask: `(batch, seq_len)`, 0 on padding (not read by the compressor, not in the loss).
             labels: `(batch, seq_len)` token targets; defaults to `input_ids`; -100 is ignored.
             encoder_activations: `(batch, seq_len, encoder_dim)` precomputed raw activations (skips the encoder).
+            token_type_ids: accepted so that `model(**tokenizer(texts))` works, and ignored (one text per row).
         """
         if encoder_activations is None:
             encoder_activations = self.encoder_activations(input_ids, attention_mask)
@@ -470,6 +473,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin):
         labels: torch.LongTensor | None = None,
         latents: torch.Tensor | None = None,
         encoder_activations: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> CosmosLMDiffusionOutput:
         """Cosmos' diffusion loss for one batch.
 
@@ -478,6 +482,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin):
             labels: unused (the objective is in latent space); accepted for the training loop's batches.
             latents: `(batch, num_latents, latent_dim)` precomputed normalised latents (skips the autoencoder).
             encoder_activations: `(batch, seq_len, encoder_dim)` precomputed raw encoder activations.
+            token_type_ids: accepted so that `model(**tokenizer(texts))` works, and ignored (one text per row).
         """
         if latents is None:
             autoencoder = self.get_autoencoder()

@@ -142,6 +142,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
         labels: torch.LongTensor | None = None,
         latents: torch.Tensor | None = None,
         encoder_activations: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> ELFFlowMatchingOutput:
         """ELF's training loss for one batch.
 
@@ -152,6 +153,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
             latents: `(batch, seq_len, latent_dim)` precomputed normalised embeddings (skips the encoder).
             encoder_activations: `(batch, seq_len, latent_dim)` precomputed raw encoder hidden states (skips the
                 encoder; the training loop passes them with `cache_encoder_activations`).
+            token_type_ids: accepted so that `model(**tokenizer(texts))` works, and ignored (one text per row).
         """
         cfg = self.config
         x0 = self.encode_text(input_ids, attention_mask, encoder_activations) if latents is None else latents
