@@ -25,7 +25,10 @@ class AutoPipelineForTextGeneration:
                     "it is not a saved pipeline."
                 )
         else:
-            index_file = hf_hub_download(pretrained_model_name_or_path, "model_index.json")
+            hub_kwargs = {
+                key: kwargs[key] for key in ("revision", "cache_dir", "token", "local_files_only") if key in kwargs
+            }
+            index_file = hf_hub_download(pretrained_model_name_or_path, "model_index.json", **hub_kwargs)
         with open(index_file) as f:
             class_name = json.load(f)["_class_name"]
         pipeline_class = pipelines.get(class_name)

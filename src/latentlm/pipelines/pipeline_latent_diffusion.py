@@ -7,6 +7,7 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..hub import PushToHubMixin
 from .lora import LatentLMLoraLoaderMixin
 from .pipeline_output import TextPipelineOutput
 
@@ -14,7 +15,7 @@ from .pipeline_output import TextPipelineOutput
 OUTPUT_TYPES = ("text", "seq", "latent")
 
 
-class LatentDiffusionTextPipeline(LatentLMLoraLoaderMixin, DiffusionPipeline):
+class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, DiffusionPipeline):
     r"""Unconditional text generation by denoising continuous latents.
 
     The model implements `latentlm.models.LatentDiffusionMixin` (latent shape, one denoising prediction, decoding
