@@ -110,6 +110,7 @@ def test_init_from_resolves_pipelines_models_bundled_names_and_refuses_others(tm
         resolve_init_from("nobody/nothing-here")  # offline and not cached
 
 
+@pytest.mark.slow  # the whole-story test covers the same path from a Hub id in the default suite, without resuming
 def test_lora_fine_tune_from_a_pipeline_folder_keeps_only_the_adapter(tmp_path):
     base = train(elf_config(tmp_path / "base", max_steps=2))
     run = tmp_path / "lora"
