@@ -2,6 +2,8 @@
 
     latentlm train CONFIG.yaml [--key value ...]
     latentlm sample PATH [--num_samples 4 --num_inference_steps 32 --seed 0 ...]
+    latentlm sample PATH --prompt "the government said" [--prompt ...] [--num_return_sequences 2]
+    latentlm sample PATH --source "an article" --guidance_scale 2
     latentlm sample --pretrained elf-tiny-prose
     latentlm evaluate samples.jsonl | PIPELINE_DIR
     latentlm bench --model elf=PATH --ar-baseline PATH [--quick]
@@ -55,9 +57,18 @@ def _sample(args: argparse.Namespace) -> None:
     if scheduler_overrides:
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **scheduler_overrides)
     pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    call = dict(batch_size=args.num_samples, gen_length=args.gen_length, num_inference_steps=args.num_inference_steps)
-    if args.guidance_scale is not None:
-        call["guidance_scale"] = args.guidance_scale
+    call = dict(
+        gen_length=args.gen_length,
+        num_inference_steps=args.num_inference_steps,
+        num_return_sequences=args.num_return_sequences,
+        max_new_tokens=args.max_new_tokens,
+        prompt=args.prompt,
+        source=args.source,
+        guidance_scale=args.guidance_scale,
+        sc_guidance_scale=args.sc_guidance_scale,
+    )
+    if args.prompt is None and args.source is None:
+        call["batch_size"] = args.num_samples
     try:
         out = pipe(generator=torch.Generator().manual_seed(args.seed), **call)
     except ValueError as err:
@@ -128,7 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--num_samples", type=int, default=4)
     sample.add_argument("--gen_length", type=int, default=None, help="tokens per sample (default: the model's max)")
     sample.add_argument("--num_inference_steps", type=int, default=32)
-    sample.add_argument("--guidance_scale", type=float, default=None, help="default: the pipeline's")
+    sample.add_argument("--prompt", action="append", help="text to continue (repeat for several)")
+    sample.add_argument(
+        "--source", action="append", help="text to transform, for models trained on pairs (repeatable)"
+    )
+    sample.add_argument("--num_return_sequences", type=int, default=1, help="samples per prompt or source")
+    sample.add_argument("--max_new_tokens", type=int, default=None, help="tokens to generate (same as --gen_length)")
+    sample.add_argument(
+        "--guidance_scale", type=float, default=1.0, help="classifier-free guidance on the prompt/source (1 = off)"
+    )
+    sample.add_argument(
+        "--sc_guidance_scale", type=float, default=None, help="ELF's learned self-conditioning guidance (default 3)"
+    )
     sample.add_argument("--gamma", type=float, default=None, help="ELF's SDE re-injection (0 = ODE)")
     sample.add_argument("--time_grid", choices=["logit_normal", "uniform"], default=None, help="ELF's time grid")
     sample.add_argument(

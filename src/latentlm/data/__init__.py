@@ -15,7 +15,7 @@ Example:
 from .activations import ACTIVATIONS_COLUMN, add_encoder_activations, add_model_encoder_activations
 from .corpora import CORPORA, CORPUS_VERSION, DEFAULT_CORPUS, SPLITS, list_corpora, load_corpus, split_for_id
 from .loading import load_text_dataset
-from .processing import DataCollatorForFixedLength, eos_token_id_for, tokenize_and_chunk
+from .processing import DataCollatorForFixedLength, eos_token_id_for, tokenize_and_chunk, tokenize_pairs
 from .sources import download_corpus_sources, latentlm_cache_dir
 
 
@@ -36,4 +36,5 @@ __all__ = [
     "load_text_dataset",
     "split_for_id",
     "tokenize_and_chunk",
+    "tokenize_pairs",
 ]

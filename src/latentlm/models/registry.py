@@ -19,12 +19,16 @@ class MethodSpec:
             ``model_class.from_pretrained(path)`` fine-tunes an existing checkpoint.
         pipeline_class: name of the `latentlm.pipelines` class that samples from the model, or ``None`` for methods
             sampled with ``model.generate`` (the autoregressive baseline).
+        condition_layout: how paired data (``source_column`` / ``target_column``) reaches the model:
+            ``"in_sequence"`` (condition tokens share the denoiser's positions, ELF), ``"cross_attention"`` (Cosmos),
+            ``"concatenated"`` (``source [SEP] target`` for causal LMs), or ``None`` (the method takes no condition).
     """
 
     name: str
     config_class: type
     model_class: type
     pipeline_class: str | None = None
+    condition_layout: str | None = None
 
 
 def _method_specs() -> dict[str, MethodSpec]:
@@ -36,9 +40,11 @@ def _method_specs() -> dict[str, MethodSpec]:
     return {
         # Cosmos trains in two stages: the autoencoder, then diffusion on its latents (`--autoencoder PATH`).
         "cosmos-autoencoder": MethodSpec("cosmos-autoencoder", CosmosLMAutoencoderConfig, CosmosLMAutoencoder),
-        "cosmos": MethodSpec("cosmos", CosmosLMConfig, CosmosLMForDiffusion, pipeline_class="CosmosLMPipeline"),
-        "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, pipeline_class="ELFPipeline"),
-        "ar": MethodSpec("ar", LlamaConfig, LlamaForCausalLM, pipeline_class=None),
+        "cosmos": MethodSpec(
+            "cosmos", CosmosLMConfig, CosmosLMForDiffusion, "CosmosLMPipeline", condition_layout="cross_attention"
+        ),
+        "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, "ELFPipeline", condition_layout="in_sequence"),
+        "ar": MethodSpec("ar", LlamaConfig, LlamaForCausalLM, pipeline_class=None, condition_layout="concatenated"),
     }
 
 

@@ -60,6 +60,11 @@ class TrainingConfig:
             texts (saved configs and cards then describe it, e.g. ``in-memory Dataset (1,000 rows)``).
         dataset_config: `datasets` config name.
         text_column: column holding the raw text.
+        source_column / target_column: paired data (sequence to sequence): the columns of the source (the
+            condition) and of the target; both or neither. Diffusion models train on the target conditioned on the
+            source and become conditional; causal LMs train on ``source [SEP] target`` with the loss on the target.
+        max_source_length: tokens kept of each source (paired data); with ELF, source and target share the
+            denoiser's ``max_source_length + seq_len`` positions.
         data_files: local file(s) for builders such as ``"text"`` or ``"json"``.
         validation_split: fraction of the training texts held out for evaluation when the dataset has no
             ``validation`` split.
@@ -107,6 +112,9 @@ class TrainingConfig:
     dataset: Any = "english-prose"  # str, or see `latentlm.training.sources`
     dataset_config: str | None = None
     text_column: str = "text"
+    source_column: str | None = None
+    target_column: str | None = None
+    max_source_length: int = 64
     data_files: str | list | dict | None = None
     validation_split: float = 0.05
     seq_len: int = 128
@@ -160,7 +168,7 @@ class TrainingConfig:
         if self.output_dir is None:
             raise ValueError("`output_dir` is required.")
         positive = ("seq_len", "per_device_train_batch_size", "per_device_eval_batch_size")
-        positive += ("gradient_accumulation_steps", "max_steps", "logging_steps", "eval_batches")
+        positive += ("gradient_accumulation_steps", "max_steps", "logging_steps", "eval_batches", "max_source_length")
         optional_positive = ("eval_steps", "save_steps", "save_total_limit", "max_train_samples", "max_eval_samples")
         for name in positive + tuple(n for n in optional_positive if getattr(self, n) is not None):
             if getattr(self, name) <= 0:
@@ -173,6 +181,13 @@ class TrainingConfig:
         for name in ("adam_beta1", "adam_beta2", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
+        if (self.source_column is None) != (self.target_column is None):
+            raise ValueError(
+                "`source_column` and `target_column` go together (paired data); got "
+                f"source_column={self.source_column!r}, target_column={self.target_column!r}."
+            )
+        if self.source_column is not None and get_method(self.method).condition_layout is None:
+            raise ValueError(f"`source_column`: method {self.method!r} cannot be trained on paired data.")
         if self.lora is not None and self.init_from is None:
             raise ValueError(
                 "`lora` fine-tunes a pretrained model: set `init_from` (a folder, a Hub id or `pretrained:<name>`)."

@@ -200,3 +200,24 @@ def in_memory_text_dataset(dataset, *, text_column: str, validation_split: float
                 f"{part.column_names}."
             )
     return dataset
+
+
+def load_run_dataset(config):
+    """The raw ``DatasetDict`` (``train`` and ``validation``) of a `TrainingConfig`: `in_memory_text_dataset` for a
+    Python-built ``dataset``, else `latentlm.data.load_text_dataset`. The column checked is ``source_column`` for
+    paired data, else ``text_column``."""
+    from ..data import load_text_dataset
+
+    column = config.source_column or config.text_column
+    if is_in_memory_dataset(config.dataset):
+        return in_memory_text_dataset(
+            config.dataset, text_column=column, validation_split=config.validation_split, seed=config.seed
+        )
+    return load_text_dataset(
+        config.dataset,
+        config_name=config.dataset_config,
+        text_column=column,
+        data_files=config.data_files,
+        validation_split=config.validation_split,
+        seed=config.seed,
+    )

@@ -43,7 +43,7 @@ from .adapters import save_adapter
 from .checkpointing import MODEL_DIR, TrainState, register_model_hooks, resolve_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .ema import EMA
-from .sources import PretrainedSource, in_memory_text_dataset, is_in_memory_dataset, resolve_init_from
+from .sources import PretrainedSource, load_run_dataset, resolve_init_from
 
 
 logger = get_logger(__name__)
@@ -264,28 +264,24 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
     """
     from datasets import DatasetDict
 
-    from ..data import load_text_dataset, tokenize_and_chunk
+    from ..data import tokenize_and_chunk, tokenize_pairs
 
-    if is_in_memory_dataset(config.dataset):
-        raw = in_memory_text_dataset(
-            config.dataset, text_column=config.text_column, validation_split=config.validation_split, seed=config.seed
+    raw = load_run_dataset(config)
+    raw = DatasetDict(train=raw["train"], validation=raw["validation"])
+    if config.source_column is not None:
+        tokenized = tokenize_pairs(
+            raw,
+            tokenizer,
+            source_column=config.source_column,
+            target_column=config.target_column,
+            target_length=config.seq_len,
+            source_length=config.max_source_length,
+            concatenate=get_method(config.method).condition_layout == "concatenated",
         )
     else:
-        raw = load_text_dataset(
-            config.dataset,
-            config_name=config.dataset_config,
-            text_column=config.text_column,
-            data_files=config.data_files,
-            validation_split=config.validation_split,
-            seed=config.seed,
+        tokenized = tokenize_and_chunk(
+            raw, tokenizer, config.seq_len, packing=config.packing, text_column=config.text_column
         )
-    tokenized = tokenize_and_chunk(
-        DatasetDict(train=raw["train"], validation=raw["validation"]),
-        tokenizer,
-        config.seq_len,
-        packing=config.packing,
-        text_column=config.text_column,
-    )
     splits = []
     for name, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples)):
         dataset = tokenized[name]
@@ -300,10 +296,11 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
 
 
 def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
-    """Stacks ``input_ids``/``attention_mask`` (and cached ``encoder_activations``) and adds ``labels`` (the inputs,
-    padding set to -100)."""
+    """Stacks the token columns (and cached ``encoder_activations``); ``labels`` default to the inputs with padding
+    set to -100."""
     batch = DataCollatorForFixedLength()(examples)
-    batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    if "labels" not in batch:
+        batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     return batch
 
 
@@ -379,7 +376,8 @@ def _init_from_overrides(spec: MethodSpec, config: TrainingConfig, source: Pretr
 def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -> dict:
     """Keyword arguments of a new model config: tokenizer- and data-derived values, overridden by ``config.model``.
 
-    BERT-like tokenizers have no bos/eos tokens; their cls/sep tokens play those roles.
+    BERT-like tokenizers have no bos/eos tokens; their cls/sep tokens play those roles. Paired data makes a
+    diffusion model conditional and sizes the positions for source and target (see `MethodSpec.condition_layout`).
     """
     derived = {
         "vocab_size": len(tokenizer),
@@ -391,6 +389,13 @@ def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -
     known = _config_keys(config_class)
     if config.autoencoder is not None:
         derived.update(_autoencoder_derived(config.autoencoder))
+    layout = get_method(config.method).condition_layout
+    if config.source_column is not None:
+        derived["conditional"] = True
+        if layout == "in_sequence":
+            derived["max_position_embeddings"] = config.max_source_length + config.seq_len
+        elif layout == "concatenated":
+            derived["max_position_embeddings"] = config.max_source_length + 1 + config.seq_len
     return {**{key: value for key, value in derived.items() if key in known}, **config.model}
 
 
