@@ -87,7 +87,7 @@ def test_bad_python_datasets_are_refused_with_the_argument_named(corpus, tmp_pat
     with pytest.raises(ValueError, match="`text_column`='body'"):
         train(ar_config(corpus, tmp_path / "x", dataset=Dataset.from_dict({"text": texts()}), text_column="body"))
     with pytest.raises(ValueError, match="`lora` fine-tunes a pretrained model: set `init_from`"):
-        ar_config(corpus, tmp_path, lora={"r": 2})
+        train(ar_config(corpus, tmp_path / "lora", lora={"r": 2}))
 
 
 def test_init_from_resolves_pipelines_models_bundled_names_and_refuses_others(tmp_path):

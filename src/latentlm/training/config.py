@@ -188,10 +188,6 @@ class TrainingConfig:
             )
         if self.source_column is not None and get_method(self.method).condition_layout is None:
             raise ValueError(f"`source_column`: method {self.method!r} cannot be trained on paired data.")
-        if self.lora is not None and self.init_from is None:
-            raise ValueError(
-                "`lora` fine-tunes a pretrained model: set `init_from` (a folder, a Hub id or `pretrained:<name>`)."
-            )
         if not 0 < self.validation_split < 1:
             raise ValueError(f"`validation_split` must be in (0, 1), got {self.validation_split}.")
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)

@@ -353,7 +353,11 @@ def build_model(spec: MethodSpec, config: TrainingConfig, tokenizer, checkpoint:
 
     A LoRA run's checkpoints hold the adapter only: on resume its base weights come from ``init_from`` again.
     """
-    if checkpoint is not None and not (config.lora is not None and config.init_from is not None):
+    if config.lora is not None and config.init_from is None:
+        raise ValueError(
+            "`lora` fine-tunes a pretrained model: set `init_from` (a folder, a Hub id or `pretrained:<name>`)."
+        )
+    if checkpoint is not None and config.lora is None:
         return spec.model_class(spec.config_class.from_pretrained(checkpoint / MODEL_DIR))
     _check_model_keys(spec.config_class, config.model)
     if config.init_from is not None:
