@@ -76,6 +76,6 @@ def install_fake_hub(monkeypatch, tmp_path: Path) -> FakeHub:
 
 def allow_uploads(monkeypatch) -> None:
     """latentlm refuses to push under HF_HUB_OFFLINE=1; the fake Hub needs no network."""
-    import latentlm.hub
+    import latentlm.hub_upload
 
-    monkeypatch.setattr(latentlm.hub, "_offline", lambda: False)
+    monkeypatch.setattr(latentlm.hub_upload, "_offline", lambda: False)

@@ -7,9 +7,12 @@ save_model_card("runs/elf-small", model_name="elf-small", method="elf", base_inf
 push_to_hub("runs/elf-small", "me/elf-small")  # writes a card first if the folder has none
 ```
 
-The card's YAML front matter is built by `huggingface_hub.ModelCardData` with ``library_name: latentlm`` and
-``pipeline_tag: text-generation``. transformers' and diffusers' own ``push_to_hub`` write a card with *their*
-``library_name`` when the repository has none, so a latentlm folder always gets its card before it is uploaded.
+The card's YAML front matter is built by `huggingface_hub.ModelCardData`, valid for the Hub: ``library_name`` and
+``pipeline_tag`` per class (``latentlm`` / ``text-generation`` for diffusion models and pipelines, ``transformers``
+for the AR baseline, ``feature-extraction`` for the Cosmos autoencoder), ``datasets`` only for Hub dataset ids,
+``base_model`` for fine-tunes and LoRA adapters. transformers' and diffusers' own ``push_to_hub`` would write a card
+with *their* ``library_name``; latentlm's pipelines and models override it (`PushToHubMixin`), and a folder always
+gets its card before it is uploaded (`push_to_hub`, in `latentlm.hub_upload`).
 
 `latentlm.training.train` writes the card of its export (``README.md`` next to the weights) with
 `save_training_card`. Cards are pure text: building one needs neither the network nor the weights.
@@ -18,8 +21,6 @@ The card's YAML front matter is built by `huggingface_hub.ModelCardData` with ``
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,6 @@ _HUB_METADATA = {
 }
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9]$")
 ADAPTER_FILES = ("adapter_config.json", "pytorch_lora_weights.safetensors")
-# What a training run's folder holds besides the export: Accelerate checkpoints (pickles, optimizer state) and
-# TensorBoard logs. None of it belongs on the Hub; `push_to_hub(..., ignore_patterns=[])` uploads everything.
-DEFAULT_IGNORE_PATTERNS = ("checkpoints/", "logs/", "*.pkl", "*.pt", "*.bin")
 
 _METHOD_DESCRIPTIONS = {
     "elf": (
@@ -324,110 +322,6 @@ def _adapter_card(folder: Path, repo_id: str | None) -> ModelCard:
     )
 
 
-def push_to_hub(
-    folder: str | os.PathLike,
-    repo_id: str,
-    *,
-    private: bool = False,
-    token: str | None = None,
-    commit_message: str = "Upload latentlm model",
-    ignore_patterns: list[str] | tuple[str, ...] | None = DEFAULT_IGNORE_PATTERNS,
-    revision: str | None = None,
-    create_pr: bool = False,
-):
-    """Uploads a saved pipeline, model or LoRA adapter folder to the Hub repository ``repo_id`` (created if
-    needed), in one commit (`huggingface_hub.HfApi.create_repo` + ``upload_folder``).
-
-    A folder without ``README.md`` first gets one (`card_from_folder`). A card written by latentlm loads the model
-    from its folder name in the usage snippet; that name is replaced by ``repo_id`` (in the folder's ``README.md``
-    too, so the folder and the repository match).
-
-    Args:
-        folder: the saved folder (``model_index.json`` for a pipeline, ``config.json`` for a model).
-        repo_id: ``"user/name"`` (or ``"name"`` for the token's user).
-        private: create the repository as private (no effect on an existing one).
-        token: Hub token; None uses the stored login or ``HF_TOKEN``.
-        commit_message: message of the upload commit.
-        ignore_patterns: files not uploaded; the default skips a training run's checkpoints, logs and pickles.
-        revision: the branch to commit to (created from the default branch if missing).
-        create_pr: open a pull request with the commit instead of committing to the branch.
-
-    Returns:
-        the `huggingface_hub.CommitInfo` of the upload.
-
-    Raises:
-        huggingface_hub.errors.OfflineModeIsEnabled: when ``HF_HUB_OFFLINE`` is set, before any network call.
-    """
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import OfflineModeIsEnabled
-
-    folder = Path(folder)
-    if not (any((folder / name).is_file() for name in ("model_index.json", "config.json", *ADAPTER_FILES))):
-        raise ValueError(
-            f"`folder` ({folder}) holds no saved pipeline (model_index.json), model (config.json) or LoRA adapter "
-            f"({' / '.join(ADAPTER_FILES)})."
-        )
-    if _offline():
-        raise OfflineModeIsEnabled(
-            f"Cannot push {folder} to the Hub repository {repo_id!r}: offline mode is on (HF_HUB_OFFLINE=1). "
-            "Unset HF_HUB_OFFLINE to upload; `save_model_card` writes the card locally."
-        )
-    _ensure_card(folder, repo_id)
-    api = HfApi(token=token)
-    repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    if revision is not None and not create_pr:
-        api.create_branch(repo_url.repo_id, branch=revision, exist_ok=True, repo_type="model")
-    return api.upload_folder(
-        repo_id=repo_url.repo_id,
-        folder_path=str(folder),
-        repo_type="model",
-        commit_message=commit_message,
-        ignore_patterns=list(ignore_patterns) if ignore_patterns else None,
-        **({"revision": revision} if revision is not None else {}),
-        **({"create_pr": True} if create_pr else {}),
-    )
-
-
-class PushToHubMixin:
-    """``push_to_hub`` for latentlm pipelines, models and autoencoders: `save_pretrained` into a temporary folder,
-    latentlm's card (the one of the folder the object was loaded from when it has one, else `card_from_folder`),
-    then `push_to_hub` in one commit. Replaces the inherited diffusers / transformers methods, whose cards name
-    their own library."""
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        commit_message: str | None = None,
-        private: bool = False,
-        token: str | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
-        **save_kwargs,
-    ):
-        """Uploads this object to ``repo_id``; returns the `huggingface_hub.CommitInfo`. ``save_kwargs`` go to
-        ``save_pretrained``. Raises `OfflineModeIsEnabled` under ``HF_HUB_OFFLINE=1``, before saving anything."""
-        from huggingface_hub.errors import OfflineModeIsEnabled
-
-        if _offline():
-            raise OfflineModeIsEnabled(f"Cannot push to {repo_id!r}: offline mode is on (HF_HUB_OFFLINE=1).")
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp) / repo_id.split("/")[-1]
-            self.save_pretrained(folder, **save_kwargs)
-            source_card = Path(str(getattr(self, "name_or_path", "") or ""), CARD_NAME)
-            if source_card.is_file() and ModelCard.load(source_card).data.library_name in ("latentlm", "transformers"):
-                shutil.copyfile(source_card, folder / CARD_NAME)
-            return push_to_hub(
-                folder,
-                repo_id,
-                private=private,
-                token=token,
-                commit_message=commit_message or f"Upload {type(self).__name__}",
-                revision=revision,
-                create_pr=create_pr,
-            )
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------------------------------------------
@@ -634,24 +528,4 @@ def _last_eval_loss(log_file: Path) -> float | None:
     return loss
 
 
-def _offline() -> bool:
-    """``HF_HUB_OFFLINE`` as huggingface_hub reads it (tests lift it for uploads to a substitute `HfApi` only)."""
-    from huggingface_hub import constants
-
-    return constants.HF_HUB_OFFLINE
-
-
-def _ensure_card(folder: Path, repo_id: str) -> None:
-    """Writes a card when the folder has none, and points a latentlm card's usage snippet at ``repo_id``."""
-    path = folder / CARD_NAME
-    if not path.is_file():
-        card_from_folder(folder, repo_id=repo_id).save(path)
-        return
-    card = ModelCard.load(path)
-    name = getattr(card.data, "model_name", None)
-    if card.data.library_name in ("latentlm", "transformers") and name and name != repo_id:
-        text = path.read_text(encoding="utf-8")
-        updated = text.replace(f'from_pretrained("{name}")', f'from_pretrained("{repo_id}")')
-        updated = updated.replace(f'load_lora_weights("{name}"', f'load_lora_weights("{repo_id}"')
-        if updated != text:
-            path.write_text(updated, encoding="utf-8")
+from .hub_upload import DEFAULT_IGNORE_PATTERNS, PushToHubMixin, push_to_hub  # noqa: E402  (uploads use the cards above)
