@@ -141,7 +141,8 @@ def is_in_memory_dataset(dataset) -> bool:
 
 
 def check_in_memory_dataset(dataset):
-    """Validates a Python-built ``dataset``; an iterable of texts is read into a list (so it can be read twice)."""
+    """Validates a Python-built ``dataset``; an iterable of texts is read into a list (so it can be read twice).
+    `latentlm.data.load_text_dataset` reads all three forms."""
     import datasets
 
     if isinstance(dataset, (datasets.IterableDataset, datasets.IterableDatasetDict)):
@@ -176,48 +177,3 @@ def describe_dataset(dataset) -> str:
     if isinstance(dataset, datasets.Dataset):
         return f"in-memory Dataset ({len(dataset):,} rows)"
     return f"in-memory list of {len(dataset):,} texts"
-
-
-def in_memory_text_dataset(dataset, *, text_column: str, validation_split: float, seed: int):
-    """A Python-built ``dataset`` as the ``DatasetDict`` `latentlm.data.load_text_dataset` returns: ``train`` and
-    ``validation`` splits (carved from ``train`` with ``validation_split`` and ``seed`` when missing), each with
-    ``text_column``."""
-    import datasets
-
-    from ..data.loading import _with_validation
-
-    if isinstance(dataset, list):
-        dataset = datasets.Dataset.from_dict({text_column: dataset})
-    if isinstance(dataset, datasets.Dataset):
-        dataset = datasets.DatasetDict(train=dataset)
-    if "train" not in dataset:
-        raise ValueError(f"`dataset` (a DatasetDict) needs a 'train' split; it has {list(dataset)}.")
-    dataset = _with_validation(dataset, validation_split, seed)
-    for split, part in dataset.items():
-        if text_column not in part.column_names:
-            raise ValueError(
-                f"`text_column`={text_column!r} is not a column of split {split!r} of `dataset`; available columns: "
-                f"{part.column_names}."
-            )
-    return dataset
-
-
-def load_run_dataset(config):
-    """The raw ``DatasetDict`` (``train`` and ``validation``) of a `TrainingConfig`: `in_memory_text_dataset` for a
-    Python-built ``dataset``, else `latentlm.data.load_text_dataset`. The column checked is ``source_column`` for
-    paired data, else ``text_column``."""
-    from ..data import load_text_dataset
-
-    column = config.source_column or config.text_column
-    if is_in_memory_dataset(config.dataset):
-        return in_memory_text_dataset(
-            config.dataset, text_column=column, validation_split=config.validation_split, seed=config.seed
-        )
-    return load_text_dataset(
-        config.dataset,
-        config_name=config.dataset_config,
-        text_column=column,
-        data_files=config.data_files,
-        validation_split=config.validation_split,
-        seed=config.seed,
-    )

@@ -20,7 +20,6 @@ The contract with a method's training head (``MethodSpec.model_class``):
   and every batch then carries ``encoder_activations``, which ``forward`` accepts in place of running the encoder.
 """
 
-import functools
 import json
 import math
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from .adapters import save_adapter
 from .checkpointing import MODEL_DIR, TrainState, register_model_hooks, resolve_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .ema import EMA
-from .sources import PretrainedSource, load_run_dataset, resolve_init_from
+from .sources import PretrainedSource, resolve_init_from
 
 
 logger = get_logger(__name__)
@@ -246,14 +245,13 @@ def load_tokenizer(config: TrainingConfig) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(config.tokenizer_name_or_path or pipeline_tokenizer or default_encoder_path())
 
 
-@functools.lru_cache(maxsize=8)
-def _resolve_init_from(init_from: str) -> PretrainedSource:
-    return resolve_init_from(init_from)
-
-
 def init_source(config: TrainingConfig) -> PretrainedSource | None:
-    """The resolved ``init_from`` (a pipeline or model folder, a Hub id or a bundled name), or None."""
-    return _resolve_init_from(config.init_from) if config.init_from is not None else None
+    """The resolved ``init_from`` (a pipeline or model folder, a Hub id or a bundled name), or None.
+
+    Resolved where it is used (tokenizer, model): a Hub id costs one cache lookup each time, and a long-lived
+    process never holds a stale snapshot path.
+    """
+    return resolve_init_from(config.init_from) if config.init_from is not None else None
 
 
 def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
@@ -264,9 +262,16 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
     """
     from datasets import DatasetDict
 
-    from ..data import tokenize_and_chunk, tokenize_pairs
+    from ..data import load_text_dataset, tokenize_and_chunk, tokenize_pairs
 
-    raw = load_run_dataset(config)
+    raw = load_text_dataset(
+        config.dataset,
+        config_name=config.dataset_config,
+        text_column=config.source_column or config.text_column,
+        data_files=config.data_files,
+        validation_split=config.validation_split,
+        seed=config.seed,
+    )
     raw = DatasetDict(train=raw["train"], validation=raw["validation"])
     if config.source_column is not None:
         tokenized = tokenize_pairs(
