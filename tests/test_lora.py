@@ -156,6 +156,8 @@ def test_bad_checkpoints_and_names_are_refused(tiny_tokenizer, tmp_path):
         pipe.load_lora_weights(path, adapter_name="a")
     with pytest.raises(ValueError, match="not in the list of present adapters"):
         pipe.set_adapters(["nope"])
+    with pytest.raises(ValueError, match=r"Unsupported arguments \['hotswap'\]"):
+        pipe.load_lora_weights(path, adapter_name="b", hotswap=True)
 
 
 def test_cosmos_adapters_on_the_denoiser_and_the_autoencoder(tiny_tokenizer, tmp_path):

@@ -45,6 +45,7 @@ logger = logging.get_logger(__name__)
 PEFT_CONFIG_NAME = "adapter_config.json"
 PEFT_WEIGHTS_NAME = "adapter_model.safetensors"
 _PEFT_PREFIX = "base_model.model."  # `PeftModel.save_pretrained` keys start with it
+_HUB_KWARGS = {"revision", "token", "cache_dir", "local_files_only", "force_download"}
 
 
 class LatentLMLoraLoaderMixin(LoraBaseMixin):
@@ -81,6 +82,12 @@ class LatentLMLoraLoaderMixin(LoraBaseMixin):
             **hub_kwargs: `huggingface_hub.hf_hub_download` arguments (``revision``, ``token``, ``cache_dir``,
                 ``local_files_only``).
         """
+        unknown = sorted(set(hub_kwargs) - _HUB_KWARGS)
+        if unknown:
+            raise ValueError(
+                f"Unsupported arguments {unknown}: latentlm's LoRA loader takes `weight_name`, `subfolder` and "
+                f"{sorted(_HUB_KWARGS)} (no hotswap or low_cpu_mem_usage)."
+            )
         state_dict, metadata = _read_lora_checkpoint(
             pretrained_model_name_or_path_or_dict, weight_name, subfolder, hub_kwargs
         )
