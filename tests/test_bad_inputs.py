@@ -34,6 +34,7 @@ from latentlm.models import (
 )
 from latentlm.schedulers import EulerMaruyamaVPScheduler, FlowMatchEulerSDEScheduler
 from latentlm.training import load_config
+from latentlm.training.sources import resolve_init_from
 
 
 NAN, INF = math.nan, math.inf
@@ -119,6 +120,12 @@ def _edit_json(path: Path, **changes) -> Path:
             data[key] = value
     path.write_text(json.dumps(data))
     return path
+
+
+def _streaming():
+    import datasets
+
+    return datasets.Dataset.from_dict({"text": ["a", "b"]}).to_iterable_dataset()
 
 
 def _rename_key(path: Path, old: str, new: str) -> Path:
@@ -383,6 +390,20 @@ ROWS += [
     Row("dataset-missing-file", lambda ctx: _train_config(ctx, dataset="./no/data.txt"), FileNotFoundError,
         "no/data.txt"),
     Row("dataset-missing-txt", lambda ctx: _train_config(ctx, dataset="data.txt"), FileNotFoundError, "data.txt"),
+    Row("dataset-a-number", lambda ctx: _train_config(ctx, dataset=5), ValueError, "`dataset`"),
+    Row("dataset-empty-list", lambda ctx: _train_config(ctx, dataset=[]), ValueError, "`dataset`.*empty"),
+    Row("dataset-list-of-non-texts", lambda ctx: _train_config(ctx, dataset=["a", 3]), ValueError, "`dataset`.*int"),
+    Row("dataset-streaming", lambda ctx: _train_config(ctx, dataset=_streaming()), ValueError, "`dataset`.*streaming"),
+]  # fmt: skip
+
+# What a fine-tune starts from (`init_from`, resolved when the model is built).
+ROWS += [
+    Row("init_from-unknown-bundled", lambda ctx: resolve_init_from("pretrained:gpt-17"), ValueError,
+        "`init_from`.*gpt-17"),
+    Row("init_from-folder-without-config", lambda ctx: resolve_init_from(str(ctx.file("i.txt", "x").parent)),
+        ValueError, "`init_from`.*neither"),
+    Row("init_from-unreachable-hub-id", lambda ctx: resolve_init_from("nobody/nothing-here"), ValueError,
+        "`init_from`.*nobody/nothing-here"),
 ]  # fmt: skip
 
 # Training configs.
@@ -454,6 +475,12 @@ ROWS += [
         ("bench-unreachable-model", ["bench", "--model", "noequals", "--quick"], "noequals"),
         ("bench-missing-model-folder", ["bench", "--model", "elf=./no/elf"], "--model.*no/elf"),
         ("reconstruct-missing-autoencoder", ["reconstruct", "--autoencoder", "ae=./no/ae"], "no/ae"),
+        ("push-missing-folder", ["push", "./no/run", "me/x"], "no/run"),
+        ("push-not-a-model-folder", ["push", lambda ctx: ctx.file("p.txt", "x").parent, "me/x"],
+         "holds no saved pipeline"),
+        ("push-adapter-only-without-adapter", ["push", lambda ctx: ctx.root / "pipeline", "me/x", "--adapter-only"],
+         "--adapter-only.*no LoRA adapter"),
+        ("push-no-repo", ["push", lambda ctx: ctx.root / "pipeline"], "repo_id"),
     ]
 ]  # fmt: skip
 

@@ -137,6 +137,65 @@ def test_resume_restores_train_state_and_ema(run_dir):
         assert torch.equal(shadow, reference[name.removeprefix("module.")].detach()), name
 
 
+def _lora_setup(seed):
+    """A tiny Llama with a LoRA adapter (PEFT), prepared like a LoRA training run; ``seed`` sets the adapter."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(TINY)
+    torch.manual_seed(seed)
+    model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    accelerator = Accelerator(cpu=True)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    register_model_hooks(accelerator)
+    return accelerator, model
+
+
+def _lora_weights(model):
+    return {name: p.detach().clone() for name, p in model.named_parameters() if "lora_" in name}
+
+
+def test_lora_checkpoint_holds_the_adapter_only_under_the_manifest(tmp_path):
+    accelerator, model = _lora_setup(seed=1)
+    saved = _lora_weights(model)
+    checkpoint = save_checkpoint(accelerator, tmp_path, 1, None, TrainState(step=1))
+    files = {p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*") if p.is_file()}
+    assert {"model/adapter_model.safetensors", "model/adapter_config.json", "model/config.json"} <= files
+    assert "model/model.safetensors" not in files and "model.safetensors" not in files  # no full weights
+    assert not any("custom_checkpoint" in name for name in files)
+    assert {"model/adapter_model.safetensors", "model/adapter_config.json"} <= json.loads(
+        (checkpoint / "manifest.json").read_text()
+    )["files"].keys()
+    assert resolve_checkpoint(tmp_path, "latest") == checkpoint
+
+    accelerator, fresh = _lora_setup(seed=2)  # same base, another adapter: resuming must restore the saved one
+    state = TrainState()
+    load_checkpoint(accelerator, checkpoint, state)
+    assert state.step == 1
+    restored = _lora_weights(fresh)
+    assert restored.keys() == saved.keys()
+    for name, weight in saved.items():
+        assert torch.equal(restored[name], weight), name
+
+
+@pytest.mark.parametrize("damage", ["flip", "nan"])
+def test_damaged_lora_adapter_is_refused(tmp_path, damage):
+    from safetensors.torch import load_file, save_file
+
+    accelerator, _ = _lora_setup(seed=1)
+    checkpoint = save_checkpoint(accelerator, tmp_path, 1, None, TrainState(step=1))
+    adapter = checkpoint / "model" / "adapter_model.safetensors"
+    if damage == "flip":
+        _damage(adapter, "flip")
+    else:  # NaN weights with a manifest rewritten to match: still refused
+        save_file({name: torch.full_like(t, float("nan")) for name, t in load_file(adapter).items()}, adapter)
+        (checkpoint / "manifest.json").unlink()
+        checkpointing._write_manifest(checkpoint)
+    with pytest.raises(CheckpointError, match="adapter_model.safetensors"):
+        verify_checkpoint(checkpoint)
+
+
 class _Payload:
     """Unpickling this runs `open(marker, "w")`: what a planted checkpoint would do."""
 

@@ -160,9 +160,14 @@ def test_encoder_width_must_match_the_latent_width():
         tiny_elf().set_text_encoder(FakeEncoder(hidden_size=8))
 
 
-def test_training_without_an_encoder_says_how_to_attach_one():
-    with pytest.raises(ValueError, match="prepare_for_training"):
+def test_training_without_an_encoder_loads_the_configured_one_on_first_use(caplog):
+    # The default encoder (all-MiniLM-L6-v2, 384-d) is loaded, logged, and refused by a 16-d model.
+    with (
+        caplog.at_level("INFO"),
+        pytest.raises(ValueError, match="hidden size 384 but the model's `latent_dim` is 16"),
+    ):
         tiny_elf()(torch.zeros(1, 4, dtype=torch.long))
+    assert "loading its frozen encoder sentence-transformers/all-MiniLM-L6-v2 on first use" in caplog.text
 
 
 def test_a_few_steps_of_training_reduce_the_loss():

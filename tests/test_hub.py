@@ -40,7 +40,8 @@ def test_card_round_trips_with_metadata_usage_and_summaries(tmp_path):
 
     assert card.data.library_name == "latentlm" and card.data.pipeline_tag == "text-generation"
     assert card.data.tags == ["latentlm", "text-diffusion", "elf", "lora"]
-    assert card.data.datasets == ["english-prose"] and card.data.license == "apache-2.0"
+    assert card.data.datasets is None  # a latentlm corpus, not a Hub dataset id
+    assert card.data.license == "apache-2.0"
     assert card.data.model_name == "elf-test"
     assert card.text.lstrip().startswith("# elf-test\n")
     assert 'latentlm.AutoPipelineForTextGeneration.from_pretrained("me/elf-test")' in card.text
@@ -53,8 +54,8 @@ def test_card_round_trips_with_metadata_usage_and_summaries(tmp_path):
 def test_ar_card_uses_transformers_generate_and_optional_sections_are_left_out():
     card = model_card(model_name="ar-test", method="ar", base_info={"hidden_size": 32}, license="mit")
 
-    assert card.data.tags == ["latentlm", "text-diffusion", "ar"] and card.data.license == "mit"
-    assert card.data.datasets is None
+    assert card.data.tags == ["latentlm", "causal-lm", "ar"] and card.data.license == "mit"
+    assert card.data.library_name == "transformers" and card.data.datasets is None
     assert 'AutoModelForCausalLM.from_pretrained("ar-test")' in card.text and "model.generate(" in card.text
     assert "AutoPipelineForTextGeneration" not in card.text
     assert "## Training" not in card.text and "## Evaluation" not in card.text
@@ -129,7 +130,7 @@ def test_push_to_hub_creates_the_repo_and_uploads_the_folder_with_a_card(tmp_pat
     assert upload_kwargs["repo_id"] == "me/my-model" and upload_kwargs["folder_path"] == str(folder)
     assert upload_kwargs["commit_message"] == "first" and "checkpoints/" in upload_kwargs["ignore_patterns"]
     card = ModelCard.load(folder / "README.md")  # written before the upload
-    assert card.data.library_name == "latentlm" and "ar" in card.data.tags
+    assert card.data.library_name == "transformers" and "ar" in card.data.tags
     assert 'AutoModelForCausalLM.from_pretrained("me/my-model")' in card.text
 
 
@@ -169,8 +170,8 @@ def test_training_export_has_a_model_card(corpus, tmp_path, monkeypatch):  # noq
     result = train(tiny_config(corpus, out, max_steps=2, gradient_accumulation_steps=2))
 
     card = ModelCard.load(out / "README.md")
-    assert card.data.library_name == "latentlm" and card.data.pipeline_tag == "text-generation"
-    assert card.data.tags == ["latentlm", "text-diffusion", "ar"] and card.data.datasets is None  # a local file
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "text-generation"
+    assert card.data.tags == ["latentlm", "causal-lm", "ar"] and card.data.datasets is None  # a local file
     assert card.data.model_name == "run" and 'AutoModelForCausalLM.from_pretrained("run")' in card.text
     assert "| Architecture | LlamaForCausalLM |" in card.text and "| Hidden size | 32 |" in card.text
     assert "| Batch (sequences per step) | 8 |" in card.text and "| Tokens seen | 256 |" in card.text

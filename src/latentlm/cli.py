@@ -9,6 +9,7 @@
     latentlm bench --model elf=PATH --ar-baseline PATH [--quick]
     latentlm reconstruct --autoencoder ae16=PATH [--autoencoder ...] [--noise-levels 0 0.5 1 ...]
     latentlm likelihood PATH [--corpus english-prose --seq-len 64 --num-draws 4]
+    latentlm push FOLDER USER/REPO [--private] [--adapter-only] [--revision BRANCH] [--commit-message MSG]
 
 One small function per subcommand; `main` dispatches. Run it as ``latentlm``, ``python -m latentlm.cli`` or, in
 several processes, ``accelerate launch --multi_gpu --num_processes N -m latentlm.cli train ...`` (GPUs or CPUs; see
@@ -109,6 +110,33 @@ def _sample(args: argparse.Namespace) -> None:
                 f.write(json.dumps({"text": text}) + "\n")
 
 
+def _push(args: argparse.Namespace) -> None:
+    """``latentlm push``: uploads a run's export (or its LoRA adapter) with latentlm's model card."""
+    from pathlib import Path
+
+    from .hub import push_to_hub
+    from .training.trainer import ADAPTER_DIR
+
+    folder = Path(args.folder)
+    if args.adapter_only:
+        folder = folder if (folder / "adapter_config.json").is_file() else folder / ADAPTER_DIR
+        if not (folder / "adapter_config.json").is_file():
+            raise SystemExit(
+                f"latentlm push: error: --adapter-only: {args.folder} holds no LoRA adapter ({ADAPTER_DIR}/)."
+            )
+    try:
+        info = push_to_hub(
+            folder,
+            args.repo_id,
+            private=args.private,
+            revision=args.revision,
+            commit_message=args.commit_message or f"Upload {folder.resolve().name} with latentlm",
+        )
+    except ValueError as err:
+        raise SystemExit(f"latentlm push: error: {err}") from err
+    print(getattr(info, "commit_url", info))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand; each sets ``func``, the function `main` calls with the parsed arguments."""
     from .evaluation.benchmark import positive_int
@@ -151,9 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--source", action="append", help="text to transform, for models trained on pairs (repeatable)"
     )
-    sample.add_argument(
-        "--num_return_sequences", type=positive_int, default=1, help="samples per prompt or source"
-    )
+    sample.add_argument("--num_return_sequences", type=positive_int, default=1, help="samples per prompt or source")
     sample.add_argument(
         "--max_new_tokens", type=positive_int, default=None, help="tokens to generate (same as --gen_length)"
     )
@@ -178,6 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     sample.add_argument("--output", help="also write the samples to this JSON-lines file")
     sample.set_defaults(func=_sample)
+
+    push = subcommands.add_parser(
+        "push",
+        help="upload a trained model, pipeline or LoRA adapter to the Hub",
+        description="Upload FOLDER (a `latentlm train` output_dir, a saved pipeline or model, or an adapter folder) "
+        "to the Hub repository REPO_ID with latentlm's model card, in one commit. Checkpoints and logs stay local.",
+        allow_abbrev=False,
+    )
+    push.add_argument("folder", help="the folder to upload")
+    push.add_argument("repo_id", help="the Hub repository, user/name (created if needed)")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument("--adapter-only", action="store_true", help="upload the run's LoRA adapter (FOLDER/adapter)")
+    push.add_argument("--revision", default=None, help="branch to commit to (created if needed)")
+    push.add_argument("--commit-message", default=None)
+    push.set_defaults(func=_push)
 
     from .evaluation.benchmark import (
         add_bench_arguments,

@@ -7,9 +7,12 @@ save_model_card("runs/elf-small", model_name="elf-small", method="elf", base_inf
 push_to_hub("runs/elf-small", "me/elf-small")  # writes a card first if the folder has none
 ```
 
-The card's YAML front matter is built by `huggingface_hub.ModelCardData` with ``library_name: latentlm`` and
-``pipeline_tag: text-generation``. transformers' and diffusers' own ``push_to_hub`` write a card with *their*
-``library_name`` when the repository has none, so a latentlm folder always gets its card before it is uploaded.
+The card's YAML front matter is built by `huggingface_hub.ModelCardData`, valid for the Hub: ``library_name`` and
+``pipeline_tag`` per class (``latentlm`` / ``text-generation`` for diffusion models and pipelines, ``transformers``
+for the AR baseline, ``feature-extraction`` for the Cosmos autoencoder), ``datasets`` only for Hub dataset ids,
+``base_model`` for fine-tunes and LoRA adapters. transformers' and diffusers' own ``push_to_hub`` would write a card
+with *their* ``library_name``; latentlm's pipelines and models override it (`PushToHubMixin`), and a folder always
+gets its card before it is uploaded (`push_to_hub`, in `latentlm.hub_upload`).
 
 `latentlm.training.train` writes the card of its export (``README.md`` next to the weights) with
 `save_training_card`. Cards are pure text: building one needs neither the network nor the weights.
@@ -18,6 +21,7 @@ The card's YAML front matter is built by `huggingface_hub.ModelCardData` with ``
 import contextlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,9 @@ from huggingface_hub import ModelCard, ModelCardData
 
 __all__ = [
     "DEFAULT_IGNORE_PATTERNS",
+    "PushToHubMixin",
+    "base_model_of",
+    "is_hub_dataset_id",
     "card_from_folder",
     "model_card",
     "model_summary",
@@ -38,9 +45,14 @@ __all__ = [
 
 CARD_NAME = "README.md"
 BASE_TAGS = ("latentlm", "text-diffusion")
-# What a training run's folder holds besides the export: Accelerate checkpoints (pickles, optimizer state) and
-# TensorBoard logs. None of it belongs on the Hub; `push_to_hub(..., ignore_patterns=[])` uploads everything.
-DEFAULT_IGNORE_PATTERNS = ("checkpoints/", "logs/", "*.pkl", "*.pt", "*.bin")
+# method -> (library_name, pipeline_tag, tags): the library that loads the folder and what the model does. The AR
+# baseline is a plain transformers causal LM; the Cosmos autoencoder maps text to latents and back.
+_HUB_METADATA = {
+    "ar": ("transformers", "text-generation", ("latentlm", "causal-lm")),
+    "cosmos-autoencoder": ("latentlm", "feature-extraction", ("latentlm", "text-autoencoder")),
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9]$")
+ADAPTER_FILES = ("adapter_config.json", "pytorch_lora_weights.safetensors")
 
 _METHOD_DESCRIPTIONS = {
     "elf": (
@@ -110,6 +122,8 @@ def model_card(
     tags: list[str] | None = None,
     base_model: str | None = None,
     repo_id: str | None = None,
+    adapter: bool = False,
+    pipeline: bool = True,
 ) -> ModelCard:
     """Builds the model card of a latentlm model.
 
@@ -120,31 +134,42 @@ def model_card(
         training: the training summary (see `training_summary`): dataset, steps, batch, sequence length, tokens seen,
             mixed precision, final eval loss, ...
         evaluation: Markdown for an "Evaluation" section (tables, protocol, the command that made the numbers).
-        datasets: Hub dataset ids for the metadata.
+        datasets: dataset names; only valid Hub ids (``owner/name``, not a latentlm corpus or a local file) go into
+            the metadata.
         license: SPDX-style license id for the metadata.
-        tags: extra tags; ``latentlm``, ``text-diffusion`` and the method name are always there.
-        base_model: Hub id of the model this one was fine-tuned from (metadata ``base_model``).
+        tags: extra tags; the method's tags (``latentlm``, ``text-diffusion``, ...) and its name are always there.
+        base_model: the model this one was fine-tuned from (metadata ``base_model`` when it is a Hub id).
+        adapter: the card of a LoRA adapter of ``base_model``: the usage snippet loads the base and the adapter.
+        pipeline: the repository holds a pipeline (else a bare diffusion model: the snippet loads it with
+            `AutoModelForTextDiffusion`).
         repo_id: the Hub repository the usage snippet loads; defaults to ``model_name`` (`push_to_hub` replaces it
             with the repository it uploads to).
 
     Returns:
         a `huggingface_hub.ModelCard`; ``card.save(path)`` writes it, ``ModelCard.load(path)`` reads it back.
     """
-    all_tags = list(dict.fromkeys([*BASE_TAGS, method, *(tags or [])]))
+    library_name, pipeline_tag, method_tags = _HUB_METADATA.get(method, ("latentlm", "text-generation", BASE_TAGS))
+    extra_tags = ["lora", "peft"] if adapter else []
+    all_tags = list(dict.fromkeys([*method_tags, method, *extra_tags, *(tags or [])]))
+    hub_datasets = [name for name in datasets or [] if is_hub_dataset_id(name)]
     card_data = ModelCardData(
-        library_name="latentlm",
-        pipeline_tag="text-generation",
+        library_name=library_name,
+        pipeline_tag=pipeline_tag,
         license=license,
         tags=all_tags,
-        datasets=list(datasets) if datasets else None,
-        base_model=base_model,
+        datasets=hub_datasets or None,
+        base_model=base_model if base_model and _HUB_ID.match(base_model) else None,
         model_name=model_name,
     )
     description = _METHOD_DESCRIPTIONS.get(method, f"a `{method}` continuous latent diffusion language model")
+    target = repo_id or model_name
+    if adapter:
+        description = f"a LoRA adapter for {base_model or 'its base model'}, {description.removeprefix('a ').removeprefix('an ')}"
     sections = [
         f"# {model_name}",
         f"This is {description}, trained with `latentlm`.",
-        "## Usage\n\n" + _usage_snippet(method, repo_id or model_name),
+        "## Usage\n\n"
+        + (_adapter_snippet(base_model, target) if adapter else _usage_snippet(method, target, pipeline)),
         "## Model\n\n" + _table(base_info, _MODEL_KEYS, header=("Property", "Value")),
     ]
     if training:
@@ -213,7 +238,7 @@ def save_training_card(
 ) -> ModelCard:
     """Writes the card of a training run's export: `model_summary` + `training_summary`, tags from the config."""
     tags = ["lora"] if config.lora else None
-    base_model = config.init_from if config.init_from and _is_hub_id(config.init_from) else None
+    base_model = base_model_of(config.init_from)
     return save_model_card(
         folder,
         model_name=_folder_name(folder),
@@ -233,79 +258,68 @@ def card_from_folder(folder: str | os.PathLike, repo_id: str | None = None) -> M
     ``training_config.yaml`` and the last evaluation in ``train_log.jsonl`` when a training run left them there.
     """
     folder = Path(folder)
+    if _is_adapter_folder(folder):
+        return _adapter_card(folder, repo_id)
     config_file = _model_config_file(folder)
     config = json.loads(config_file.read_text())
     base_info = _config_summary(config)
     base_info["architecture"] = (config.get("architectures") or [None])[0]
     base_info["num_parameters"] = _count_safetensors_parameters(config_file.parent)
-    training, datasets, method = None, None, _method_of(config)
-    if (folder / "training_config.yaml").is_file():
-        from .training.config import load_config
-
-        run = load_config(folder / "training_config.yaml")
-        method, datasets = run.method, _hub_datasets(run)
-        training = training_summary(run, eval_loss=_last_eval_loss(folder / "train_log.jsonl"))
-        for key in ("num_processes", "batch_size", "tokens"):  # the number of processes is not recorded
-            training.pop(key)
+    method, run, training = _method_of(config), *_run_summary(folder)
+    if run is not None:
+        method = run.method
     return model_card(
         model_name=_folder_name(folder),
         method=method,
         base_info=_ordered({key: value for key, value in base_info.items() if value is not None}),
         training=training,
-        datasets=datasets,
+        datasets=_hub_datasets(run) if run else None,
+        base_model=base_model_of(run.init_from) if run else None,
         repo_id=repo_id,
+        pipeline=(folder / "model_index.json").is_file(),
     )
 
 
-def push_to_hub(
-    folder: str | os.PathLike,
-    repo_id: str,
-    *,
-    private: bool = False,
-    token: str | None = None,
-    commit_message: str = "Upload latentlm model",
-    ignore_patterns: list[str] | tuple[str, ...] | None = DEFAULT_IGNORE_PATTERNS,
-):
-    """Uploads a saved pipeline or model folder to the Hub repository ``repo_id`` (created if needed).
+def _run_summary(folder: Path):
+    """The training config and summary a ``latentlm train`` run left in ``folder``, or ``(None, None)``."""
+    if not (folder / "training_config.yaml").is_file():
+        return None, None
+    from .training.config import load_config
 
-    A folder without ``README.md`` first gets one (`card_from_folder`). A card written by latentlm loads the model
-    from its folder name in the usage snippet; that name is replaced by ``repo_id`` (in the folder's ``README.md``
-    too, so the folder and the repository match).
+    run = load_config(folder / "training_config.yaml")
+    training = training_summary(run, eval_loss=_last_eval_loss(folder / "train_log.jsonl"))
+    for key in ("num_processes", "batch_size", "tokens"):  # the number of processes is not recorded
+        training.pop(key)
+    return run, training
 
-    Args:
-        folder: the saved folder (``model_index.json`` for a pipeline, ``config.json`` for a model).
-        repo_id: ``"user/name"`` (or ``"name"`` for the token's user).
-        private: create the repository as private (no effect on an existing one).
-        token: Hub token; None uses the stored login or ``HF_TOKEN``.
-        commit_message: message of the upload commit.
-        ignore_patterns: files not uploaded; the default skips a training run's checkpoints, logs and pickles.
 
-    Returns:
-        the `huggingface_hub.CommitInfo` of the upload.
+def _is_adapter_folder(folder: Path) -> bool:
+    return not (folder / "model_index.json").is_file() and any((folder / name).is_file() for name in ADAPTER_FILES)
 
-    Raises:
-        huggingface_hub.errors.OfflineModeIsEnabled: when ``HF_HUB_OFFLINE`` is set, before any network call.
-    """
-    from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import OfflineModeIsEnabled
 
-    folder = Path(folder)
-    if not ((folder / "model_index.json").is_file() or (folder / "config.json").is_file()):
-        raise ValueError(f"`folder` ({folder}) holds no saved pipeline (model_index.json) or model (config.json).")
-    if constants.HF_HUB_OFFLINE:
-        raise OfflineModeIsEnabled(
-            f"Cannot push {folder} to the Hub repository {repo_id!r}: offline mode is on (HF_HUB_OFFLINE=1). "
-            "Unset HF_HUB_OFFLINE to upload; `save_model_card` writes the card locally."
-        )
-    _ensure_card(folder, repo_id)
-    api = HfApi(token=token)
-    repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    return api.upload_folder(
-        repo_id=repo_url.repo_id,
-        folder_path=str(folder),
-        repo_type="model",
-        commit_message=commit_message,
-        ignore_patterns=list(ignore_patterns) if ignore_patterns else None,
+def _adapter_card(folder: Path, repo_id: str | None) -> ModelCard:
+    """The card of a LoRA adapter folder (PEFT's or diffusers' layout), with the run's training summary when the
+    folder is a run's ``adapter/``."""
+    info, base = {}, None
+    if (folder / "adapter_config.json").is_file():
+        config = json.loads((folder / "adapter_config.json").read_text())
+        base = config.get("base_model_name_or_path")
+        if base and (folder / base).exists():  # a folder relative to the adapter: no Hub id to name
+            base = None
+        info = {"architecture": "LoRA", "r": config.get("r"), "lora_alpha": config.get("lora_alpha")}
+        info["target_modules"] = ", ".join(sorted(config.get("target_modules") or []))
+    info["num_parameters"] = _count_safetensors_parameters(folder)
+    run, training = _run_summary(folder.parent)
+    base = base or (base_model_of(run.init_from) if run else None)
+    return model_card(
+        model_name=_folder_name(folder) if folder.name != "adapter" else f"{_folder_name(folder.parent)}-lora",
+        method=run.method if run else "elf",
+        base_info={key: value for key, value in info.items() if value not in (None, "")},
+        training=training,
+        datasets=_hub_datasets(run) if run else None,
+        base_model=base,
+        repo_id=repo_id,
+        adapter=True,
     )
 
 
@@ -314,7 +328,19 @@ def push_to_hub(
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _usage_snippet(method: str, target: str) -> str:
+def _adapter_snippet(base_model: str | None, target: str) -> str:
+    code = f"""\
+import torch
+import latentlm
+
+pipe = latentlm.AutoPipelineForTextGeneration.from_pretrained("{base_model or "<base model>"}")
+pipe.load_lora_weights("{target}", adapter_name="adapter")
+output = pipe(batch_size=2, gen_length=64, generator=torch.Generator().manual_seed(0))
+print(output.texts)"""
+    return f"```bash\npip install latentlm\n```\n\n```python\n{code}\n```"
+
+
+def _usage_snippet(method: str, target: str, pipeline: bool = True) -> str:
     if method == "ar":
         code = f"""\
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -335,6 +361,12 @@ autoencoder.load_text_encoder()  # the frozen encoder it reads (not part of the 
 batch = tokenizer(["the cat sat on the mat."], return_tensors="pt")
 latents = autoencoder.encode(batch.input_ids, batch.attention_mask)  # (1, num_latents, latent_dim)
 print(tokenizer.batch_decode(autoencoder.decode(latents).argmax(-1)))"""
+    elif not pipeline:
+        code = f"""\
+from latentlm import AutoModelForTextDiffusion
+
+model = AutoModelForTextDiffusion.from_pretrained("{target}")  # the training head (float32)
+# sample with the method's pipeline: e.g. latentlm.ELFPipeline.from_model(model, tokenizer)"""
     else:
         code = f"""\
 import torch
@@ -385,6 +417,10 @@ def _ordered(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _dataset_label(config) -> str:
+    from .training.sources import describe_dataset, is_in_memory_dataset
+
+    if is_in_memory_dataset(config.dataset):
+        return describe_dataset(config.dataset)
     label = _display_name(config.dataset)
     if config.dataset_config:
         label += f" ({config.dataset_config})"
@@ -396,10 +432,30 @@ def _dataset_label(config) -> str:
 
 
 def _hub_datasets(config) -> list[str] | None:
-    """``[config.dataset]`` when it names a dataset (not a local file or a generic builder such as ``text``)."""
-    if config.dataset in _LOCAL_BUILDERS or not _is_hub_id(config.dataset):
+    """``[config.dataset]`` when it is a Hub dataset id (see `is_hub_dataset_id`)."""
+    return [config.dataset] if isinstance(config.dataset, str) and is_hub_dataset_id(config.dataset) else None
+
+
+def is_hub_dataset_id(name: str) -> bool:
+    """True for ``owner/name`` ids that are not a local path, a latentlm corpus or a generic builder (``text``).
+
+    Canonical ids without an owner (``"wikitext"``) are now served under an organisation on the Hub; write those.
+    """
+    from .data.corpora import CORPORA
+
+    return name not in _LOCAL_BUILDERS and name not in CORPORA and _is_hub_id(name) and bool(_HUB_ID.match(name))
+
+
+def base_model_of(init_from: str | None) -> str | None:
+    """The Hub id a fine-tune's card names as ``base_model``: ``init_from`` when it is a Hub id, the repository of a
+    folder inside the Hub cache; None for local folders and bundled models (no Hub id to name)."""
+    from .training.sources import BUNDLED_PREFIX, hub_id_of_cache_path
+
+    if not init_from or init_from.startswith(BUNDLED_PREFIX):
         return None
-    return [config.dataset]
+    if os.path.exists(init_from):
+        return hub_id_of_cache_path(init_from)
+    return init_from if _HUB_ID.match(init_from) else None
 
 
 def _is_hub_id(name: str) -> bool:
@@ -473,21 +529,6 @@ def _last_eval_loss(log_file: Path) -> float | None:
     return loss
 
 
-def _ensure_card(folder: Path, repo_id: str) -> None:
-    """Writes a card when the folder has none, and points a latentlm card's usage snippet at ``repo_id``."""
-    path = folder / CARD_NAME
-    if not path.is_file():
-        card_from_folder(folder, repo_id=repo_id).save(path)
-        return
-    card = ModelCard.load(path)
-    name = getattr(card.data, "model_name", None)
-    if card.data.library_name == "latentlm" and name and name != repo_id:
-        text = path.read_text(encoding="utf-8")
-        updated = text.replace(f'from_pretrained("{name}")', f'from_pretrained("{repo_id}")')
-        if updated != text:
-            path.write_text(updated, encoding="utf-8")
-
-
 # ---------------------------------------------------------------------------------------------------- loading errors
 
 
@@ -520,3 +561,6 @@ def reraise_naming_file(name_or_path: str | os.PathLike):
         yield
     except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise OSError(f"Could not read the files in {os.fspath(name_or_path)!r}: {err}") from err
+
+
+from .hub_upload import DEFAULT_IGNORE_PATTERNS, PushToHubMixin, push_to_hub  # noqa: E402  (uploads use the cards above)

@@ -74,8 +74,20 @@ def _with_validation(dataset: DatasetDict, validation_split: float | None, seed:
     return datasets.DatasetDict({k: out[k] for k in ("train", "validation", *dataset) if k in out})
 
 
+def _load_named(name: str, config_name, data_files, cache_dir, load_kwargs: dict) -> Any:
+    """A corpus, a paired task, a local file or folder, or anything `datasets.load_dataset` accepts, by name."""
+    datasets = require_datasets()
+    if name in CORPORA and data_files is None and not Path(name).exists():
+        return load_corpus(name, cache_dir=cache_dir)
+    if name in PAIRED_TASKS and data_files is None and not Path(name).exists():
+        return load_paired_task(name, cache_dir=cache_dir)
+    if Path(name).expanduser().exists():
+        return _load_local(Path(name).expanduser(), data_files, cache_dir, load_kwargs)
+    return datasets.load_dataset(name, config_name, data_files=data_files, cache_dir=cache_dir, **load_kwargs)
+
+
 def load_text_dataset(
-    name_or_path: str | os.PathLike,
+    name_or_path: str | os.PathLike | Any,
     *,
     config_name: str | None = None,
     text_column: str = "text",
@@ -99,7 +111,9 @@ def load_text_dataset(
     - a local folder of such files (``datasets`` infers the format, and the splits from names such as
       ``train.jsonl`` / ``validation.jsonl`` / ``test.jsonl``), or a folder written by ``save_to_disk``;
     - anything else ``datasets.load_dataset`` accepts: a Hub dataset id (with ``config_name``), or a builder name
-      such as ``"json"`` with ``data_files``.
+      such as ``"json"`` with ``data_files``;
+    - data built in Python: a ``datasets.Dataset`` (the ``train`` split), a ``datasets.DatasetDict``, or a list of
+      texts (a ``train`` split with one ``text_column`` row per text).
 
     ``.txt`` files give one row per line (``datasets``' default); pass ``sample_by="document"`` or
     ``sample_by="paragraph"`` for one row per file or per paragraph.
@@ -109,7 +123,8 @@ def load_text_dataset(
     deterministic for the same data and ``seed``.
 
     Args:
-        name_or_path: corpus name, local path, Hub id or builder name (see above).
+        name_or_path: corpus name, paired task name, local path, Hub id, builder name, or data built in Python (see
+            above).
         config_name: the dataset configuration (Hub datasets).
         text_column: the column that must hold the text; checked in every split, unless the split has both
             ``source_column`` and ``target_column`` (paired data).
@@ -133,16 +148,14 @@ def load_text_dataset(
     if validation_split is not None and not 0 <= validation_split < 1:
         raise ValueError(f"`validation_split` must be in [0, 1), got {validation_split!r}.")
     cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
-    name = os.fspath(name_or_path)
-
-    if name in CORPORA and data_files is None and not Path(name).exists():
-        dataset = load_corpus(name, cache_dir=cache_dir)
-    elif name in PAIRED_TASKS and data_files is None and not Path(name).exists():
-        dataset = load_paired_task(name, cache_dir=cache_dir)
-    elif Path(name).expanduser().exists():
-        dataset = _load_local(Path(name).expanduser(), data_files, cache_dir, load_kwargs)
+    if isinstance(name_or_path, (datasets.Dataset, datasets.DatasetDict, list)):
+        name = "the in-memory dataset"
+        dataset = name_or_path
+        if isinstance(dataset, list):
+            dataset = datasets.Dataset.from_dict({text_column: dataset})
     else:
-        dataset = datasets.load_dataset(name, config_name, data_files=data_files, cache_dir=cache_dir, **load_kwargs)
+        name = os.fspath(name_or_path)
+        dataset = _load_named(name, config_name, data_files, cache_dir, load_kwargs)
 
     if isinstance(dataset, datasets.Dataset):
         dataset = datasets.DatasetDict({"train": dataset})

@@ -36,6 +36,8 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 from transformers.utils import ModelOutput
 
+from .pretrained_mixin import LatentLMModelMixin
+
 
 @dataclass
 class DenoiserOutput(ModelOutput):
@@ -403,53 +405,6 @@ def _per_example(value: torch.Tensor | float, batch: int, device: torch.device) 
     """A float or a `(batch,)` / `()` tensor -> float32 `(batch,)`."""
     value = torch.as_tensor(value, dtype=torch.float32, device=device)
     return value.expand(batch) if value.ndim == 0 else value.float()
-
-
-class LatentLMModelMixin:
-    """What every latentlm `PreTrainedModel` adds to transformers' behaviour. Put it before `PreTrainedModel`.
-
-    * Attention is always `scaled_dot_product_attention` with a real key mask: ``attn_implementation="eager"`` (or a
-      flash kernel), which transformers would accept while the model kept using SDPA, is refused by name.
-    * `from_pretrained` refuses a checkpoint that leaves weights of the model missing (a config whose size keys were
-      misspelt or dropped builds a differently shaped model and would silently train from random weights), names
-      the folder or file when the weights or the config cannot be read, and says so when a local path is missing.
-    """
-
-    def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, **kwargs):
-        if attn_implementation not in (None, "sdpa"):
-            raise ValueError(
-                f"{type(self).__name__} only implements `attn_implementation='sdpa'` "
-                f"(torch's scaled_dot_product_attention), got {attn_implementation!r}."
-            )
-        return "sdpa"
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        from ..hub import check_local_path, reraise_naming_file
-
-        check_local_path(pretrained_model_name_or_path)
-        want_info = kwargs.pop("output_loading_info", False)
-        with reraise_naming_file(pretrained_model_name_or_path):
-            try:
-                model, info = super().from_pretrained(
-                    pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
-                )
-            except RuntimeError as err:
-                if "ignore_mismatched_sizes" not in str(err):
-                    raise
-                raise ValueError(
-                    f"{pretrained_model_name_or_path!s}: the stored weights have other shapes than its config.json "
-                    "describes (a missing or edited size key? see the load report above). Pass "
-                    "`ignore_mismatched_sizes=True` to initialise them randomly."
-                ) from err
-        if info.get("missing_keys") and not kwargs.get("ignore_mismatched_sizes"):
-            missing = sorted(info["missing_keys"])
-            raise ValueError(
-                f"{pretrained_model_name_or_path!s} has no stored weights for {len(missing)} parameters of "
-                f"{cls.__name__} (e.g. {missing[:3]}): its config.json does not describe the stored weights (a "
-                "misspelt or missing size key?). Pass `ignore_mismatched_sizes=True` to initialise them randomly."
-            )
-        return (model, info) if want_info else model
 
 
 class DenoiserPreTrainedModel(LatentLMModelMixin, PreTrainedModel):

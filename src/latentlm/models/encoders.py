@@ -2,6 +2,10 @@
 
 import torch
 from transformers import AutoModel
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
 
 
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
@@ -66,11 +70,15 @@ class FrozenTextEncoderMixin:
 
     @torch.no_grad()
     def encoder_activations(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The frozen encoder's last hidden states `(batch, seq_len, width)` in float32, not normalised."""
+        """The frozen encoder's last hidden states `(batch, seq_len, width)` in float32, not normalised.
+
+        The encoder is loaded on first use (`load_text_encoder`, logged) when none is attached.
+        """
         if self.text_encoder is None:
-            raise ValueError(
-                f"{type(self).__name__} needs its frozen encoder to train: call `model.prepare_for_training(dataloader)`, "
-                "`model.load_text_encoder()` or `model.set_text_encoder(AutoModel.from_pretrained(...))` first."
+            logger.info(
+                f"{type(self).__name__}: loading its frozen encoder {self.config.encoder_name_or_path or DEFAULT_ENCODER} "
+                "on first use (attach another with `model.set_text_encoder(...)`)."
             )
+            self.load_text_encoder()
         encoder = self.text_encoder.to(input_ids.device)
         return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()

@@ -32,8 +32,11 @@ class AutoPipelineForTextGeneration:
                     "it is not a saved pipeline."
                 )
         else:
+            hub_kwargs = {
+                key: kwargs[key] for key in ("revision", "cache_dir", "token", "local_files_only") if key in kwargs
+            }
             try:
-                index_file = hf_hub_download(pretrained_model_name_or_path, "model_index.json")
+                index_file = hf_hub_download(pretrained_model_name_or_path, "model_index.json", **hub_kwargs)
             except Exception as err:  # noqa: BLE001  (offline, unknown repo, malformed id: one message)
                 raise OSError(
                     f"{pretrained_model_name_or_path!r} is neither a local pipeline folder nor a Hub repo that could be "

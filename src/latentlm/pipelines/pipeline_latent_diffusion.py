@@ -9,15 +9,17 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..hub import PushToHubMixin
 from ..models.modeling_utils import TextCondition
 from ..schedulers.scheduling_utils import check_generator
+from .lora import LatentLMLoraLoaderMixin
 from .pipeline_output import TextPipelineOutput
 
 
 OUTPUT_TYPES = ("text", "seq", "latent")
 
 
-class LatentDiffusionTextPipeline(DiffusionPipeline):
+class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, DiffusionPipeline):
     r"""Text generation by denoising continuous latents: unconditional, continuing prompts, or from sources.
 
     The model implements `latentlm.models.LatentDiffusionMixin` (latent shape, one denoising prediction, decoding

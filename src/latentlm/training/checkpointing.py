@@ -3,8 +3,8 @@
 Layout of ``<output_dir>/checkpoints/checkpoint-<step>/``::
 
     model/                   save_pretrained of the unwrapped model (config.json + model.safetensors); for LoRA runs
-                             the PEFT adapter plus the base model's config.json
-    model.safetensors        LoRA runs only: the full weights (base + adapter), as saved by Accelerate
+                             the adapter alone (`latentlm.training.adapters`) plus the base model's config.json: the
+                             base weights come from ``init_from`` again on resume
     optimizer.bin            AdamW state                                   (Accelerate, loaded with weights_only)
     scheduler.bin            LR scheduler state                            (Accelerate, loaded with weights_only)
     random_states_0.pkl      Python / NumPy / torch RNG states, one file per process       (idem)
@@ -14,10 +14,11 @@ Layout of ``<output_dir>/checkpoints/checkpoint-<step>/``::
 
 A checkpoint is written into a hidden sibling directory, fsynced, then renamed into place, so a crash mid-save leaves
 the previous checkpoints intact and an incomplete one is never mistaken for a complete one. Nothing of latentlm's own
-is a pickle, and Accelerate's files are loaded with ``weights_only=True``, so resuming never runs code stored in a
-checkpoint. On resume the manifest is verified (every file present with its size and hash, no extra file, finite
-weights); ``"latest"`` falls back, with a warning, to the newest checkpoint that passes. Rotation renames a
-checkpoint to a hidden name before deleting it, so a kill mid-rotation never leaves a half-deleted ``checkpoint-N``.
+is a pickle (a LoRA run's adapter is safetensors too), and Accelerate's files are loaded with ``weights_only=True``,
+so resuming never runs code stored in a checkpoint. On resume the manifest is verified (every file present with its
+size and hash, no extra file, finite weights, the adapter's included); ``"latest"`` falls back, with a warning, to the
+newest checkpoint that passes. Rotation renames a checkpoint to a hidden name before deleting it, so a kill
+mid-rotation never leaves a half-deleted ``checkpoint-N``.
 """
 
 import dataclasses
@@ -32,6 +33,8 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
+
+from .adapters import load_adapter_weights, save_adapter
 
 
 logger = logging.getLogger(__name__)
@@ -248,22 +251,23 @@ def register_model_hooks(accelerator: Accelerator) -> None:
     """Makes `save_state` write the model with ``save_pretrained`` into ``model/`` and `load_state` read it back.
 
     A checkpoint's ``model/`` folder is then an ordinary model directory (``from_pretrained`` loads it, and its
-    config carries anything the model fitted before training). Models with PEFT adapters keep Accelerate's full
-    ``model.safetensors`` as well, since their ``save_pretrained`` writes only the adapter.
+    config carries anything the model fitted before training). Models with PEFT adapters save and load the adapter
+    only (`latentlm.training.adapters`).
     """
 
     def save_model_hook(models, weights, output_dir):
         model = accelerator.unwrap_model(models[0])
         if accelerator.is_main_process:
             save_model(model, Path(output_dir) / MODEL_DIR)
-        if weights and not _has_adapters(model):
+        if weights:
             weights.pop()
 
     def load_model_hook(models, input_dir):
         model = accelerator.unwrap_model(models[0])
-        if _has_adapters(model):
-            return
         models.pop()
+        if _has_adapters(model):
+            load_adapter_weights(model, Path(input_dir) / MODEL_DIR)
+            return
         loaded = type(model).from_pretrained(Path(input_dir) / MODEL_DIR)
         model.load_state_dict(loaded.state_dict())
 
@@ -272,10 +276,12 @@ def register_model_hooks(accelerator: Accelerator) -> None:
 
 
 def save_model(model, path: str | Path) -> None:
-    """``save_pretrained``, plus the base model's ``config.json`` for a PEFT model (whose folder holds the adapter)."""
-    model.save_pretrained(path)
+    """``save_pretrained``, or for a PEFT model its adapter (`save_adapter`) plus the base model's ``config.json``."""
     if _has_adapters(model):
+        save_adapter(model, path)
         model.get_base_model().config.save_pretrained(path)
+    else:
+        model.save_pretrained(path)
 
 
 def _has_adapters(model) -> bool:

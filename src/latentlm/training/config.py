@@ -14,6 +14,7 @@ everywhere, including inside ``model:``.
 
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .sources import check_in_memory_dataset, describe_dataset, is_in_memory_dataset
 
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -43,8 +46,10 @@ class TrainingConfig:
             filled from the tokenizer and the data; entries here override them. ``method: ar`` with no size here builds a
             small Llama (`latentlm.models.registry.AR_MODEL_DEFAULTS`: 4 layers of width 256), not ``LlamaConfig()``'s
             6.7B parameters.
-        init_from: directory of a pretrained model (with ``config.json``) to fine-tune instead of training from
-            scratch; ``model`` entries then override its config.
+        init_from: the pretrained model to fine-tune instead of training from scratch: a pipeline folder (a
+            ``latentlm train`` output), a model folder (``config.json``), a Hub id, or a bundled model
+            (``"pretrained:elf-tiny-prose"``), see `latentlm.training.sources`; ``model`` entries then override its
+            config. A pipeline's tokenizer (and Cosmos' autoencoder) are used unless set here.
         autoencoder: directory of a trained autoencoder for latent diffusion methods (``method: cosmos``, CLI
             ``--autoencoder PATH``); the model's latent shape and vocabulary are read from it.
         tokenizer_name_or_path: tokenizer to load with `AutoTokenizer`; None uses the default encoder's tokenizer
@@ -54,7 +59,8 @@ class TrainingConfig:
 
     Data:
         dataset: corpus name (``"english-prose"``, ``"brown"``), a `datasets` name, or a builder such as ``"text"``
-            used with ``data_files``.
+            used with ``data_files``; from Python also a ``datasets.Dataset`` / ``DatasetDict`` or an iterable of
+            texts (saved configs and cards then describe it, e.g. ``in-memory Dataset (1,000 rows)``).
         dataset_config: `datasets` config name.
         text_column: column holding the raw text.
         source_column / target_column: paired data (sequence to sequence): the columns of the source (the
@@ -111,7 +117,7 @@ class TrainingConfig:
     lora: dict[str, Any] | None = None
     gradient_checkpointing: bool = False
 
-    dataset: str = "english-prose"
+    dataset: Any = "english-prose"  # str, or see `latentlm.training.sources`
     dataset_config: str | None = None
     text_column: str = "text"
     source_column: str | None = None
@@ -158,6 +164,10 @@ class TrainingConfig:
         if self.mixed_precision is False:  # YAML 1.1 reads an unquoted `no` as False
             self.mixed_precision = "no"
         for f in dataclasses.fields(self):
+            if f.name == "dataset":
+                in_memory = is_in_memory_dataset(self.dataset)
+                self.dataset = (check_in_memory_dataset if in_memory else _coerce_str)(self.dataset)
+                continue
             setattr(self, f.name, _coerce(f.name, hints[f.name], getattr(self, f.name)))
         self._validate()
 
@@ -195,7 +205,8 @@ class TrainingConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"`{f.name}` must be a finite number, got {value}.")
-        _check_data_file(self.dataset)
+        if not is_in_memory_dataset(self.dataset):
+            _check_data_file(self.dataset)
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _check_choice("report_to", self.report_to, REPORT_TO)
         _check_choice("lr_scheduler_type", self.lr_scheduler_type, LR_SCHEDULERS)
@@ -210,6 +221,9 @@ class TrainingConfig:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as plain values; a Python-built ``dataset`` is replaced by its description."""
+        if is_in_memory_dataset(self.dataset):
+            return dataclasses.asdict(dataclasses.replace(self, dataset=describe_dataset(self.dataset)))
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
@@ -325,6 +339,10 @@ def _check_data_file(dataset: str) -> None:
         ) from err
     if not has_text:
         raise ValueError(f"`dataset`: {dataset} is empty.")
+
+
+def _coerce_str(value: Any) -> str:
+    return _coerce("dataset", str, os.fspath(value) if isinstance(value, os.PathLike) else value)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

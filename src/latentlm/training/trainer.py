@@ -39,6 +39,7 @@ from ..data import DataCollatorForFixedLength, eos_token_id_for
 from ..hub import save_training_card
 from ..models.encoders import default_encoder_path
 from ..models.registry import MethodSpec, get_method
+from .adapters import save_adapter
 from .checkpointing import (
     MODEL_DIR,
     TrainState,
@@ -50,6 +51,7 @@ from .checkpointing import (
 from .config import TrainingConfig
 from .distributed import OutputDirLock, check_launch, check_sharding, per_device_batch_size, use_cpu_backend
 from .ema import EMA
+from .sources import PretrainedSource, resolve_init_from
 
 
 logger = get_logger(__name__)
@@ -270,8 +272,20 @@ def _train_loop(run: _Run) -> tuple[float | None, float | None]:
 
 
 def load_tokenizer(config: TrainingConfig) -> PreTrainedTokenizerBase:
-    """``config.tokenizer_name_or_path``, or the default encoder's tokenizer."""
-    return AutoTokenizer.from_pretrained(config.tokenizer_name_or_path or default_encoder_path())
+    """``config.tokenizer_name_or_path``, else the tokenizer of the ``init_from`` pipeline, else the default
+    encoder's tokenizer."""
+    source = init_source(config)
+    pipeline_tokenizer = source.component("tokenizer") if source is not None else None
+    return AutoTokenizer.from_pretrained(config.tokenizer_name_or_path or pipeline_tokenizer or default_encoder_path())
+
+
+def init_source(config: TrainingConfig) -> PretrainedSource | None:
+    """The resolved ``init_from`` (a pipeline or model folder, a Hub id or a bundled name), or None.
+
+    Resolved where it is used (tokenizer, model): a Hub id costs one cache lookup each time, and a long-lived
+    process never holds a stale snapshot path.
+    """
+    return resolve_init_from(config.init_from) if config.init_from is not None else None
 
 
 def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
@@ -313,7 +327,9 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
         if limit is not None:
             dataset = dataset.select(range(min(limit, len(dataset))))
         if len(dataset) == 0:
-            raise ValueError(f"The {name} split of {config.dataset!r} has no sequence of {config.seq_len} tokens.")
+            raise ValueError(
+                f"The {name} split of {config.to_dict()['dataset']!r} has no sequence of {config.seq_len} tokens."
+            )
         splits.append(dataset)
     return tuple(splits)
 
@@ -372,13 +388,32 @@ def build_dataloaders(config: TrainingConfig, train_dataset, eval_dataset, accel
 
 
 def build_model(spec: MethodSpec, config: TrainingConfig, tokenizer, checkpoint: Path | None = None):
-    """The method's training head: from a checkpoint's config (resume), from ``init_from``, or from scratch."""
-    if checkpoint is not None:
+    """The method's training head: from a checkpoint's config (resume), from ``init_from``, or from scratch.
+
+    A LoRA run's checkpoints hold the adapter only: on resume its base weights come from ``init_from`` again.
+    """
+    if config.lora is not None and config.init_from is None:
+        raise ValueError(
+            "`lora` fine-tunes a pretrained model: set `init_from` (a folder, a Hub id or `pretrained:<name>`)."
+        )
+    if checkpoint is not None and config.lora is None:
         return spec.model_class(spec.config_class.from_pretrained(checkpoint / MODEL_DIR))
     _check_model_keys(spec.config_class, config.model)
     if config.init_from is not None:
-        return spec.model_class.from_pretrained(config.init_from, dtype=torch.float32, **config.model)
+        source = init_source(config)
+        return spec.model_class.from_pretrained(
+            source.model_dir, dtype=torch.float32, **_init_from_overrides(spec, config, source)
+        )
     return spec.model_class(spec.config_class(**model_config_kwargs(spec.config_class, tokenizer, config)))
+
+
+def _init_from_overrides(spec: MethodSpec, config: TrainingConfig, source: PretrainedSource) -> dict:
+    """``config.model``, plus the autoencoder of an ``init_from`` pipeline (Cosmos) unless one is set."""
+    overrides = dict(config.model)
+    autoencoder = config.autoencoder or source.component("autoencoder")
+    if autoencoder is not None and "autoencoder_name_or_path" in _config_keys(spec.config_class):
+        overrides.setdefault("autoencoder_name_or_path", str(autoencoder))
+    return overrides
 
 
 def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -> dict:
@@ -544,10 +579,11 @@ def _read_records(path: Path) -> list[dict]:
 def export(model, tokenizer, spec: MethodSpec, output_dir: Path) -> None:
     """Saves the final model to ``output_dir``: the method's pipeline if it has one, else model + tokenizer.
 
-    LoRA runs also save the adapter alone in ``output_dir/adapter`` and export the merged weights.
+    LoRA runs also save the adapter alone in ``output_dir/adapter`` (`save_adapter`; ``pipe.load_lora_weights``
+    reads it) and export the merged weights.
     """
     if getattr(model, "peft_config", None) is not None:
-        model.save_pretrained(output_dir / ADAPTER_DIR)
+        save_adapter(model, output_dir / ADAPTER_DIR)
         model = model.merge_and_unload()
     if spec.pipeline_class is None:
         model.save_pretrained(output_dir)

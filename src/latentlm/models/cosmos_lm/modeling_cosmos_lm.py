@@ -25,11 +25,12 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ...schedulers import EulerMaruyamaVPScheduler
-from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer, LatentLMModelMixin
+from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
 from ..encoders import FrozenTextEncoderMixin
 from ..heads import FactoredLMHead
 from ..modeling_utils import ConditionalTrainingMixin, LatentDiffusionMixin, TextCondition
 from ..perceiver import PerceiverAttention, PerceiverStack, latent_positions, token_positions
+from ..pretrained_mixin import LatentLMModelMixin
 from .configuration_cosmos_lm import CosmosLMAutoencoderConfig, CosmosLMConfig
 
 
@@ -298,6 +299,7 @@ class CosmosLMAutoencoder(LatentLMModelMixin, PreTrainedModel, FrozenTextEncoder
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         encoder_activations: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> CosmosLMAutoencoderOutput:
         """Reconstruction loss of one batch; the augmentations act in training mode only.
 
@@ -306,6 +308,7 @@ class CosmosLMAutoencoder(LatentLMModelMixin, PreTrainedModel, FrozenTextEncoder
             attention_mask: `(batch, seq_len)`, 0 on padding (not read by the compressor, not in the loss).
             labels: `(batch, seq_len)` token targets; defaults to `input_ids`; -100 is ignored.
             encoder_activations: `(batch, seq_len, encoder_dim)` precomputed raw activations (skips the encoder).
+            token_type_ids: accepted so that `model(**tokenizer(texts))` works, and ignored (one text per row).
         """
         if encoder_activations is None:
             encoder_activations = self.encoder_activations(input_ids, attention_mask)
@@ -484,6 +487,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
         encoder_activations: torch.Tensor | None = None,
         condition_input_ids: torch.LongTensor | None = None,
         condition_attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> CosmosLMDiffusionOutput:
         """Cosmos' diffusion loss for one batch.
 
@@ -496,6 +500,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
             condition_input_ids, condition_attention_mask: `(batch, cond_len)` right-padded source tokens of paired
                 data (conditional models only). Without them a conditional model trains prompt continuation on
                 `config.prompt_prob` of the batches (`ConditionalTrainingMixin`).
+            token_type_ids: accepted so that `model(**tokenizer(texts))` works, and ignored (one text per row).
         """
         self.check_condition_inputs(condition_input_ids)
         condition = None

@@ -159,6 +159,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
         encoder_activations: torch.Tensor | None = None,
         condition_input_ids: torch.LongTensor | None = None,
         condition_attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> ELFFlowMatchingOutput:
         """ELF's training loss for one batch.
 
@@ -172,6 +173,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
             condition_input_ids, condition_attention_mask: `(batch, cond_len)` right-padded source tokens of paired
                 data (conditional models only). Without them a conditional model trains prompt continuation on
                 `config.prompt_prob` of the batches (`ConditionalTrainingMixin`).
+            token_type_ids: accepted so that `model(**tokenizer(texts))` works, and ignored (one text per row).
         """
         cfg = self.config
         self.check_condition_inputs(condition_input_ids)

@@ -287,8 +287,11 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
         input_ids: torch.LongTensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> NFDMOutput:
         """The bound in nats per token for one batch (training loss and evaluation number at once).
+
+        ``token_type_ids`` is accepted so that ``model(**tokenizer(texts))`` works, and ignored (one text per row).
 
         In training mode with the importance sampler, the loss also carries the sampler's variance objective as
         ``v - v.detach()``: it changes the gradient (the logits learn to lower the variance of ``L / p``) and not the
@@ -327,7 +330,9 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
         raise ValueError("NFDM models are unconditional: `encode_condition` / `condition` are not supported yet.")
 
     @torch.no_grad()
-    def denoise(self, latents, timestep, *, self_condition=None, sc_guidance_scale=None, condition=None) -> torch.Tensor:
+    def denoise(
+        self, latents, timestep, *, self_condition=None, sc_guidance_scale=None, condition=None
+    ) -> torch.Tensor:
         """What `LearnedGaussianSDEScheduler.step` needs at ``(latents, t)``, packed `(batch, seq_len, latent_dim,
         6)` (see `LearnedGaussianSDEScheduler.pack_model_output`). ``self_condition`` and ``sc_guidance_scale`` are
         ignored (NFDM has neither); the pipeline's classifier-free guidance needs a condition, which NFDM has not."""
