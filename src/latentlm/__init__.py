@@ -20,6 +20,11 @@ from .models import (
     ELFModel,
     ELFPreTrainedModel,
     LatentDiffusionMixin,
+    LDLMConfig,
+    LDLMDecoder,
+    LDLMDecoderConfig,
+    LDLMForDiffusion,
+    LDLMModel,
     get_method,
     list_methods,
 )
@@ -29,6 +34,7 @@ from .pipelines import (
     CosmosLMPipeline,
     ELFPipeline,
     LatentDiffusionTextPipeline,
+    LDLMPipeline,
     TextPipelineOutput,
 )
 from .schedulers import EulerMaruyamaVPScheduler, FlowMatchEulerSDEScheduler
@@ -44,6 +50,11 @@ AutoModel.register(CosmosLMConfig, CosmosLMModel, exist_ok=True)
 AutoModelForTextDiffusion.register(CosmosLMConfig, CosmosLMForDiffusion, exist_ok=True)
 AutoConfig.register(CosmosLMAutoencoderConfig.model_type, CosmosLMAutoencoderConfig, exist_ok=True)
 AutoModel.register(CosmosLMAutoencoderConfig, CosmosLMAutoencoder, exist_ok=True)
+AutoConfig.register(LDLMConfig.model_type, LDLMConfig, exist_ok=True)
+AutoModel.register(LDLMConfig, LDLMModel, exist_ok=True)
+AutoModelForTextDiffusion.register(LDLMConfig, LDLMForDiffusion, exist_ok=True)
+AutoConfig.register(LDLMDecoderConfig.model_type, LDLMDecoderConfig, exist_ok=True)
+AutoModel.register(LDLMDecoderConfig, LDLMDecoder, exist_ok=True)
 
 _PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
@@ -80,6 +91,12 @@ __all__ = [
     "ELFPreTrainedModel",
     "EulerMaruyamaVPScheduler",
     "FlowMatchEulerSDEScheduler",
+    "LDLMConfig",
+    "LDLMDecoder",
+    "LDLMDecoderConfig",
+    "LDLMForDiffusion",
+    "LDLMModel",
+    "LDLMPipeline",
     "LatentDiffusionMixin",
     "LatentDiffusionTextPipeline",
     "TextPipelineOutput",

@@ -8,6 +8,14 @@ from .cosmos_lm import (
     CosmosLMPreTrainedModel,
 )
 from .elf import ELFConfig, ELFFlowMatchingOutput, ELFForFlowMatching, ELFModel, ELFPreTrainedModel
+from .ldlm import (
+    LDLMConfig,
+    LDLMDecoder,
+    LDLMDecoderConfig,
+    LDLMForDiffusion,
+    LDLMModel,
+    LDLMPreTrainedModel,
+)
 from .modeling_utils import LatentDiffusionMixin
 from .registry import MethodSpec, get_method, list_methods
 
@@ -27,6 +35,12 @@ __all__ = [
     "ELFForFlowMatching",
     "ELFModel",
     "ELFPreTrainedModel",
+    "LDLMConfig",
+    "LDLMDecoder",
+    "LDLMDecoderConfig",
+    "LDLMForDiffusion",
+    "LDLMModel",
+    "LDLMPreTrainedModel",
     "LatentDiffusionMixin",
     "MethodSpec",
     "get_method",

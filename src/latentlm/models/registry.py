@@ -32,12 +32,15 @@ def _method_specs() -> dict[str, MethodSpec]:
 
     from .cosmos_lm import CosmosLMAutoencoder, CosmosLMAutoencoderConfig, CosmosLMConfig, CosmosLMForDiffusion
     from .elf import ELFConfig, ELFForFlowMatching
+    from .ldlm import LDLMConfig, LDLMForDiffusion
 
     return {
         # Cosmos trains in two stages: the autoencoder, then diffusion on its latents (`--autoencoder PATH`).
         "cosmos-autoencoder": MethodSpec("cosmos-autoencoder", CosmosLMAutoencoderConfig, CosmosLMAutoencoder),
         "cosmos": MethodSpec("cosmos", CosmosLMConfig, CosmosLMForDiffusion, pipeline_class="CosmosLMPipeline"),
         "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, pipeline_class="ELFPipeline"),
+        # LDLM trains encoder, decoder and denoiser jointly in one stage; the export is the decoder side only.
+        "ldlm": MethodSpec("ldlm", LDLMConfig, LDLMForDiffusion, pipeline_class="LDLMPipeline"),
         "ar": MethodSpec("ar", LlamaConfig, LlamaForCausalLM, pipeline_class=None),
     }
 
