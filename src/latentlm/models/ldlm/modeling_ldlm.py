@@ -38,14 +38,19 @@ from .timestep_sampler import AdaptiveTimestepSampler
 class LDLMOutput(ModelOutput):
     """
     Args:
-        loss (`torch.FloatTensor` of shape `()`): `L_diff + L_h + L_w` (the warm-up scales a gradient, not a value).
+        loss (`torch.FloatTensor` of shape `()`): `L_diff + L_h + L_w` (the warm-up scales a gradient, not a value;
+            without `mse_decoder_loss`, `L_diff + L_w`).
+        diffusion_loss, hidden_mse_loss, token_ce_loss (`torch.FloatTensor` of shape `()`): `L_diff`, `L_h`, `L_w`,
+            differentiable (`hidden_mse_loss` is reported but not trained without `mse_decoder_loss`).
         logits (`torch.FloatTensor` of shape `(batch, seq_len, vocab_size)`): the token decoder's reconstruction.
         latents (`torch.FloatTensor` of shape `(batch, num_latents, latent_dim)`): the encoder's clean latents.
-        metrics (`dict[str, torch.FloatTensor]`): `diffusion_loss`, `hidden_mse_loss`, `token_ce_loss`, token
-            `accuracy` and the warm-up factor `encoder_gamma`, detached.
+        metrics (`dict[str, torch.FloatTensor]`): token `accuracy` and the warm-up factor `encoder_gamma`.
     """
 
     loss: torch.FloatTensor | None = None
+    diffusion_loss: torch.FloatTensor | None = None
+    hidden_mse_loss: torch.FloatTensor | None = None
+    token_ce_loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     latents: torch.FloatTensor | None = None
     metrics: dict | None = None
@@ -450,14 +455,11 @@ class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin):
             self.encoder_warmup_step.add_(1)
 
         loss = diffusion_loss + token_ce + (hidden_mse if cfg.mse_decoder_loss else 0.0)
-        metrics = {
-            "diffusion_loss": diffusion_loss.detach(),
-            "hidden_mse_loss": hidden_mse.detach(),
-            "token_ce_loss": token_ce.detach(),
-            "accuracy": accuracy.detach().float(),
-            "encoder_gamma": torch.tensor(gamma),
-        }
-        return LDLMOutput(loss=loss, logits=logits, latents=latents, metrics=metrics)
+        metrics = {"accuracy": accuracy.detach().float(), "encoder_gamma": torch.tensor(gamma)}
+        return LDLMOutput(
+            loss=loss, diffusion_loss=diffusion_loss, hidden_mse_loss=hidden_mse, token_ce_loss=token_ce,
+            logits=logits, latents=latents, metrics=metrics,
+        )  # fmt: skip
 
 
 __all__ = [
