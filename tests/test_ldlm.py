@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from conftest import EmbeddingEncoder
 
+from conftest import EmbeddingEncoder
 from latentlm import AutoModelForTextDiffusion, LDLMConfig, LDLMDecoder, LDLMForDiffusion, LDLMModel
 from latentlm.models.ldlm import AdaptiveTimestepSampler, warmup_gamma
 
@@ -82,7 +82,10 @@ def test_warmup_scales_only_the_encoder_gradient_of_the_diffusion_loss():
 
     encoder = lambda m: list(m.encoder.parameters())  # noqa: E731
     denoiser = lambda m: list(m.model.parameters())  # noqa: E731
-    g_warm, g_full = flat(grads(out_warm.diffusion_loss, encoder(warm))), flat(grads(out_full.diffusion_loss, encoder(full)))
+    g_warm, g_full = (
+        flat(grads(out_warm.diffusion_loss, encoder(warm))),
+        flat(grads(out_full.diffusion_loss, encoder(full))),
+    )
     assert g_full.abs().sum() > 0
     torch.testing.assert_close(g_warm, gamma * g_full)
     # The denoiser gets its full gradient, with or without the warm-up.
@@ -257,7 +260,10 @@ def test_the_decoder_and_denoiser_load_on_their_own(tmp_path):
     model = make_model()
     model.decoder.save_pretrained(tmp_path / "decoder")
     model.model.save_pretrained(tmp_path / "model")
-    decoder, denoiser = LDLMDecoder.from_pretrained(tmp_path / "decoder"), LDLMModel.from_pretrained(tmp_path / "model")
+    decoder, denoiser = (
+        LDLMDecoder.from_pretrained(tmp_path / "decoder"),
+        LDLMModel.from_pretrained(tmp_path / "model"),
+    )
     latents = torch.randn(2, 3, 8)
     torch.testing.assert_close(decoder.decode(latents), model.decoder.decode(latents))
     torch.testing.assert_close(denoiser(latents, 0.5).sample, model.model(latents, 0.5).sample)
@@ -269,7 +275,9 @@ class LayeredEncoder(EmbeddingEncoder):
     def forward(self, input_ids, attention_mask=None, output_hidden_states=False):
         embedded = self.embed(input_ids)
         states = (embedded, 2 * embedded, 3 * embedded)
-        return type("Out", (), {"last_hidden_state": states[-1], "hidden_states": states if output_hidden_states else None})()
+        return type(
+            "Out", (), {"last_hidden_state": states[-1], "hidden_states": states if output_hidden_states else None}
+        )()
 
 
 def test_encoder_layer_selects_the_frozen_lm_hidden_state():

@@ -45,7 +45,10 @@ def test_from_model_keeps_the_denoiser_and_decoder_and_leaves_the_encoder_out(ti
     pipe.save_pretrained(tmp_path)
     index = json.loads((tmp_path / "model_index.json").read_text())
     assert index["decoder"][1] == "LDLMDecoder" and index["model"][1] == "LDLMModel"
-    saved = [*load_file(tmp_path / "model" / "model.safetensors"), *load_file(tmp_path / "decoder" / "model.safetensors")]
+    saved = [
+        *load_file(tmp_path / "model" / "model.safetensors"),
+        *load_file(tmp_path / "decoder" / "model.safetensors"),
+    ]
     assert saved and not any(name.startswith("encoder.") for name in saved)
 
 

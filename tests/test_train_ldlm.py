@@ -55,7 +55,9 @@ def test_joint_training_from_the_cli_exports_a_pipeline_that_samples(tmp_path, c
 
     logged = [record for record in log_of(tmp_path / "run") if "loss" in record]
     assert {"diffusion_loss", "hidden_mse_loss", "token_ce_loss", "accuracy", "encoder_gamma"} <= logged[0].keys()
-    assert logged[0]["encoder_gamma"] == pytest.approx(1e-3) and logged[-1]["encoder_gamma"] > logged[0]["encoder_gamma"]
+    assert (
+        logged[0]["encoder_gamma"] == pytest.approx(1e-3) and logged[-1]["encoder_gamma"] > logged[0]["encoder_gamma"]
+    )
 
     pipe = AutoPipelineForTextGeneration.from_pretrained(tmp_path / "run")
     assert isinstance(pipe, LDLMPipeline)

@@ -84,7 +84,9 @@ class FrozenTextEncoderMixin:
         encoder = self.text_encoder.to(input_ids.device)
         if self.encoder_layer == -1:
             return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
-        hidden_states = encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+        hidden_states = encoder(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+        ).hidden_states
         if not -len(hidden_states) <= self.encoder_layer < len(hidden_states):
             raise ValueError(
                 f"`{self._encoder_layer_field}` is {self.encoder_layer} but the encoder has {len(hidden_states)} hidden "

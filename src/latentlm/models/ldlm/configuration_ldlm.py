@@ -191,7 +191,9 @@ class LDLMConfig(PreTrainedConfig):
                 f"({self.codec_num_attention_heads})."
             )
         if self.num_guidance_tokens or self.num_mode_tokens:
-            raise ValueError("LDLM has no guidance or mode tokens: `num_guidance_tokens` and `num_mode_tokens` must be 0.")
+            raise ValueError(
+                "LDLM has no guidance or mode tokens: `num_guidance_tokens` and `num_mode_tokens` must be 0."
+            )
         check_probability(self, ("self_cond_prob", "encoder_warmup_gamma_min", "encoder_warmup_c"))
         if not 0.0 <= self.timestep_loss_ema_decay < 1.0:
             raise ValueError(f"`timestep_loss_ema_decay` must be in [0, 1), got {self.timestep_loss_ema_decay}.")
