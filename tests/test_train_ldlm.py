@@ -49,23 +49,29 @@ def config(output_dir, **overrides):
     return load_config(None, {**COMMON, "output_dir": str(output_dir), **overrides})
 
 
-def test_joint_training_from_the_cli_exports_a_pipeline_that_samples(tmp_path, capsys):
-    config(tmp_path / "run").save(tmp_path / "ldlm.yaml")
-    main(["train", str(tmp_path / "ldlm.yaml"), "--max_steps", "3"])
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """One uninterrupted run of `COMMON` trained from the command line (also the reference of the resume test)."""
+    root = tmp_path_factory.mktemp("ldlm")
+    config(root / "run").save(root / "ldlm.yaml")
+    main(["train", str(root / "ldlm.yaml")])
+    return root / "run"
 
-    logged = [record for record in log_of(tmp_path / "run") if "loss" in record]
+
+def test_joint_training_from_the_cli_exports_a_pipeline_that_samples(cli_run, capsys):
+    logged = [record for record in log_of(cli_run) if "loss" in record]
     assert {"diffusion_loss", "hidden_mse_loss", "token_ce_loss", "accuracy", "encoder_gamma"} <= logged[0].keys()
     assert (
         logged[0]["encoder_gamma"] == pytest.approx(1e-3) and logged[-1]["encoder_gamma"] > logged[0]["encoder_gamma"]
     )
 
-    pipe = AutoPipelineForTextGeneration.from_pretrained(tmp_path / "run")
+    pipe = AutoPipelineForTextGeneration.from_pretrained(cli_run)
     assert isinstance(pipe, LDLMPipeline)
     assert pipe.model.config.encoder_dim == 384 and pipe.model.config.vocab_size == 30522
-    main(["sample", str(tmp_path / "run"), "--num_samples", "2", "--num_inference_steps", "4", "--seed", "0"])
+    main(["sample", str(cli_run), "--num_samples", "2", "--num_inference_steps", "4", "--seed", "0"])
     printed = capsys.readouterr().out.splitlines()
     assert [line[:4] for line in printed[-2:]] == ["[0] ", "[1] "]
-    main(["sample", str(tmp_path / "run"), "--num_samples", "1", "--num_inference_steps", "4", "--solver", "ddim"])
+    main(["sample", str(cli_run), "--num_samples", "1", "--num_inference_steps", "4", "--solver", "ddim"])
     assert capsys.readouterr().out.splitlines()[-1].startswith("[0] ")
 
 
@@ -81,8 +87,7 @@ def test_naive_joint_turns_every_recipe_part_off_by_override(tmp_path):
     assert int(load_file(checkpoint)["timestep_sampler.bin_count"].sum()) == 0  # uniform times, no sampler updates
 
 
-def test_killed_and_resumed_run_continues_with_the_same_losses_and_sampler_state(tmp_path, monkeypatch):
-    train(config(tmp_path / "a"))
+def test_killed_and_resumed_run_continues_with_the_same_losses_and_sampler_state(cli_run, tmp_path, monkeypatch):
 
     class Killed(Exception):
         pass
@@ -102,9 +107,9 @@ def test_killed_and_resumed_run_continues_with_the_same_losses_and_sampler_state
     run_b.resume_from_checkpoint = "latest"
     train(run_b)
 
-    assert log_of(tmp_path / "b") == log_of(tmp_path / "a")
+    assert log_of(tmp_path / "b") == log_of(cli_run)
     final = "checkpoints/checkpoint-4/model/model.safetensors"
-    weights_a, weights_b = load_file(tmp_path / "a" / final), load_file(tmp_path / "b" / final)
+    weights_a, weights_b = load_file(cli_run / final), load_file(tmp_path / "b" / final)
     assert weights_a.keys() == weights_b.keys() and "timestep_sampler.bin_loss" in weights_a
     for name in weights_a:
         torch.testing.assert_close(weights_b[name], weights_a[name], rtol=0, atol=1e-6)
