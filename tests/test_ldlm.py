@@ -4,6 +4,7 @@ decoder noise, the saved state, and errors that name the argument."""
 import copy
 import math
 
+import numpy
 import pytest
 import torch
 
@@ -289,6 +290,24 @@ def test_encoder_layer_selects_the_frozen_lm_hidden_state():
     model.config.encoder_layer = 5
     with pytest.raises(ValueError, match="`encoder_layer` is 5 but the encoder has 3 hidden states"):
         model.encoder_activations(ids)
+
+
+def test_the_activation_cache_keeps_two_layers_of_one_encoder_apart(tmp_path, monkeypatch):
+    from datasets import Dataset
+
+    from latentlm.data import add_model_encoder_activations
+
+    monkeypatch.setenv("LATENTLM_CACHE", str(tmp_path))
+    dataset = Dataset.from_dict({"input_ids": batch()["input_ids"].tolist()})
+    encoder = LayeredEncoder(hidden_size=16, vocab_size=40)
+    cached = {}
+    for layer in (-1, -2):
+        model = make_model(encoder_layer=layer)
+        model.set_text_encoder(encoder)
+        cached[layer] = torch.as_tensor(
+            numpy.asarray(add_model_encoder_activations(dataset, model)["encoder_activations"])
+        )
+    torch.testing.assert_close(cached[-2] * 3, cached[-1] * 2, rtol=1e-2, atol=1e-2)  # float16 on disk
 
 
 # ----------------------------------------------------------------------------------------------------------------------
