@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import TINY_ELF
-from latentlm import ELFConfig, ELFModel
+from latentlm import CosmosLMConfig, CosmosLMModel, ELFConfig, ELFModel
 
 
 def tiny_config(**overrides):
@@ -56,17 +56,58 @@ def test_control_tokens_condition_the_prediction():
     torch.testing.assert_close(per_row[0], base[0])
 
 
-def test_clean_condition_prefix_is_attended_but_not_returned():
+def test_clean_condition_tokens_are_attended_but_not_returned():
     model = randomized(ELFModel(tiny_config()))
     x, cond = torch.randn(2, 5, 16), torch.randn(2, 3, 16)
-    out = model(x, 0.5, guidance_scale=1.0, encoder_hidden_states=cond).sample
+    out = model(x, 0.5, guidance_scale=1.0, condition_hidden_states=cond).sample
     assert out.shape == (2, 5, 16)
     assert not torch.allclose(out, model(x, 0.5, guidance_scale=1.0).sample)
-    # A masked-out condition is not read: its content makes no difference.
+    # A masked-out condition is not read: its content makes no difference, and it equals no condition at all.
     hidden = torch.zeros(2, 3)
-    masked_a = model(x, 0.5, guidance_scale=1.0, encoder_hidden_states=cond, encoder_attention_mask=hidden).sample
-    masked_b = model(x, 0.5, guidance_scale=1.0, encoder_hidden_states=-cond, encoder_attention_mask=hidden).sample
+    masked_a = model(x, 0.5, guidance_scale=1.0, condition_hidden_states=cond, condition_attention_mask=hidden).sample
+    masked_b = model(x, 0.5, guidance_scale=1.0, condition_hidden_states=-cond, condition_attention_mask=hidden).sample
     torch.testing.assert_close(masked_a, masked_b)
+    torch.testing.assert_close(masked_a, model(x, 0.5, guidance_scale=1.0).sample, atol=1e-5, rtol=1e-5)
+
+
+def test_left_padded_condition_equals_the_unpadded_one():
+    """Rotary positions are relative: padding a short condition on the left changes nothing for the real tokens."""
+    model = randomized(ELFModel(tiny_config()))
+    x, cond = torch.randn(1, 5, 16), torch.randn(1, 2, 16)
+    alone = model(x, 0.4, guidance_scale=1.0, condition_hidden_states=cond).sample
+    padded = torch.cat([50 * torch.randn(1, 3, 16), cond], dim=1)
+    mask = torch.tensor([[0, 0, 0, 1, 1]])
+    with_padding = model(
+        x, 0.4, guidance_scale=1.0, condition_hidden_states=padded, condition_attention_mask=mask
+    ).sample
+    torch.testing.assert_close(with_padding, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_the_condition_goes_through_the_self_conditioning_projection_as_its_own_estimate():
+    """ELF's code feeds condition tokens as `[x_c, x_c]`: a self-condition on the target does not touch them."""
+    model = randomized(ELFModel(tiny_config()))
+    x, cond = torch.randn(1, 4, 16), torch.randn(1, 3, 16)
+    seen = {}
+    model.transformer.input_proj.register_forward_hook(lambda module, args, out: seen.update(tokens=out))
+    model(x, 0.5, guidance_scale=1.0, condition_hidden_states=cond, self_condition=torch.randn_like(x))
+    expected = model.transformer.input_proj(model.transformer.self_cond_proj(torch.cat([cond, cond], dim=-1)))
+    torch.testing.assert_close(seen["tokens"][:, :3], expected)
+
+
+def test_cross_attention_reads_the_condition_and_a_dropped_one_is_the_null_branch():
+    config = CosmosLMConfig(
+        vocab_size=32, num_latents=5, latent_dim=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        conditional=True, cross_attention_dim=12,
+    )  # fmt: skip
+    model = randomized(CosmosLMModel(config))
+    x, context = torch.randn(2, 5, 16), torch.randn(2, 4, 12)
+    none = model(x, 0.5).sample
+    read = model(x, 0.5, encoder_hidden_states=context).sample
+    assert not torch.allclose(read, none)
+    masked = model(x, 0.5, encoder_hidden_states=context, encoder_attention_mask=torch.zeros(2, 4)).sample
+    torch.testing.assert_close(masked, none, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="cross_attention_dim"):
+        randomized(ELFModel(tiny_config()))(x, 0.5, guidance_scale=1.0, encoder_hidden_states=context)
 
 
 def test_long_skips_are_an_option_of_the_same_backbone():

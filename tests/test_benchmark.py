@@ -106,7 +106,7 @@ def test_denoiser_flops_match_torch_flop_counter(overrides, condition_len):
     batch, seq_len = 2, 5
     kwargs = {"guidance_scale": 2.0} if config.num_guidance_tokens else {}
     if condition_len:
-        kwargs["encoder_hidden_states"] = torch.randn(batch, condition_len, config.latent_dim)
+        kwargs["condition_hidden_states"] = torch.randn(batch, condition_len, config.latent_dim)
     # The math SDPA backend runs attention as matmuls, which the flop counter sees.
     with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         denoiser(torch.randn(batch, seq_len, config.latent_dim), 0.5, **kwargs)

@@ -14,6 +14,7 @@ from transformers import BertConfig, BertModel, LlamaConfig, LlamaForCausalLM, P
 from latentlm.evaluation import (
     NgramIndex,
     bleu,
+    continuation_nll,
     diversity,
     encode_for_judge,
     evaluate_texts,
@@ -26,11 +27,13 @@ from latentlm.evaluation import (
     normalize_reference_texts,
     repetition_rates,
     rouge,
+    score_ratios,
+    task_scores,
     text_features,
     unigram_entropy,
 )
 from latentlm.evaluation import judge as judge_module
-from latentlm.evaluation.perplexity import _batch_nll, pad_batch
+from latentlm.evaluation.perplexity import _batch_nll, encode_continuations, pad_batch
 
 
 WORDS = "the a cat dog sat ran on in mat park big small red blue and then . , ! it is was".split()
@@ -300,6 +303,47 @@ def test_bleu_and_rouge():
         bleu(hyps, hyps[:1])
     with pytest.raises(ValueError, match="hypotheses"):
         rouge("the cat", ["the cat"])
+
+
+def test_task_scores_by_hand():
+    """Corpus BLEU sums n-gram counts over pairs; ROUGE F1 is a mean over pairs (counts worked out below)."""
+    hyps, refs = ["the cat sat on the mat", "a dog ran"], ["the cat sat on a mat", "a dog ran in the park"]
+    # pair 1 matches 5/6 unigrams (one "the" clipped), 3/5 bigrams, 2/4 trigrams, 1/3 4-grams, same length: BP = 1
+    one = task_scores(hyps[:1], refs[:1])
+    assert one["bleu"] == pytest.approx(100 * (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25)
+    assert one["rouge1"] == pytest.approx(100 * 5 / 6) and one["rouge2"] == pytest.approx(60.0)
+    assert one["rougeL"] == pytest.approx(100 * 5 / 6)  # LCS "the cat sat on mat"
+    # pair 2 adds 3/3, 2/2, 1/1, 0/0 matches; 9 hypothesis words for 12 reference words: BP = exp(1 - 12 / 9)
+    both = task_scores(hyps, refs)
+    assert both["bleu"] == pytest.approx(100 * math.exp(1 - 12 / 9) * (8 / 9 * 5 / 7 * 3 / 5 * 1 / 3) ** 0.25)
+    # pair 2: P = 1, R = 3/6 -> F1 = 2/3 (ROUGE-1 and -L); bigrams P = 1, R = 2/5 -> F1 = 4/7
+    assert both["rouge1"] == pytest.approx(100 * (5 / 6 + 2 / 3) / 2) == both["rougeL"]
+    assert both["rouge2"] == pytest.approx(100 * (3 / 5 + 4 / 7) / 2)
+    assert score_ratios({"bleu": 30.0, "rougeL": 10.0, "rouge1": 5.0}, {"bleu": 20.0, "rougeL": 0.0}, ("bleu", "rougeL",
+                        "rouge1")) == {"bleu_ratio": 1.5, "rougeL_ratio": None}  # fmt: skip
+
+
+def test_continuation_nll_counts_only_the_continuation(tiny_judge):
+    """NLL(continuation | prompt) = NLL(prompt + continuation) - NLL(prompt), both with BOS (word-level tokenizer)."""
+    model, tok = tiny_judge
+    prompts, texts = ["the cat", "a dog ran"], ["the cat sat on the mat .", "a dog ran in the park"]
+    whole, alone = generative_nll(texts, model, tok), generative_nll(prompts, model, tok)
+    result = continuation_nll(prompts, texts, model, tok, batch_size=1)
+    assert result.num_tokens == 5 + 3 and result.num_empty == 0
+    assert result.nll_sum == pytest.approx(whole.nll_sum - alone.nll_sum, rel=1e-5)
+    assert continuation_nll(prompts, texts, model, tok, batch_size=2).nll_sum == pytest.approx(
+        result.nll_sum, rel=1e-5
+    )
+    # a prompt that ends inside a token: the token it ends in is the continuation's first
+    assert encode_continuations(["the ca"], ["the cat sat"], tok) == [([tok.bos_token_id, 4, 6, 8], 2)]
+    # nothing after the prompt, or only the judge's EOS: counted as empty
+    with pytest.raises(ValueError, match="none of the 2 texts"):
+        continuation_nll(["the cat", "the"], ["the cat", "the <eos> mat"], model, tok)
+    assert continuation_nll(["the", "the"], ["the <eos> mat", "the cat"], model, tok).num_empty == 1
+    with pytest.raises(ValueError, match=r"texts\[0\] does not begin with prompts\[0\]"):
+        continuation_nll(["a dog"], ["the cat sat"], model, tok)
+    with pytest.raises(ValueError, match="one prompt per text"):
+        continuation_nll(["the"], ["the cat", "the dog"], model, tok)
 
 
 # ----------------------------------------------------------------------------------------------------- MAUVE

@@ -108,10 +108,10 @@ class ExactDenoiser(torch.nn.Module, LatentDiffusionMixin):
     def latent_shape(self, gen_length):
         return tuple(self.target.shape[1:])
 
-    def denoise(self, latents, timestep, *, self_condition=None, guidance_scale=None, attention_mask=None):
+    def denoise(self, latents, timestep, *, self_condition=None, sc_guidance_scale=None, condition=None):
         return self.target.expand_as(latents)
 
-    def decode_latents(self, latents, *, guidance_scale=None, attention_mask=None):
+    def decode_latents(self, latents, *, sc_guidance_scale=None, condition=None):
         return latents[..., :4]
 
 
@@ -166,6 +166,8 @@ def test_callback_sees_every_step_and_may_replace_the_latents(tiny_tokenizer):
         (dict(num_inference_steps=2.5), "num_inference_steps"),
         (dict(gen_length=13), "gen_length"),
         (dict(guidance_scale="high"), "guidance_scale"),
+        (dict(guidance_scale=3.0), "guidance_scale"),
+        (dict(sc_guidance_scale=float("nan")), "sc_guidance_scale"),
         (dict(output_type="pt"), "output_type"),
         (dict(latents=torch.randn(1, 5, 16)), "latents"),
         (dict(batch_size=2, generator=[torch.Generator()]), "generator"),

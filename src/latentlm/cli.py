@@ -2,13 +2,16 @@
 
     latentlm train CONFIG.yaml [--key value ...]
     latentlm sample PATH [--num_samples 4 --num_inference_steps 32 --seed 0 ...]
+    latentlm sample PATH --prompt "the government said" [--prompt ...] [--num_return_sequences 2]
+    latentlm sample PATH --source "an article" --guidance_scale 2
     latentlm sample --pretrained elf-tiny-prose
     latentlm evaluate samples.jsonl | PIPELINE_DIR
     latentlm bench --model elf=PATH --ar-baseline PATH [--quick]
     latentlm reconstruct --autoencoder ae16=PATH [--autoencoder ...] [--noise-levels 0 0.5 1 ...]
 
-One small function per subcommand; `main` dispatches. Run it as ``latentlm``, ``python -m latentlm.cli`` or, on
-several devices, ``accelerate launch -m latentlm.cli train ...``.
+One small function per subcommand; `main` dispatches. Run it as ``latentlm``, ``python -m latentlm.cli`` or, in
+several processes, ``accelerate launch --multi_gpu --num_processes N -m latentlm.cli train ...`` (GPUs or CPUs; see
+`latentlm.training.distributed` for why ``accelerate launch --cpu`` starts only one).
 """
 
 import argparse
@@ -18,12 +21,16 @@ import logging
 def _train(args: argparse.Namespace) -> None:
     """``latentlm train``: reads the YAML config, applies the overrides and trains."""
     from .training import load_config, train
+    from .training.distributed import LaunchError
 
     try:
         config = load_config(args.config, args.overrides)
     except ValueError as err:
         raise SystemExit(f"latentlm train: error: {err}") from err
-    train(config)
+    try:
+        train(config)
+    except LaunchError as err:
+        raise SystemExit(f"latentlm train: error: {err}") from err
 
 
 def _sample(args: argparse.Namespace) -> None:
@@ -33,6 +40,7 @@ def _sample(args: argparse.Namespace) -> None:
     import torch
 
     from . import pretrained_path
+    from .models.backbone import compile_denoiser
     from .pipelines import AutoPipelineForTextGeneration
 
     if (args.path is None) == (args.pretrained is None):
@@ -54,9 +62,20 @@ def _sample(args: argparse.Namespace) -> None:
     if scheduler_overrides:
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **scheduler_overrides)
     pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    call = dict(batch_size=args.num_samples, gen_length=args.gen_length, num_inference_steps=args.num_inference_steps)
-    if args.guidance_scale is not None:
-        call["guidance_scale"] = args.guidance_scale
+    if args.torch_compile:
+        compile_denoiser(pipe.model)
+    call = dict(
+        gen_length=args.gen_length,
+        num_inference_steps=args.num_inference_steps,
+        num_return_sequences=args.num_return_sequences,
+        max_new_tokens=args.max_new_tokens,
+        prompt=args.prompt,
+        source=args.source,
+        guidance_scale=args.guidance_scale,
+        sc_guidance_scale=args.sc_guidance_scale,
+    )
+    if args.prompt is None and args.source is None:
+        call["batch_size"] = args.num_samples
     try:
         out = pipe(generator=torch.Generator().manual_seed(args.seed), **call)
     except ValueError as err:
@@ -100,12 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--num_samples", type=int, default=4)
     sample.add_argument("--gen_length", type=int, default=None, help="tokens per sample (default: the model's max)")
     sample.add_argument("--num_inference_steps", type=int, default=32)
-    sample.add_argument("--guidance_scale", type=float, default=None, help="default: the pipeline's")
+    sample.add_argument("--prompt", action="append", help="text to continue (repeat for several)")
+    sample.add_argument(
+        "--source", action="append", help="text to transform, for models trained on pairs (repeatable)"
+    )
+    sample.add_argument("--num_return_sequences", type=int, default=1, help="samples per prompt or source")
+    sample.add_argument("--max_new_tokens", type=int, default=None, help="tokens to generate (same as --gen_length)")
+    sample.add_argument(
+        "--guidance_scale", type=float, default=1.0, help="classifier-free guidance on the prompt/source (1 = off)"
+    )
+    sample.add_argument(
+        "--sc_guidance_scale", type=float, default=None, help="ELF's learned self-conditioning guidance (default 3)"
+    )
     sample.add_argument("--gamma", type=float, default=None, help="ELF's SDE re-injection (0 = ODE)")
     sample.add_argument("--time_grid", choices=["logit_normal", "uniform"], default=None, help="ELF's time grid")
     sample.add_argument(
         "--solver", choices=["euler_maruyama", "probability_flow", "ddim"], default=None, help="Cosmos' sampler"
     )
+    sample.add_argument("--torch_compile", action="store_true", help="compile the denoiser with torch.compile")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     sample.add_argument("--output", help="also write the samples to this JSON-lines file")

@@ -1,4 +1,4 @@
-"""Data for latentlm: offline English corpora, generic text loading, tokenising and packing, collators.
+"""Data for latentlm: offline corpora and paired tasks, text loading, tokenising and packing, collators.
 
 ``import latentlm.data`` is light; ``datasets`` is imported by the functions that need it.
 
@@ -9,13 +9,15 @@ Example:
     >>> corpus = load_text_dataset("english-prose")  # offline: BBC News + Brown + Jane Austen
     >>> blocks = tokenize_and_chunk(corpus, tokenizer, seq_len=128)  # packed, EOS between documents
     >>> batch = DataCollatorForFixedLength()([blocks["train"][i] for i in range(8)])  # LongTensor (8, 128)
+    >>> verses = load_text_dataset("kjv-web")  # a paired task: columns source (KJV) and target (WEB)
     ```
 """
 
 from .activations import ACTIVATIONS_COLUMN, add_encoder_activations, add_model_encoder_activations
 from .corpora import CORPORA, CORPUS_VERSION, DEFAULT_CORPUS, SPLITS, list_corpora, load_corpus, split_for_id
 from .loading import load_text_dataset
-from .processing import DataCollatorForFixedLength, eos_token_id_for, tokenize_and_chunk
+from .paired import PAIRED_COLUMNS, PAIRED_TASKS, PAIRED_VERSION, list_paired_tasks, load_paired_task
+from .processing import DataCollatorForFixedLength, eos_token_id_for, tokenize_and_chunk, tokenize_pairs
 from .sources import download_corpus_sources, latentlm_cache_dir
 
 
@@ -26,14 +28,20 @@ __all__ = [
     "DEFAULT_CORPUS",
     "SPLITS",
     "DataCollatorForFixedLength",
+    "PAIRED_COLUMNS",
+    "PAIRED_TASKS",
+    "PAIRED_VERSION",
     "add_encoder_activations",
     "add_model_encoder_activations",
     "download_corpus_sources",
     "eos_token_id_for",
     "latentlm_cache_dir",
     "list_corpora",
+    "list_paired_tasks",
     "load_corpus",
+    "load_paired_task",
     "load_text_dataset",
     "split_for_id",
     "tokenize_and_chunk",
+    "tokenize_pairs",
 ]

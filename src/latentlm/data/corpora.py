@@ -18,13 +18,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._rdata import read_lazy_load_db
+from ._utils import load_or_build
 from .sources import latentlm_cache_dir, source_dir
 
 
@@ -205,17 +204,21 @@ def _features():
     return Features({name: Value("string") for name in ("id", "source", "category", "text")})
 
 
-def _build(name: str, cache_dir: str | os.PathLike | None) -> DatasetDict:
+def rows_by_split(rows: Iterable[dict[str, str]], features, key: str = "id") -> DatasetDict:
+    """A ``DatasetDict`` of ``rows`` put into ``train`` / ``validation`` / ``test`` by [`split_for_id`] of ``row[key]``."""
     from datasets import Dataset, DatasetDict
 
-    docs = [doc for doc in _READERS[name](source_dir(name, cache_dir)) if doc["text"]]
     by_split: dict[str, list[dict[str, str]]] = {split: [] for split in SPLITS}
-    for doc in docs:
-        by_split[split_for_id(doc["id"])].append(doc)
-    features = _features()
+    for row in rows:
+        by_split[split_for_id(row[key])].append(row)
     return DatasetDict(
         {split: Dataset.from_list(rows, features=features, split=split) for split, rows in by_split.items()}
     )
+
+
+def _build(name: str, cache_dir: str | os.PathLike | None) -> DatasetDict:
+    docs = (doc for doc in _READERS[name](source_dir(name, cache_dir)) if doc["text"])
+    return rows_by_split(docs, _features())
 
 
 def corpus_cache_path(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
@@ -224,24 +227,7 @@ def corpus_cache_path(name: str, cache_dir: str | os.PathLike | None = None) -> 
 
 
 def _load_single(name: str, cache_dir: str | os.PathLike | None, rebuild: bool) -> DatasetDict:
-    from datasets import load_from_disk
-
-    path = corpus_cache_path(name, cache_dir)
-    if rebuild or not (path / "dataset_dict.json").is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-        try:
-            _build(name, cache_dir).save_to_disk(tmp)
-            if rebuild and path.exists():
-                shutil.rmtree(path)
-            try:
-                os.replace(tmp, path)
-            except OSError:  # a concurrent build got there first: keep it
-                if not (path / "dataset_dict.json").is_file():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return load_from_disk(str(path))
+    return load_or_build(corpus_cache_path(name, cache_dir), lambda: _build(name, cache_dir), rebuild)
 
 
 def load_corpus(name: str = DEFAULT_CORPUS, cache_dir: str | os.PathLike | None = None, *, rebuild: bool = False):

@@ -1,4 +1,4 @@
-"""One entry point for text data: offline corpora, ``datasets`` Hub datasets, and local files."""
+"""One entry point for text data: offline corpora and paired tasks, ``datasets`` Hub datasets, and local files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._utils import require_datasets
 from .corpora import CORPORA, load_corpus
+from .paired import PAIRED_TASKS, load_paired_task
 
 
 if TYPE_CHECKING:
@@ -78,17 +79,22 @@ def load_text_dataset(
     *,
     config_name: str | None = None,
     text_column: str = "text",
+    source_column: str = "source",
+    target_column: str = "target",
     data_files: str | list | dict | None = None,
     validation_split: float | None = 0.05,
     seed: int = 42,
     cache_dir: str | os.PathLike | None = None,
     **load_kwargs: Any,
 ) -> DatasetDict:
-    """Load text data as a ``DatasetDict`` that has a ``validation`` split and a ``text_column``.
+    """Load text data as a ``DatasetDict`` that has a ``validation`` split and a ``text_column`` (or, for paired
+    data, a ``source_column`` and a ``target_column``).
 
     ``name_or_path`` may be
 
     - an offline corpus name (one of [`list_corpora`], e.g. ``"english-prose"``): [`load_corpus`];
+    - an offline paired task name (one of [`list_paired_tasks`], e.g. ``"kjv-web"``): [`load_paired_task`], with
+      ``source`` and ``target`` columns;
     - a local ``.txt`` / ``.json`` / ``.jsonl`` / ``.parquet`` / ``.csv`` file (it becomes the ``train`` split);
     - a local folder of such files (``datasets`` infers the format, and the splits from names such as
       ``train.jsonl`` / ``validation.jsonl`` / ``test.jsonl``), or a folder written by ``save_to_disk``;
@@ -105,20 +111,23 @@ def load_text_dataset(
     Args:
         name_or_path: corpus name, local path, Hub id or builder name (see above).
         config_name: the dataset configuration (Hub datasets).
-        text_column: the column that must hold the text; checked in every split.
+        text_column: the column that must hold the text; checked in every split, unless the split has both
+            ``source_column`` and ``target_column`` (paired data).
+        source_column: the condition column of paired data.
+        target_column: the column to generate of paired data.
         data_files: passed to ``datasets.load_dataset``.
         validation_split: fraction of ``train`` to hold out when there is no validation split; ``None`` or 0 to
             leave the splits as they are.
         seed: seed of that hold-out shuffle.
-        cache_dir: for corpora the latentlm cache root, otherwise the ``datasets`` cache folder.
+        cache_dir: for corpora and paired tasks the latentlm cache root, otherwise the ``datasets`` cache folder.
         **load_kwargs: passed to ``datasets.load_dataset`` (e.g. ``sample_by``, ``revision``).
 
     Returns:
         ``datasets.DatasetDict``.
 
     Raises:
-        ValueError: if ``text_column`` is missing from a split (the message lists the columns), or the path or its
-            extension is not supported.
+        ValueError: if a split has neither ``text_column`` nor both ``source_column`` and ``target_column`` (the
+            message lists the columns), or the path or its extension is not supported.
     """
     datasets = require_datasets()
     if validation_split is not None and not 0 <= validation_split < 1:
@@ -128,6 +137,8 @@ def load_text_dataset(
 
     if name in CORPORA and data_files is None and not Path(name).exists():
         dataset = load_corpus(name, cache_dir=cache_dir)
+    elif name in PAIRED_TASKS and data_files is None and not Path(name).exists():
+        dataset = load_paired_task(name, cache_dir=cache_dir)
     elif Path(name).expanduser().exists():
         dataset = _load_local(Path(name).expanduser(), data_files, cache_dir, load_kwargs)
     else:
@@ -142,9 +153,11 @@ def load_text_dataset(
     dataset = _with_validation(dataset, validation_split, seed)
 
     for split, ds in dataset.items():
-        if text_column not in ds.column_names:
+        paired = source_column in ds.column_names and target_column in ds.column_names
+        if text_column not in ds.column_names and not paired:
             raise ValueError(
-                f"`text_column`={text_column!r} is not a column of split {split!r} of {name!r}; available columns: "
+                f"`text_column`={text_column!r} is not a column of split {split!r} of {name!r}, nor are both "
+                f"`source_column`={source_column!r} and `target_column`={target_column!r}; available columns: "
                 f"{ds.column_names}."
             )
     return dataset

@@ -7,6 +7,11 @@ Conventions (shared by every training loop in latentlm):
 - Documents are tokenised *without* special tokens (no ``[CLS]`` / ``<s>``); an end-of-document id is appended
   (see [`eos_token_id_for`]): the tokenizer's ``eos_token_id``, or ``sep_token_id`` for BERT-like tokenizers.
 - Documents with no tokens are dropped.
+- Paired data (sequence to sequence, [`tokenize_pairs`]): the target is an example as above (``input_ids`` /
+  ``attention_mask``, right-padded, end-of-document id appended when it fits) and the source is
+  ``condition_input_ids`` / ``condition_attention_mask``, right-padded, no special tokens — what a pipeline's
+  ``source=`` becomes. For causal LMs the two are concatenated as ``source [SEP] target`` with ``labels`` -100 on the
+  source part.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
-__all__ = ["DataCollatorForFixedLength", "eos_token_id_for", "tokenize_and_chunk"]
+__all__ = ["DataCollatorForFixedLength", "eos_token_id_for", "tokenize_and_chunk", "tokenize_pairs"]
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +241,102 @@ def tokenize_and_chunk(
     return out.with_format("torch")
 
 
+def _pad(ids: list[int], length: int, pad_id: int) -> tuple[list[int], list[int]]:
+    return ids + [pad_id] * (length - len(ids)), [1] * len(ids) + [0] * (length - len(ids))
+
+
+def _tokenize_pair_batch(batch, tokenizer, source_column, target_column, target_length, source_length, concatenate):
+    """Batched map over pairs; rows with an empty source or target are dropped."""
+    eos_id, pad_id = eos_token_id_for(tokenizer), int(tokenizer.pad_token_id)
+    sources = _encode(tokenizer, [text or "" for text in batch[source_column]], source_length)
+    targets = _encode(tokenizer, [text or "" for text in batch[target_column]], target_length)
+    out = {"input_ids": [], "attention_mask": []}
+    if concatenate:
+        out["labels"] = []
+    else:
+        out["condition_input_ids"], out["condition_attention_mask"] = [], []
+    for source, target in zip(sources, targets):
+        if not source or not target:
+            continue
+        if len(target) < target_length:
+            target = target + [eos_id]
+        if concatenate:
+            ids, mask = _pad(source + [eos_id] + target, source_length + 1 + target_length, pad_id)
+            labels = [-100] * (len(source) + 1) + target
+            out["labels"].append(labels + [-100] * (len(ids) - len(labels)))
+        else:
+            ids, mask = _pad(target, target_length, pad_id)
+            condition_ids, condition_mask = _pad(source, source_length, pad_id)
+            out["condition_input_ids"].append(condition_ids)
+            out["condition_attention_mask"].append(condition_mask)
+        out["input_ids"].append(ids)
+        out["attention_mask"].append(mask)
+    return out
+
+
+def tokenize_pairs(
+    dataset_dict: DatasetDict | Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    source_column: str = "source",
+    target_column: str = "target",
+    target_length: int = 64,
+    source_length: int = 64,
+    concatenate: bool = False,
+    num_proc: int | None = None,
+) -> DatasetDict | Dataset:
+    """Tokenise (source, target) pairs into fixed-length training examples (see the module docstring).
+
+    Args:
+        dataset_dict: a ``DatasetDict`` or ``Dataset`` with ``source_column`` and ``target_column``.
+        tokenizer: any transformers tokenizer with a pad token and an eos or sep token.
+        target_length: tokens of a target (truncated; end-of-document id appended when it fits).
+        source_length: tokens of a source (truncated).
+        concatenate: one causal-LM sequence ``source [SEP] target`` of ``source_length + 1 + target_length``
+            tokens with ``labels`` on the target only, instead of separate condition columns.
+        num_proc: processes for tokenisation.
+
+    Returns:
+        The same container type, formatted for torch.
+    """
+    datasets = require_datasets()
+    for name, value in (("target_length", target_length), ("source_length", source_length)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    if getattr(tokenizer, "pad_token_id", None) is None:
+        raise ValueError("`tokenizer` has no pad token, which paired data needs; set one.")
+    splits = dataset_dict.items() if isinstance(dataset_dict, datasets.DatasetDict) else [("dataset", dataset_dict)]
+    for split, ds in splits:
+        for argument, column in (("source_column", source_column), ("target_column", target_column)):
+            if column not in ds.column_names:
+                raise ValueError(
+                    f"`{argument}`={column!r} is not a column of split {split!r}; available columns: {ds.column_names}."
+                )
+
+    def process(ds):
+        return ds.map(
+            _tokenize_pair_batch,
+            batched=True,
+            num_proc=num_proc,
+            remove_columns=ds.column_names,
+            fn_kwargs=dict(
+                tokenizer=tokenizer,
+                source_column=source_column,
+                target_column=target_column,
+                target_length=target_length,
+                source_length=source_length,
+                concatenate=concatenate,
+            ),
+            desc="Tokenizing pairs",
+        )
+
+    if isinstance(dataset_dict, datasets.DatasetDict):
+        out = datasets.DatasetDict({name: process(ds) for name, ds in dataset_dict.items()})
+    else:
+        out = process(dataset_dict)
+    return out.with_format("torch")
+
+
 @dataclass
 class DataCollatorForFixedLength:
     """Stack fixed-length examples into a batch of ``LongTensor (batch, seq_len)``, one per key.
@@ -246,10 +347,16 @@ class DataCollatorForFixedLength:
     float32 `(batch, seq_len, width)` tensor.
 
     Args:
-        keys: the keys to stack.
+        keys: the keys to stack (the token columns of [`tokenize_and_chunk`] and [`tokenize_pairs`]).
     """
 
-    keys: tuple[str, ...] = ("input_ids", "attention_mask")
+    keys: tuple[str, ...] = (
+        "input_ids",
+        "attention_mask",
+        "labels",
+        "condition_input_ids",
+        "condition_attention_mask",
+    )
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if not features:

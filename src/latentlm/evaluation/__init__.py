@@ -1,4 +1,5 @@
-"""Quality metrics for generated text: judge perplexity, entropy, MAUVE, diversity, memorisation, BLEU, ROUGE.
+"""Quality metrics for generated text: judge perplexity (of whole samples or of continuations given their prompt),
+entropy, MAUVE, diversity, memorisation, BLEU, ROUGE.
 
 Heavy or optional dependencies (``mauve-text`` (GPLv3), ``sacrebleu``, ``rouge-score``, ``gguf``, the judge and
 encoder weights) are imported or loaded only inside the functions that need them.
@@ -29,11 +30,20 @@ from .metrics import (
     normalize_reference_texts,
     repetition_rates,
     rouge,
+    score_ratios,
+    task_scores,
     token_entropy,
     unigram_entropy,
     words,
 )
-from .perplexity import PerplexityResult, encode_for_judge, generative_nll, generative_perplexity
+from .perplexity import (
+    PerplexityResult,
+    continuation_nll,
+    encode_continuations,
+    encode_for_judge,
+    generative_nll,
+    generative_perplexity,
+)
 from .report import evaluate_texts
 
 
@@ -42,8 +52,10 @@ __all__ = [
     "NgramIndex",
     "PerplexityResult",
     "bleu",
+    "continuation_nll",
     "default_judge_gguf",
     "diversity",
+    "encode_continuations",
     "encode_for_judge",
     "encoder_features",
     "evaluate_texts",
@@ -59,6 +71,8 @@ __all__ = [
     "normalize_reference_texts",
     "repetition_rates",
     "rouge",
+    "score_ratios",
+    "task_scores",
     "text_features",
     "token_entropy",
     "unigram_entropy",

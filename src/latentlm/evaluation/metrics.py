@@ -262,6 +262,25 @@ def rouge(hypotheses, references, *, use_stemmer: bool = True, rouge_types: Sequ
     return out
 
 
+def task_scores(hypotheses, references) -> dict:
+    """The scores of a sequence-to-sequence task, one reference per hypothesis: corpus BLEU (:func:`bleu`,
+    lowercased, 13a) and ROUGE-1/2/L F1 (:func:`rouge`, stemmed, mean and standard error), all in percent.
+
+    Returns ``{"bleu", "rouge1", "rouge1_se", "rouge2", "rouge2_se", "rougeL", "rougeL_se"}``.
+    """
+    return {"bleu": bleu(hypotheses, references), **rouge(hypotheses, references)}
+
+
+def score_ratios(scores: dict, peer: dict, keys: Iterable[str]) -> dict:
+    """``{f"{key}_ratio": scores[key] / peer[key]}`` for each key both have (``None`` where the peer's is 0)."""
+    out = {}
+    for key in keys:
+        value, reference = scores.get(key), peer.get(key)
+        if value is not None and reference is not None:
+            out[f"{key}_ratio"] = value / reference if reference else None
+    return out
+
+
 def _mean_and_standard_error(values: list[float]) -> tuple[float, float]:
     n = len(values)
     mean = sum(values) / n

@@ -126,15 +126,19 @@ def pad_token_id(tokenizer) -> int:
 
 
 @torch.no_grad()
-def _batch_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, chunk: int = 4096) -> tuple[float, int]:
+def _batch_nll(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, chunk: int = 4096, scored_mask=None
+) -> tuple[float, int]:
     """Summed next-token NLL (float64) and number of predicted tokens for one right-padded batch.
 
-    Position ``t`` predicts token ``t + 1``; the last position and padding predict nothing. The log-softmax runs
-    over ``chunk`` positions at a time, so its memory stays small next to the logits themselves.
+    Position ``t`` predicts token ``t + 1``; the last position and padding predict nothing, nor does any token
+    outside ``scored_mask`` (``(B, T)``, default ``attention_mask``: a prompt is context, not scored). The
+    log-softmax runs over ``chunk`` positions at a time, so its memory stays small next to the logits themselves.
     """
     logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
     targets = torch.roll(input_ids, -1, dims=1)
-    target_mask = torch.roll(attention_mask, -1, dims=1).bool()
+    scored_mask = attention_mask if scored_mask is None else scored_mask
+    target_mask = torch.roll(scored_mask, -1, dims=1).bool()
     target_mask[:, -1] = False
     logits, targets, target_mask = logits.flatten(0, 1), targets.flatten(), target_mask.flatten()
     nll_sum = 0.0
@@ -188,6 +192,83 @@ def generative_nll(
         nll_sum += batch_nll
         num_tokens += batch_tokens
     return PerplexityResult(math.exp(nll_sum / num_tokens), nll_sum, num_tokens, len(scored), num_empty)
+
+
+def encode_continuations(
+    prompts: list[str], texts: list[str], tokenizer, *, max_length: int | None = None, bos_token_id=_FROM_TOKENIZER
+) -> list[tuple[list[int], int]]:
+    """Re-tokenise prompt continuations for the judge: ``(ids, first)`` per text, ``ids[first:]`` being the
+    continuation's tokens.
+
+    Each text begins with its prompt (verbatim: the round-tripped prompt the generator was given). The whole text is
+    tokenised at once without special tokens (so the continuation's first token is the one the judge would write
+    after the prompt, a leading space included), the BOS is prepended (see :func:`encode_for_judge`), and the
+    continuation starts at the first token that ends after the prompt's last character. The continuation is cut at
+    the first judge EOS or BOS token, the whole row at ``max_length`` tokens. A row with nothing to score has
+    ``first == len(ids)``.
+
+    Raises:
+        ValueError: if a text does not begin with its prompt, or the tokenizer gives no offsets (not a fast one).
+    """
+    texts, prompts = check_texts(texts, "texts"), check_texts(prompts, "prompts")
+    if len(prompts) != len(texts):
+        raise ValueError(f"prompts has {len(prompts)} entries but texts has {len(texts)}; give one prompt per text.")
+    for i, (prompt, text) in enumerate(zip(prompts, texts)):
+        if not text.startswith(prompt):
+            raise ValueError(f"texts[{i}] does not begin with prompts[{i}] ({prompt!r}): {text[:80]!r}.")
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"tokenizer must be a fast tokenizer (offsets), got {type(tokenizer).__name__}.")
+    bos = resolve_bos_token_id(tokenizer, bos_token_id)
+    stops = {getattr(tokenizer, "eos_token_id", None), getattr(tokenizer, "bos_token_id", None), bos} - {None}
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    out = []
+    for prompt, ids, offsets in zip(prompts, encoded["input_ids"], encoded["offset_mapping"]):
+        first = next((t for t, (_, end) in enumerate(offsets) if end > len(prompt)), len(ids))
+        stop = next((t for t in range(first, len(ids)) if ids[t] in stops), len(ids))
+        ids = ([bos] if bos is not None else []) + list(ids[:stop])
+        first += bos is not None
+        ids = ids[:max_length] if max_length is not None else ids
+        out.append((ids, max(1, min(first, len(ids)))))
+    return out
+
+
+def continuation_nll(
+    prompts,
+    texts,
+    model,
+    tokenizer,
+    *,
+    batch_size: int = 16,
+    max_length: int | None = None,
+    bos_token_id=_FROM_TOKENIZER,
+) -> PerplexityResult:
+    """Token-weighted NLL of the continuations of ``prompts`` under the judge: each text (prompt + continuation) is
+    scored whole, but only the continuation's tokens count (:func:`encode_continuations`); the rest of the protocol
+    is :func:`generative_nll`'s. ``num_empty`` counts texts with no continuation token to score.
+
+    Raises:
+        ValueError: as :func:`encode_continuations`, or if no text has a continuation to score.
+    """
+    check_positive_int(batch_size, "batch_size")
+    max_length = default_max_length(model) if max_length is None else check_positive_int(max_length, "max_length")
+    encoded = encode_continuations(prompts, texts, tokenizer, max_length=max_length, bos_token_id=bos_token_id)
+    scored = sorted((row for row in encoded if row[1] < len(row[0])), key=lambda row: len(row[0]), reverse=True)
+    if not scored:
+        raise ValueError(f"texts: none of the {len(encoded)} texts has a continuation to score.")
+    nll_sum, num_tokens = 0.0, 0
+    pad_id, device = pad_token_id(tokenizer), model_device(model)
+    for start in range(0, len(scored), batch_size):
+        batch = scored[start : start + batch_size]
+        input_ids, attention_mask = pad_batch([ids for ids, _ in batch], pad_id, device)
+        scored_mask = attention_mask.clone()
+        for row, (_, first) in enumerate(batch):
+            scored_mask[row, :first] = 0
+        batch_nll, batch_tokens = _batch_nll(model, input_ids, attention_mask, scored_mask=scored_mask)
+        nll_sum += batch_nll
+        num_tokens += batch_tokens
+    return PerplexityResult(
+        math.exp(nll_sum / num_tokens), nll_sum, num_tokens, len(scored), len(encoded) - len(scored)
+    )
 
 
 def generative_perplexity(

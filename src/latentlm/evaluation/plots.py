@@ -1,7 +1,9 @@
-"""Plots of benchmark results (matplotlib, Agg backend): the perplexity-entropy frontier and quality vs steps.
+"""Plots of benchmark results (matplotlib, Agg backend): the perplexity-entropy frontier, quality vs steps and the
+input-CFG U-curve of the conditional rows.
 
-Both read the ``quality`` section of a :func:`~latentlm.evaluation.benchmark.run_benchmark` result (``results.json``);
-:func:`plot_reconstruction` reads a :func:`~latentlm.evaluation.reconstruction.run_reconstruction` result.
+The first two read the ``quality`` section of a :func:`~latentlm.evaluation.benchmark.run_benchmark` result
+(``results.json``), :func:`plot_cfg_curve` its ``tasks`` and ``continuation`` sections; :func:`plot_reconstruction`
+reads a :func:`~latentlm.evaluation.reconstruction.run_reconstruction` result.
 """
 
 from __future__ import annotations
@@ -169,6 +171,53 @@ def plot_reconstruction(results: dict, path) -> str:
     return _save(fig, path)
 
 
+BASELINE_LINES = {None: ":", "greedy": "--", "ancestral": "--", "nucleus": "-."}  # decoding -> line style
+
+
+def plot_cfg_curve(results: dict, path) -> str | None:
+    """The input-CFG U-curve: for each paired task, its main score (ROUGE-L or BLEU) vs the CFG scale, one line per
+    diffusion model, the AR peer's greedy score as a dashed line; plus, with continuation rows, the judge perplexity of
+    the continuations vs the CFG scale. ``None`` (nothing written) when no row has a CFG sweep."""
+    panels = []  # (title, rows, value of a row, y label, log scale)
+    for task, result in (results.get("tasks") or {}).items():
+        metric = result["metric"]
+        label = {"bleu": "BLEU", "rougeL": "ROUGE-L"}.get(metric, metric)
+        panels.append((task, result["rows"], lambda row, m=metric: row["scores"].get(m), f"{label} ↑", False))
+    if results.get("continuation"):
+        rows = results["continuation"]["rows"]
+        ppl_label = "judge PPL of continuation given prompt ↓"
+        panels.append(("continuation", rows, lambda row: row["metrics"].get("ppl"), ppl_label, True))
+    panels = [panel for panel in panels if any("cfg" in row["sweeps"] for row in panel[1])]
+    if not panels:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (title, rows, value, ylabel, log) in zip(axes[0], panels):
+        for i, model in enumerate(_diffusion_models(rows)):
+            points = sorted((row["cfg_scale"], value(row)) for row in rows
+                            if row["model"] == model and "cfg" in row["sweeps"] and _finite(value(row)))  # fmt: skip
+            if points:
+                ax.plot(*zip(*points), marker="o", color=colours[i % len(colours)], label=model)
+        for row in rows:
+            if row["kind"] != "diffusion" and _finite(value(row)):
+                name = row.get("decoding") or row.get("sampling")
+                label = f"{row['model']} {name}" if name else "reference text"
+                ax.axhline(value(row), color="black" if name is None else "gray", label=label,
+                           linestyle=BASELINE_LINES.get(name, "--"))  # fmt: skip
+        values = [value(row) for row in rows if _finite(value(row)) and value(row) > 0]
+        if log and values and max(values) > 10 * min(values):  # a log axis only where it spans a decade
+            ax.set_yscale("log")
+        ax.set_xlabel("input CFG scale (1 = off)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    settings = results["settings"]
+    fig.suptitle(f"Input classifier-free guidance sweep at {settings['sweep_steps']} steps", fontsize=11)
+    return _save(fig, path)
+
+
 def _save(fig, path, rect=(0, 0, 1, 1)) -> str:
     fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=120)
@@ -180,14 +229,16 @@ def _save(fig, path, rect=(0, 0, 1, 1)) -> str:
 
 
 def write_plots(results: dict, out_dir) -> dict[str, str]:
-    """Write ``frontier.png`` and ``quality_vs_steps.png`` to ``out_dir`` (nothing without a quality section)."""
-    if not results.get("quality"):
-        return {}
-    out = Path(out_dir)
-    return {
-        "frontier": plot_frontier(results, out / "frontier.png"),
-        "quality_vs_steps": plot_quality_vs_steps(results, out / "quality_vs_steps.png"),
-    }
+    """Write ``frontier.png`` and ``quality_vs_steps.png`` (with a quality section) and ``cfg_curve.png`` (with an
+    input-CFG sweep of a paired task or of prompt continuation) to ``out_dir``."""
+    out, paths = Path(out_dir), {}
+    if results.get("quality"):
+        paths["frontier"] = plot_frontier(results, out / "frontier.png")
+        paths["quality_vs_steps"] = plot_quality_vs_steps(results, out / "quality_vs_steps.png")
+    cfg_curve = plot_cfg_curve(results, out / "cfg_curve.png")
+    if cfg_curve:
+        paths["cfg_curve"] = cfg_curve
+    return paths
 
 
-__all__ = ["plot_frontier", "plot_quality_vs_steps", "plot_reconstruction", "write_plots"]
+__all__ = ["plot_cfg_curve", "plot_frontier", "plot_quality_vs_steps", "plot_reconstruction", "write_plots"]

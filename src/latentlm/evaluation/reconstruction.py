@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from ._utils import check_positive_int, model_device
+from .bench_report import _fmt, _jsonable, _now, _table, command_line, machine_info
 
 
 logger = logging.getLogger(__name__)
@@ -261,8 +262,6 @@ def run_reconstruction(
     Returns:
         The content of ``reconstruction.json`` (with ``paths``, the files written).
     """
-    from .benchmark import _jsonable, _now, machine_info
-
     if not autoencoders:
         raise ValueError("`autoencoders` is empty: give at least one `{name: folder}`.")
     check_positive_int(num_sequences, "num_sequences")
@@ -336,7 +335,6 @@ def write_reconstruction(results: dict, out_dir) -> dict[str, str]:
     """Writes ``reconstruction.json``, ``reconstruction.png`` and ``reconstruction.md``; returns their paths."""
     import json
 
-    from .benchmark import _jsonable
     from .plots import plot_reconstruction
 
     out = Path(out_dir)
@@ -351,8 +349,6 @@ def write_reconstruction(results: dict, out_dir) -> dict[str, str]:
 
 def reconstruction_table(results: dict) -> list[str]:
     """The markdown table: one row per autoencoder, one accuracy column per noise level."""
-    from .benchmark import _fmt, _table
-
     levels = results["settings"]["noise_levels"]
     header = ["autoencoder", "N", "L / N", "augmented", "tokens"] + [f"σ = {level:g}" for level in levels]
     rows = []
@@ -396,7 +392,7 @@ def render_reconstruction_markdown(results: dict) -> str:
 
 def add_reconstruct_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``latentlm reconstruct`` (see :func:`run_reconstruction`)."""
-    from .benchmark import _model_argument
+    from .bench_args import _model_argument
 
     parser.add_argument("--autoencoder", dest="autoencoders", action="append", type=_model_argument, default=[],
                         metavar="NAME=PATH", help="a saved Cosmos autoencoder folder (repeatable)")  # fmt: skip
@@ -417,8 +413,6 @@ def add_reconstruct_arguments(parser: argparse.ArgumentParser) -> argparse.Argum
 
 def run_reconstruct_from_args(args: argparse.Namespace) -> dict:
     """Run ``latentlm reconstruct`` from parsed arguments; prints the table and where the files went."""
-    from .benchmark import command_line
-
     if not args.autoencoders:
         raise SystemExit("latentlm reconstruct: error: give at least one --autoencoder NAME=PATH.")
     names = [name for name, _ in args.autoencoders]

@@ -40,17 +40,22 @@ def num_control_tokens(config) -> int:
     return config.num_time_tokens + (config.num_guidance_tokens or 0) + (config.num_mode_tokens or 0)
 
 
-def denoiser_forward_flops(config, seq_len: int, *, batch_size: int = 1, condition_len: int = 0) -> int:
+def denoiser_forward_flops(
+    config, seq_len: int, *, batch_size: int = 1, condition_len: int = 0, context_len: int = 0
+) -> int:
     """FLOPs of one `DenoiserTransformer` forward pass (2 x multiply-accumulates of every matmul).
 
     Counts, for ``batch_size`` sequences of ``seq_len`` latent tokens (plus ``condition_len`` clean condition tokens
     and the control prefix, ``N`` tokens in all):
 
-    * the self-conditioning projection ``2 latent_dim -> latent_dim`` (latent tokens; it runs with zeros when there
-      is no estimate yet) and the input projection (through the bottleneck if any) of latent and condition tokens;
+    * the self-conditioning projection ``2 latent_dim -> latent_dim`` (it runs with zeros when there is no estimate
+      yet; condition tokens are their own estimate) and the input projection (through the bottleneck if any), of
+      latent and condition tokens;
     * the scalar embeddings of the time and guidance tokens (``256 -> hidden -> hidden`` once per example);
     * per block: ``qkv`` and output projections, SwiGLU ``gate_up`` and ``down``, and attention ``Q K^T`` and
       ``A V`` over all ``N`` positions (``2 N^2 hidden`` multiply-accumulates, all heads together);
+    * with ``cross_attention_dim``, per block: the query and output projections of all ``N`` positions, the key/value
+      projection of the ``context_len`` condition states, and attention over them plus the null token;
     * the long-skip projections (``2 hidden -> hidden``, ``num_hidden_layers // 2`` of them) if enabled;
     * the output projection ``hidden -> latent_dim`` of the latent tokens.
 
@@ -59,13 +64,14 @@ def denoiser_forward_flops(config, seq_len: int, *, batch_size: int = 1, conditi
         seq_len: latent tokens per sequence.
         batch_size: sequences per forward pass.
         condition_len: clean condition tokens per sequence (0 for unconditional generation).
+        context_len: condition states read by cross-attention per sequence.
     """
     hidden, latent, inter = config.hidden_size, config.latent_dim, config.intermediate_size
     latent_tokens, input_tokens = batch_size * seq_len, batch_size * (seq_len + condition_len)
     total_tokens = batch_size * (num_control_tokens(config) + condition_len + seq_len)
     n = num_control_tokens(config) + condition_len + seq_len
 
-    macs = _linear_macs(latent_tokens, 2 * latent, latent) if config.self_conditioning else 0
+    macs = _linear_macs(input_tokens, 2 * latent, latent) if config.self_conditioning else 0
     if config.bottleneck_dim:
         macs += _linear_macs(input_tokens, latent, config.bottleneck_dim)
         macs += _linear_macs(input_tokens, config.bottleneck_dim, hidden)
@@ -82,6 +88,13 @@ def denoiser_forward_flops(config, seq_len: int, *, batch_size: int = 1, conditi
         + _linear_macs(total_tokens, inter, hidden)  # SwiGLU down
         + 2 * batch_size * n * n * hidden  # Q K^T and A V, all heads
     )
+    cross_dim = getattr(config, "cross_attention_dim", None)
+    if cross_dim:
+        per_block += (
+            2 * _linear_macs(total_tokens, hidden, hidden)  # q_proj, out_proj
+            + _linear_macs(batch_size * context_len, cross_dim, 2 * hidden)  # kv_proj
+            + 2 * batch_size * n * (context_len + 1) * hidden  # Q K^T and A V over the context and the null token
+        )
     macs += config.num_hidden_layers * per_block
     if getattr(config, "use_long_skips", False):
         macs += (config.num_hidden_layers // 2) * _linear_macs(total_tokens, 2 * hidden, hidden)

@@ -3,12 +3,17 @@
 Layout of the sequence the blocks see (ELF's in-context conditioning, paper §3.4):
 
     [ time tokens | guidance tokens | mode tokens | condition tokens | latent tokens ]
-      `-------------- control prefix -----------'  `------ RoPE positions 0.. -----'
+      `-------------- control prefix -----------'  `-- RoPE -P..-1 --' `-- 0..L-1 --'
 
 * control tokens are learned vectors plus an MLP embedding of a scalar (the timestep, the guidance scale) or a 0/1
   gate (the mode: 0 = denoise, 1 = decode); they carry no rotary position;
-* condition tokens are clean latents of a prompt (optional), never noised, projected like the latents;
+* condition tokens are clean latents of a prompt or source (optional, ELF), never noised, projected exactly like the
+  latents: with self-conditioning their input is ``concat([x_c, x_c])`` (the condition is its own clean estimate), as
+  in ELF's code; left-padded, so the last condition token sits next to the first latent token;
 * latent tokens are the noisy latents, optionally concatenated with a self-conditioning estimate.
+
+With ``cross_attention_dim`` set, every block also cross-attends to ``encoder_hidden_states`` (Cosmos' condition
+encoder); a learned null token is always among the keys, so an empty or dropped condition is the unconditional branch.
 
 Blocks are pre-norm: RMSNorm, multi-head self-attention with qk-norm and RoPE through
 `torch.nn.functional.scaled_dot_product_attention` with a real key padding mask, RMSNorm, SwiGLU. Optional long
@@ -60,6 +65,8 @@ class DenoiserConfigMixin:
     num_time_tokens, num_guidance_tokens, num_mode_tokens: control prefix lengths (0 disables guidance / mode).
     self_conditioning: the input is ``concat([latents, self_condition])`` projected back to ``latent_dim``.
     use_long_skips: U-Net style skips between the first and second half of the blocks.
+    cross_attention_dim: width of `encoder_hidden_states` read by cross-attention in every block (`None`: no
+        cross-attention). Optional: configs without the field have none.
     """
 
 
@@ -80,13 +87,19 @@ class RotaryEmbedding(nn.Module):
         angles = torch.cat([angles, angles], dim=-1)
         return angles.cos(), angles.sin()
 
-    def forward(self, seq_len: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        if seq_len > self.cos.shape[0]:
+    def forward(self, num_condition: int, seq_len: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tables for positions `-num_condition .. seq_len - 1`: the latents start at position 0 whatever the
+        condition's length (the control prefix is not rotated, so absolute positions matter between it and the
+        latents), and condition tokens sit at negative positions right before them."""
+        if num_condition + seq_len > self.cos.shape[0]:
             raise ValueError(
-                f"The sequence has {seq_len} positions but the model supports at most {self.cos.shape[0]} "
-                "(`max_position_embeddings`)."
+                f"The sequence has {num_condition + seq_len} positions but the model supports at most "
+                f"{self.cos.shape[0]} (`max_position_embeddings`)."
             )
-        return self.cos[:seq_len].to(dtype), self.sin[:seq_len].to(dtype)
+        # cos(-a) = cos(a), sin(-a) = -sin(a): negative positions come from the table, mirrored.
+        cos = torch.cat([self.cos[1 : num_condition + 1].flip(0), self.cos[:seq_len]])
+        sin = torch.cat([-self.sin[1 : num_condition + 1].flip(0), self.sin[:seq_len]])
+        return cos.to(dtype), sin.to(dtype)
 
 
 class SelfAttention(nn.Module):
@@ -125,6 +138,34 @@ class SelfAttention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(batch, seq_len, -1))
 
 
+class CrossAttention(nn.Module):
+    """Multi-head attention from the sequence to a condition's states, with qk-norm and no positions.
+
+    A learned null key/value pair is always attendable: rows whose condition is empty or dropped attend to it alone.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=True)
+        self.kv_proj = nn.Linear(config.cross_attention_dim, 2 * config.hidden_size, bias=True)
+        self.null_kv = nn.Parameter(torch.zeros(1, 1, 2 * config.hidden_size))
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=config.rms_norm_eps)
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=config.rms_norm_eps)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=True)
+
+    def forward(self, hidden_states, encoder_hidden_states, encoder_attention_mask) -> torch.Tensor:
+        batch, seq_len, _ = hidden_states.shape
+        kv = torch.cat([self.null_kv.expand(batch, -1, -1), self.kv_proj(encoder_hidden_states)], dim=1)
+        mask = F.pad(encoder_attention_mask, (1, 0), value=True)[:, None, None, :]
+        k, v = kv.view(batch, kv.shape[1], 2, self.num_heads, self.head_dim).unbind(dim=2)
+        q = self.q_proj(hidden_states).view(batch, seq_len, self.num_heads, self.head_dim)
+        q, k, v = self.q_norm(q).transpose(1, 2), self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out_proj(out.transpose(1, 2).reshape(batch, seq_len, -1))
+
+
 class SwiGLU(nn.Module):
     def __init__(self, hidden_size: int, intermediate_size: int):
         super().__init__()
@@ -142,6 +183,11 @@ class DenoiserBlock(GradientCheckpointingLayer):
         self.dropout = dropout
         self.attn_norm = nn.RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.attn = SelfAttention(config)
+        if getattr(config, "cross_attention_dim", None):
+            self.cross_attn_norm = nn.RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+            self.cross_attn = CrossAttention(config)
+        else:
+            self.cross_attn = None
         self.mlp_norm = nn.RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.mlp = SwiGLU(config.hidden_size, config.intermediate_size)
 
@@ -150,9 +196,15 @@ class DenoiserBlock(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         rotary: tuple[torch.Tensor, torch.Tensor],
         attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         dropout = self.dropout if self.training else 0.0
         hidden_states = hidden_states + self.attn(self.attn_norm(hidden_states), rotary, attention_mask, dropout)
+        if self.cross_attn is not None:
+            hidden_states = hidden_states + self.cross_attn(
+                self.cross_attn_norm(hidden_states), encoder_hidden_states, encoder_attention_mask
+            )
         return hidden_states + self.mlp(self.mlp_norm(hidden_states), dropout)
 
 
@@ -217,6 +269,8 @@ class DenoiserTransformer(nn.Module):
         hidden_states: torch.Tensor,
         timestep: torch.Tensor | float,
         attention_mask: torch.Tensor | None = None,
+        condition_hidden_states: torch.Tensor | None = None,
+        condition_attention_mask: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
         self_condition: torch.Tensor | None = None,
@@ -229,8 +283,12 @@ class DenoiserTransformer(nn.Module):
             hidden_states: `(batch, seq_len, latent_dim)` noisy latents.
             timestep: `(batch,)` or a float; t in [0, 1] with t = 1 pure noise.
             attention_mask: `(batch, seq_len)`, 1 for real tokens, 0 for padding (never attended to).
-            encoder_hidden_states: `(batch, cond_len, latent_dim)` clean condition latents, prepended, never noised.
-            encoder_attention_mask: `(batch, cond_len)` mask of the condition.
+            condition_hidden_states: `(batch, cond_len, latent_dim)` clean condition latents placed before the
+                latents, never noised (ELF), left-padded.
+            condition_attention_mask: `(batch, cond_len)` mask of the condition (False on padding).
+            encoder_hidden_states: `(batch, context_len, cross_attention_dim)` states read by cross-attention
+                (Cosmos' condition encoder). Only with `config.cross_attention_dim`; `None` = no condition.
+            encoder_attention_mask: `(batch, context_len)` mask of `encoder_hidden_states`.
             self_condition: `(batch, seq_len, latent_dim)` previous x0 estimate; zeros when `None`. Only with
                 `config.self_conditioning`.
             guidance_scale: `(batch,)` or a float; the scale the model is conditioned on (ELF's SC-CFG omega).
@@ -242,20 +300,30 @@ class DenoiserTransformer(nn.Module):
             `(batch, seq_len, hidden_size)`.
         """
         batch, seq_len, _ = hidden_states.shape
-        dtype, device = hidden_states.dtype, hidden_states.device
+        # Latents and noise are often float32 while the weights are float16 / bfloat16 (a model loaded or cast with
+        # `dtype=`): compute in the weights' dtype, answer in the input's.
+        out_dtype, device = hidden_states.dtype, hidden_states.device
+        dtype = self.proj_out.weight.dtype
+        hidden_states = hidden_states.to(dtype)
 
-        # 1. Latent (and condition) tokens.
-        if self.self_cond_proj is not None:
-            if self_condition is None:
-                self_condition = torch.zeros_like(hidden_states)
-            hidden_states = self.self_cond_proj(torch.cat([hidden_states, self_condition], dim=-1))
-        elif self_condition is not None:
+        # 1. Condition and latent tokens, projected alike (a clean condition is its own self-conditioning estimate).
+        if self.self_cond_proj is None and self_condition is not None:
             raise ValueError("`self_condition` was given but the model was built with `self_conditioning=False`.")
-        tokens = [self.input_proj(hidden_states)]
-        masks = [_ones_if_none(attention_mask, batch, seq_len, device)]
-        if encoder_hidden_states is not None:
-            tokens.insert(0, self.input_proj(encoder_hidden_states))
-            masks.insert(0, _ones_if_none(encoder_attention_mask, batch, encoder_hidden_states.shape[1], device))
+        if self.self_cond_proj is not None and self_condition is None:
+            self_condition = torch.zeros_like(hidden_states)
+        mask = _ones_if_none(attention_mask, batch, seq_len, device)
+        cond_len = 0
+        if condition_hidden_states is not None:
+            condition_hidden_states = condition_hidden_states.to(dtype)
+            cond_len = condition_hidden_states.shape[1]
+            hidden_states = torch.cat([condition_hidden_states, hidden_states], dim=1)
+            if self_condition is not None:
+                self_condition = torch.cat([condition_hidden_states, self_condition.to(dtype)], dim=1)
+            mask = torch.cat([_ones_if_none(condition_attention_mask, batch, cond_len, device), mask], dim=1)
+        if self.self_cond_proj is not None:
+            hidden_states = self.self_cond_proj(torch.cat([hidden_states, self_condition.to(dtype)], dim=-1))
+        tokens = self.input_proj(hidden_states)
+        cross_attention = self._cross_attention_inputs(encoder_hidden_states, encoder_attention_mask, batch, device)
 
         # 2. Control prefix: time, guidance scale, mode.
         control = [self.time_tokens(_per_example(timestep, batch, device))]
@@ -266,12 +334,12 @@ class DenoiserTransformer(nn.Module):
         if self.mode_tokens is not None:
             gate = _per_example(0.0 if mode is None else mode, batch, device).to(self.mode_tokens.dtype)
             control.append(self.mode_tokens * gate[:, None, None])
-        control = torch.cat(control, dim=1).to(tokens[0].dtype)
+        control = torch.cat(control, dim=1).to(tokens.dtype)
         num_control = control.shape[1]
 
-        hidden = torch.cat([control, *tokens], dim=1)
-        key_mask = torch.cat([torch.ones(batch, num_control, dtype=torch.bool, device=device), *masks], dim=1)
-        rotary = self.rotary(hidden.shape[1] - num_control, hidden.dtype)
+        hidden = torch.cat([control, tokens], dim=1)
+        key_mask = torch.cat([torch.ones(batch, num_control, dtype=torch.bool, device=device), mask], dim=1)
+        rotary = self.rotary(cond_len, seq_len, hidden.dtype)
 
         # 3. Blocks, with optional U-Net long skips.
         skips = []
@@ -279,13 +347,31 @@ class DenoiserTransformer(nn.Module):
         for i, block in enumerate(self.blocks):
             if self.skip_projs is not None and i >= len(self.blocks) - half:
                 hidden = self.skip_projs[i - (len(self.blocks) - half)](torch.cat([hidden, skips.pop()], dim=-1))
-            hidden = block(hidden, rotary, key_mask)
+            hidden = block(hidden, rotary, key_mask, *cross_attention)
             if self.skip_projs is not None and i < half:
                 skips.append(hidden)
 
         last_hidden = hidden[:, -seq_len:]
-        sample = self.proj_out(self.norm_out(last_hidden)).to(dtype)
+        sample = self.proj_out(self.norm_out(last_hidden)).to(out_dtype)
         return DenoiserOutput(sample=sample, last_hidden_state=last_hidden)
+
+    def _cross_attention_inputs(self, encoder_hidden_states, encoder_attention_mask, batch, device) -> tuple:
+        """`(states, mask)` for the blocks' cross-attention: an empty condition when none is given."""
+        width = getattr(self.config, "cross_attention_dim", None)
+        if not width:
+            if encoder_hidden_states is not None:
+                raise ValueError(
+                    "`encoder_hidden_states` was given but the model has no cross-attention (`cross_attention_dim`)."
+                )
+            return (None, None)
+        if encoder_hidden_states is None:
+            dtype = self.proj_out.weight.dtype
+            return (
+                torch.zeros(batch, 0, width, device=device, dtype=dtype),
+                torch.zeros(batch, 0, dtype=torch.bool, device=device),
+            )
+        mask = _ones_if_none(encoder_attention_mask, batch, encoder_hidden_states.shape[1], device)
+        return (encoder_hidden_states.to(self.proj_out.weight.dtype), mask)
 
 
 def _ones_if_none(mask: torch.Tensor | None, batch: int, length: int, device: torch.device) -> torch.Tensor:
@@ -318,9 +404,26 @@ class DenoiserPreTrainedModel(PreTrainedModel):
             init.copy_(module.sin, sin)
         elif isinstance(module, ScalarTokens):
             init.normal_(module.tokens, mean=0.0, std=std)
+        elif isinstance(module, CrossAttention):
+            init.normal_(module.null_kv, mean=0.0, std=std)
         elif isinstance(module, DenoiserTransformer):
             if module.mode_tokens is not None:
                 init.normal_(module.mode_tokens, mean=0.0, std=std)
             # Zero-initialised output head (DiT / ELF): an untrained denoiser predicts 0.
             init.zeros_(module.proj_out.weight)
             init.zeros_(module.proj_out.bias)
+
+
+def compile_denoiser(model: nn.Module, **compile_kwargs) -> nn.Module:
+    """Compiles every `DenoiserTransformer` inside ``model`` in place (`nn.Module.compile`, so parameter names and
+    saving are unchanged) and returns ``model``.
+
+    The sampling loop calls the model's ``denoise`` / ``decode_latents``, never its ``forward``, so compiling the
+    top-level model would not touch sampling; the denoiser network is where the loop spends its time.
+    """
+    found = [module for module in model.modules() if isinstance(module, DenoiserTransformer)]
+    if not found:
+        raise ValueError(f"`model` ({type(model).__name__}) holds no DenoiserTransformer to compile.")
+    for module in found:
+        module.compile(**compile_kwargs)
+    return model

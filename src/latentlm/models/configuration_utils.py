@@ -19,3 +19,14 @@ def check_heads_divide_hidden(config) -> None:
             f"`hidden_size` ({config.hidden_size}) must be divisible by `num_attention_heads` "
             f"({config.num_attention_heads})."
         )
+
+
+def check_conditioning(config) -> None:
+    """The conditioning fields every method config has (`conditional`, `prompt_prob`, `condition_dropout`,
+    `max_prompt_fraction`); a positive `prompt_prob` makes the model conditional."""
+    check_probability(config, ("prompt_prob", "condition_dropout"))
+    if not 0.0 < config.max_prompt_fraction < 1.0:
+        raise ValueError(f"`max_prompt_fraction` must be in (0, 1), got {config.max_prompt_fraction}.")
+    if config.prompt_prob > 0:
+        config.conditional = True
+

@@ -5,7 +5,7 @@ with .loss``) and, for diffusion methods, the pipeline class that samples from i
 entry here; the training loop, the CLI and the benchmark read nothing else.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -19,12 +19,30 @@ class MethodSpec:
             ``model_class.from_pretrained(path)`` fine-tunes an existing checkpoint.
         pipeline_class: name of the `latentlm.pipelines` class that samples from the model, or ``None`` for methods
             sampled with ``model.generate`` (the autoregressive baseline).
+        condition_layout: how paired data (``source_column`` / ``target_column``) reaches the model:
+            ``"in_sequence"`` (condition tokens share the denoiser's positions, ELF), ``"cross_attention"`` (Cosmos),
+            ``"concatenated"`` (``source [SEP] target`` for causal LMs), or ``None`` (the method takes no condition).
+        model_defaults: the model a run from scratch builds when its YAML ``model:`` sets none of these keys, for
+            config classes whose own defaults build a model far too large to train by accident (``LlamaConfig()``
+            is 6.7B parameters).
     """
 
     name: str
     config_class: type
     model_class: type
     pipeline_class: str | None = None
+    condition_layout: str | None = None
+    model_defaults: dict = field(default_factory=dict)
+
+
+# `method: ar` without sizes: the small Llama of examples/configs/ar-tiny.yaml (~3M parameters besides the embeddings).
+AR_MODEL_DEFAULTS = {
+    "hidden_size": 256,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "intermediate_size": 704,
+    "tie_word_embeddings": True,
+}
 
 
 def _method_specs() -> dict[str, MethodSpec]:
@@ -37,11 +55,21 @@ def _method_specs() -> dict[str, MethodSpec]:
     return {
         # Cosmos trains in two stages: the autoencoder, then diffusion on its latents (`--autoencoder PATH`).
         "cosmos-autoencoder": MethodSpec("cosmos-autoencoder", CosmosLMAutoencoderConfig, CosmosLMAutoencoder),
-        "cosmos": MethodSpec("cosmos", CosmosLMConfig, CosmosLMForDiffusion, pipeline_class="CosmosLMPipeline"),
-        "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, pipeline_class="ELFPipeline"),
+        "cosmos": MethodSpec(
+            "cosmos", CosmosLMConfig, CosmosLMForDiffusion, "CosmosLMPipeline", condition_layout="cross_attention"
+        ),
+        "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, "ELFPipeline", condition_layout="in_sequence"),
         # LDLM trains encoder, decoder and denoiser jointly in one stage; the export is the decoder side only.
-        "ldlm": MethodSpec("ldlm", LDLMConfig, LDLMForDiffusion, pipeline_class="LDLMPipeline"),
-        "ar": MethodSpec("ar", LlamaConfig, LlamaForCausalLM, pipeline_class=None),
+        # Unconditional for now (no `encode_condition` yet).
+        "ldlm": MethodSpec("ldlm", LDLMConfig, LDLMForDiffusion, "LDLMPipeline"),
+        "ar": MethodSpec(
+            "ar",
+            LlamaConfig,
+            LlamaForCausalLM,
+            pipeline_class=None,
+            condition_layout="concatenated",
+            model_defaults=AR_MODEL_DEFAULTS,
+        ),
     }
 
 

@@ -1,14 +1,30 @@
 """Sampling from Cosmos: diffusion in the latent space of a trained text autoencoder."""
 
-import torch
-from diffusers.utils import replace_example_docstring
-
 from ..models.cosmos_lm.modeling_cosmos_lm import CosmosLMAutoencoder, CosmosLMForDiffusion
 from ..schedulers import EulerMaruyamaVPScheduler
 from .pipeline_latent_diffusion import LatentDiffusionTextPipeline
 
 
-EXAMPLE_DOC_STRING = """
+class CosmosLMPipeline(LatentDiffusionTextPipeline):
+    r"""Generation with Cosmos: the reverse SDE over the N latents, then one pass of the autoencoder's decompressor
+    for all L tokens.
+
+    The loop is latentlm's one loop (`LatentDiffusionTextPipeline`); the autoencoder is a registered component, saved
+    and loaded with the pipeline, and the model decodes through it. The sampler lives in the scheduler's config
+    (`EulerMaruyamaVPScheduler`: `solver` "euler_maruyama" as Cosmos, "probability_flow" or "ddim"; Cosmos samples
+    with 200 steps). `gen_length` may be shorter than the autoencoder's L: the text is its first tokens.
+
+    Conditional models (`config.conditional`) read a `prompt` or `source` by cross-attention (the autoencoder's frozen
+    encoder, loaded on first use, encodes it); the generated text follows the prompt and has up to L tokens of its
+    own. `guidance_scale` is classifier-free guidance on that condition; Cosmos learns no other guidance.
+
+    Args:
+        model: the denoiser (`CosmosLMForDiffusion`).
+        autoencoder: the trained `CosmosLMAutoencoder` whose latents the model denoises (with fitted latent
+            statistics).
+        scheduler: the sampler.
+        tokenizer: the autoencoder's tokenizer; needed for prompts, sources and `output_type="text"`.
+
     Examples:
         ```py
         >>> import torch
@@ -18,24 +34,6 @@ EXAMPLE_DOC_STRING = """
         >>> out = pipe(batch_size=4, num_inference_steps=200, generator=torch.Generator().manual_seed(0))
         >>> print(out.texts)
         ```
-"""
-
-
-class CosmosLMPipeline(LatentDiffusionTextPipeline):
-    r"""Unconditional generation with Cosmos: the reverse SDE over the N latents, then one pass of the autoencoder's
-    decompressor for all L tokens.
-
-    The loop is latentlm's one loop (`LatentDiffusionTextPipeline`); the autoencoder is a registered component, saved
-    and loaded with the pipeline, and the model decodes through it. The sampler lives in the scheduler's config
-    (`EulerMaruyamaVPScheduler`: `solver` "euler_maruyama" as Cosmos, "probability_flow" or "ddim"; Cosmos samples
-    with 200 steps). `gen_length` may be shorter than the autoencoder's L: the text is its first tokens.
-
-    Args:
-        model: the denoiser (`CosmosLMForDiffusion`).
-        autoencoder: the trained `CosmosLMAutoencoder` whose latents the model denoises (with fitted latent
-            statistics).
-        scheduler: the sampler.
-        tokenizer: the autoencoder's tokenizer; needed for `output_type="text"` only.
     """
 
     model_cpu_offload_seq = "model->autoencoder"
@@ -60,13 +58,3 @@ class CosmosLMPipeline(LatentDiffusionTextPipeline):
             scheduler=scheduler or model.get_default_scheduler(),
             tokenizer=tokenizer,
         )
-
-    @torch.no_grad()
-    @replace_example_docstring(EXAMPLE_DOC_STRING)
-    def __call__(self, *args, **kwargs):
-        r"""Generates text with Cosmos; arguments as in [`LatentDiffusionTextPipeline.__call__`] (`guidance_scale` is
-        not used: Cosmos learns no guidance).
-
-        Examples:
-        """
-        return super().__call__(*args, **kwargs)

@@ -1,24 +1,8 @@
 """Sampling from LDLM: diffusion in a latent space trained jointly with the denoiser, decoded by its own decoder."""
 
-import torch
-from diffusers.utils import replace_example_docstring
-
 from ..models.ldlm.modeling_ldlm import LDLMDecoder, LDLMForDiffusion, LDLMModel
 from ..schedulers import EulerMaruyamaVPScheduler
 from .pipeline_latent_diffusion import LatentDiffusionTextPipeline
-
-
-EXAMPLE_DOC_STRING = """
-    Examples:
-        ```py
-        >>> import torch
-        >>> from latentlm import LDLMPipeline
-
-        >>> pipe = LDLMPipeline.from_pretrained("runs/ldlm")
-        >>> out = pipe(batch_size=4, num_inference_steps=8, generator=torch.Generator().manual_seed(0))
-        >>> print(out.texts)
-        ```
-"""
 
 
 class LDLMPipeline(LatentDiffusionTextPipeline):
@@ -30,11 +14,23 @@ class LDLMPipeline(LatentDiffusionTextPipeline):
     loaded with it. The sampler lives in the scheduler's config (`EulerMaruyamaVPScheduler`, `solver`
     "euler_maruyama", "probability_flow" or "ddim"); the paper samples in 4-10 steps.
 
+    LDLM is trained unconditionally here: it has no `encode_condition` yet, so prompts and sources are refused.
+
     Args:
         model: the denoiser (`LDLMModel`).
         decoder: the `LDLMDecoder` trained with it.
         scheduler: the sampler.
         tokenizer: the model's tokenizer; needed for `output_type="text"` only.
+
+    Examples:
+        ```py
+        >>> import torch
+        >>> from latentlm import LDLMPipeline
+
+        >>> pipe = LDLMPipeline.from_pretrained("runs/ldlm")
+        >>> out = pipe(batch_size=4, num_inference_steps=8, generator=torch.Generator().manual_seed(0))
+        >>> print(out.texts)
+        ```
     """
 
     model_cpu_offload_seq = "model->decoder"
@@ -54,13 +50,3 @@ class LDLMPipeline(LatentDiffusionTextPipeline):
             denoiser, decoder = model, model.get_text_decoder()
         return cls(model=denoiser, decoder=decoder, scheduler=scheduler or denoiser.get_default_scheduler(),
                    tokenizer=tokenizer)  # fmt: skip
-
-    @torch.no_grad()
-    @replace_example_docstring(EXAMPLE_DOC_STRING)
-    def __call__(self, *args, **kwargs):
-        r"""Generates text with LDLM; arguments as in [`LatentDiffusionTextPipeline.__call__`] (`guidance_scale` is
-        not used: LDLM learns no guidance).
-
-        Examples:
-        """
-        return super().__call__(*args, **kwargs)

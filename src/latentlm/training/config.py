@@ -39,7 +39,9 @@ class TrainingConfig:
         method: registered method name (``"elf"``, ``"ar"``, ... see `latentlm.models.registry`).
         model: keyword arguments of the method's config class. The vocabulary size, the pad/bos/eos token ids
             (bos/eos fall back to the tokenizer's cls/sep tokens) and ``max_position_embeddings = seq_len`` are
-            filled from the tokenizer and the data; entries here override them.
+            filled from the tokenizer and the data; entries here override them. ``method: ar`` with no size here builds a
+            small Llama (`latentlm.models.registry.AR_MODEL_DEFAULTS`: 4 layers of width 256), not ``LlamaConfig()``'s
+            6.7B parameters.
         init_from: directory of a pretrained model (with ``config.json``) to fine-tune instead of training from
             scratch; ``model`` entries then override its config.
         autoencoder: directory of a trained autoencoder for latent diffusion methods (``method: cosmos``, CLI
@@ -54,6 +56,11 @@ class TrainingConfig:
             used with ``data_files``.
         dataset_config: `datasets` config name.
         text_column: column holding the raw text.
+        source_column / target_column: paired data (sequence to sequence): the columns of the source (the
+            condition) and of the target; both or neither. Diffusion models train on the target conditioned on the
+            source and become conditional; causal LMs train on ``source [SEP] target`` with the loss on the target.
+        max_source_length: tokens kept of each source (paired data); with ELF, source and target share the
+            denoiser's ``max_source_length + seq_len`` positions.
         data_files: local file(s) for builders such as ``"text"`` or ``"json"``.
         validation_split: fraction of the training texts held out for evaluation when the dataset has no
             ``validation`` split.
@@ -66,6 +73,9 @@ class TrainingConfig:
 
     Optimisation:
         per_device_train_batch_size / per_device_eval_batch_size: sequences per device and micro-batch.
+        total_train_batch_size: sequences per optimizer step over all processes and accumulated micro-batches; when
+            set, it replaces ``per_device_train_batch_size`` (= total / (processes x accumulation), which must divide
+            evenly), so one config trains the same way on any number of processes.
         gradient_accumulation_steps: micro-batches per optimizer step.
         learning_rate, weight_decay, adam_beta1, adam_beta2, adam_epsilon: AdamW; weight decay applies to matrices
             only (not to norms and biases).
@@ -74,6 +84,8 @@ class TrainingConfig:
         max_steps: number of optimizer steps.
         max_grad_norm: gradient clipping threshold; 0 disables clipping.
         mixed_precision: ``"no"``, ``"bf16"`` or ``"fp16"`` (Accelerate autocast, master weights stay fp32).
+        torch_compile: compile the model with `torch.compile` (Accelerate's dynamo plugin, inductor backend); off,
+            ``accelerate launch --dynamo_backend`` still applies.
         ema_decay: decay of the exponential moving average of the trained weights, exported at the end; 0 disables.
         seed: seeds model init, data order and training noise; evaluation uses its own generator seeded with it.
 
@@ -101,6 +113,9 @@ class TrainingConfig:
     dataset: str = "english-prose"
     dataset_config: str | None = None
     text_column: str = "text"
+    source_column: str | None = None
+    target_column: str | None = None
+    max_source_length: int = 64
     data_files: str | list | dict | None = None
     validation_split: float = 0.05
     seq_len: int = 128
@@ -110,6 +125,7 @@ class TrainingConfig:
     cache_encoder_activations: bool = False
 
     per_device_train_batch_size: int = 32
+    total_train_batch_size: int | None = None
     per_device_eval_batch_size: int = 32
     gradient_accumulation_steps: int = 1
     learning_rate: float = 3e-4
@@ -122,6 +138,7 @@ class TrainingConfig:
     max_steps: int = 1000
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"
+    torch_compile: bool = False
     ema_decay: float = 0.0
     seed: int = 42
 
@@ -150,8 +167,9 @@ class TrainingConfig:
         if self.output_dir is None:
             raise ValueError("`output_dir` is required.")
         positive = ("seq_len", "per_device_train_batch_size", "per_device_eval_batch_size")
-        positive += ("gradient_accumulation_steps", "max_steps", "logging_steps", "eval_batches")
+        positive += ("gradient_accumulation_steps", "max_steps", "logging_steps", "eval_batches", "max_source_length")
         optional_positive = ("eval_steps", "save_steps", "save_total_limit", "max_train_samples", "max_eval_samples")
+        optional_positive += ("total_train_batch_size",)
         for name in positive + tuple(n for n in optional_positive if getattr(self, n) is not None):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
@@ -163,6 +181,13 @@ class TrainingConfig:
         for name in ("adam_beta1", "adam_beta2", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
+        if (self.source_column is None) != (self.target_column is None):
+            raise ValueError(
+                "`source_column` and `target_column` go together (paired data); got "
+                f"source_column={self.source_column!r}, target_column={self.target_column!r}."
+            )
+        if self.source_column is not None and get_method(self.method).condition_layout is None:
+            raise ValueError(f"`source_column`: method {self.method!r} cannot be trained on paired data.")
         if not 0 < self.validation_split < 1:
             raise ValueError(f"`validation_split` must be in (0, 1), got {self.validation_split}.")
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)

@@ -20,6 +20,7 @@ The contract with a method's training head (``MethodSpec.model_class``):
   and every batch then carries ``encoder_activations``, which ``forward`` accepts in place of running the encoder.
 """
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from ..models.encoders import default_encoder_path
 from ..models.registry import MethodSpec, get_method
 from .checkpointing import MODEL_DIR, TrainState, register_model_hooks, resolve_checkpoint, save_checkpoint
 from .config import TrainingConfig
+from .distributed import OutputDirLock, check_launch, check_sharding, per_device_batch_size, use_cpu_backend
 from .ema import EMA
 
 
@@ -72,19 +74,44 @@ class TrainResult:
 def train(config: TrainingConfig) -> TrainResult:
     """Trains ``config.method`` as described by ``config`` and exports the result to ``config.output_dir``.
 
-    Launch with ``python``/``latentlm train`` on one device or ``accelerate launch`` on many. Re-running with
+    Launch with ``python``/``latentlm train`` on one device, and with Accelerate's torchrun launcher on several
+    (``accelerate launch --multi_gpu --num_processes N -m latentlm.cli train ...``, or ``torchrun``; on CPUs too,
+    see `latentlm.training.distributed`). The main process holds ``output_dir`` (a lock) for the whole run and alone
+    writes logs, checkpoints (each process adds its RNG state) and the export. Re-running with
     ``resume_from_checkpoint="latest"`` continues a killed run exactly: the data position, the RNG states, the
     optimizer, scheduler and EMA come back, so the per-step losses match those of an uninterrupted run.
     """
-    spec = get_method(config.method)
     output_dir = Path(config.output_dir)
     accelerator = Accelerator(
+        cpu=use_cpu_backend(),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         mixed_precision=config.mixed_precision,
+        dynamo_backend="inductor" if config.torch_compile else None,
         log_with=None if config.report_to == "none" else config.report_to,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
     )
+    check_launch(accelerator.num_processes)
+    check_sharding(accelerator.distributed_type.value)
+    per_device = per_device_batch_size(
+        config.total_train_batch_size,
+        config.per_device_train_batch_size,
+        accelerator.num_processes,
+        config.gradient_accumulation_steps,
+    )
+    config = dataclasses.replace(config, per_device_train_batch_size=per_device)
+    lock = OutputDirLock(output_dir).acquire() if accelerator.is_main_process else None
+    try:
+        return _train(config, accelerator)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(config: TrainingConfig, accelerator: Accelerator) -> TrainResult:
+    """`train` once the processes have joined and the main process holds ``output_dir``."""
+    spec = get_method(config.method)
+    output_dir = Path(config.output_dir)
     _quiet_other_processes(accelerator)
     set_seed(config.seed)
     checkpoint = resolve_checkpoint(output_dir, config.resume_from_checkpoint)
@@ -120,6 +147,9 @@ def train(config: TrainingConfig) -> TrainResult:
     model, optimizer, train_dataloader, eval_dataloader, lr_scheduler = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader, lr_scheduler
     )
+    # Every process built the same model from `seed`; from here on each draws its own training noise (diffusion
+    # time, noise, dropout), else the processes of one step would share it. One process keeps the stream of `seed`.
+    set_seed(config.seed, device_specific=True)
     if len(train_dataloader) == 0:
         raise ValueError(
             f"The training split has {len(train_dataset)} sequences, fewer than one batch of "
@@ -248,23 +278,31 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
     """
     from datasets import DatasetDict
 
-    from ..data import load_text_dataset, tokenize_and_chunk
+    from ..data import load_text_dataset, tokenize_and_chunk, tokenize_pairs
 
     raw = load_text_dataset(
         config.dataset,
         config_name=config.dataset_config,
-        text_column=config.text_column,
+        text_column=config.source_column or config.text_column,
         data_files=config.data_files,
         validation_split=config.validation_split,
         seed=config.seed,
     )
-    tokenized = tokenize_and_chunk(
-        DatasetDict(train=raw["train"], validation=raw["validation"]),
-        tokenizer,
-        config.seq_len,
-        packing=config.packing,
-        text_column=config.text_column,
-    )
+    raw = DatasetDict(train=raw["train"], validation=raw["validation"])
+    if config.source_column is not None:
+        tokenized = tokenize_pairs(
+            raw,
+            tokenizer,
+            source_column=config.source_column,
+            target_column=config.target_column,
+            target_length=config.seq_len,
+            source_length=config.max_source_length,
+            concatenate=get_method(config.method).condition_layout == "concatenated",
+        )
+    else:
+        tokenized = tokenize_and_chunk(
+            raw, tokenizer, config.seq_len, packing=config.packing, text_column=config.text_column
+        )
     splits = []
     for name, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples)):
         dataset = tokenized[name]
@@ -277,10 +315,11 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
 
 
 def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
-    """Stacks ``input_ids``/``attention_mask`` (and cached ``encoder_activations``) and adds ``labels`` (the inputs,
-    padding set to -100)."""
+    """Stacks the token columns (and cached ``encoder_activations``); ``labels`` default to the inputs with padding
+    set to -100."""
     batch = DataCollatorForFixedLength()(examples)
-    batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    if "labels" not in batch:
+        batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     return batch
 
 
@@ -339,9 +378,11 @@ def build_model(spec: MethodSpec, config: TrainingConfig, tokenizer, checkpoint:
 
 
 def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -> dict:
-    """Keyword arguments of a new model config: tokenizer- and data-derived values, overridden by ``config.model``.
+    """Keyword arguments of a new model config: tokenizer- and data-derived values, overridden by ``config.model``
+    (or, when that sets none of them, by the method's ``model_defaults``).
 
-    BERT-like tokenizers have no bos/eos tokens; their cls/sep tokens play those roles.
+    BERT-like tokenizers have no bos/eos tokens; their cls/sep tokens play those roles. Paired data makes a
+    diffusion model conditional and sizes the positions for source and target (see `MethodSpec.condition_layout`).
     """
     derived = {
         "vocab_size": len(tokenizer),
@@ -353,7 +394,17 @@ def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -
     known = _config_keys(config_class)
     if config.autoencoder is not None:
         derived.update(_autoencoder_derived(config.autoencoder))
-    return {**{key: value for key, value in derived.items() if key in known}, **config.model}
+    layout = get_method(config.method).condition_layout
+    if config.source_column is not None:
+        derived["conditional"] = True
+        if layout == "in_sequence":
+            derived["max_position_embeddings"] = config.max_source_length + config.seq_len
+        elif layout == "concatenated":
+            derived["max_position_embeddings"] = config.max_source_length + 1 + config.seq_len
+    defaults = get_method(config.method).model_defaults
+    if any(key in config.model for key in defaults):
+        defaults = {}
+    return {**{key: value for key, value in derived.items() if key in known}, **defaults, **config.model}
 
 
 def _autoencoder_derived(path: str) -> dict:

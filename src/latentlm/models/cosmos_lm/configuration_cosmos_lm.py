@@ -6,7 +6,7 @@ The method is named `CosmosLM...` because NVIDIA's Cosmos already has classes in
 
 from transformers import PreTrainedConfig
 
-from ..configuration_utils import check_heads_divide_hidden, check_positive, check_probability
+from ..configuration_utils import check_conditioning, check_heads_divide_hidden, check_positive, check_probability
 
 
 class CosmosLMAutoencoderConfig(PreTrainedConfig):
@@ -134,6 +134,13 @@ class CosmosLMConfig(PreTrainedConfig):
         schedule_d (`float`, defaults to 5.0): d of the tan schedule (Cosmos: 5 for 16/32 latents, 7 for 64).
         t_min (`float`, defaults to 0.05): the sampler stops here and decodes.
         training_t_min (`float`, defaults to 1e-5): training times are U(training_t_min, 1).
+        conditional, prompt_prob, max_prompt_fraction, condition_dropout: conditioning as in [`ELFConfig`], except
+            that the condition is read by cross-attention, as Cosmos' conditional models do: the condition's tokens
+            go through the autoencoder's frozen encoder (normalised like its input; Cosmos trains a 12-layer
+            condition encoder instead) and every denoiser block cross-attends to them. For a continuation the
+            target is the rest of the window, re-encoded by the autoencoder from its first token.
+        cross_attention_dim (`int`, *optional*): width of the condition states; conditional models default to
+            `latent_dim` (the autoencoder's encoder width, checked when the autoencoder is attached).
     """
 
     model_type = "latentlm_cosmos"
@@ -163,6 +170,11 @@ class CosmosLMConfig(PreTrainedConfig):
     schedule_d: float = 5.0
     t_min: float = 0.05
     training_t_min: float = 1e-5
+    conditional: bool = False
+    prompt_prob: float = 0.0
+    max_prompt_fraction: float = 0.5
+    condition_dropout: float = 0.1
+    cross_attention_dim: int | None = None
 
     pad_token_id: int | None = 0
     bos_token_id: int | None = None
@@ -184,6 +196,9 @@ class CosmosLMConfig(PreTrainedConfig):
                 "Cosmos has no guidance or mode tokens: `num_guidance_tokens` and `num_mode_tokens` must be 0."
             )
         check_probability(self, ("self_cond_prob",))
+        check_conditioning(self)
+        if self.conditional and self.cross_attention_dim is None:
+            self.cross_attention_dim = self.latent_dim
         if not 0.0 < self.t_min < 1.0:
             raise ValueError(f"`t_min` must be in (0, 1), got {self.t_min}.")
 

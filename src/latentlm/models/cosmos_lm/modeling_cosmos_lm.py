@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
@@ -26,7 +27,7 @@ from ...schedulers import EulerMaruyamaVPScheduler
 from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
 from ..encoders import FrozenTextEncoderMixin
 from ..heads import FactoredLMHead
-from ..modeling_utils import LatentDiffusionMixin
+from ..modeling_utils import ConditionalTrainingMixin, LatentDiffusionMixin, TextCondition
 from ..perceiver import PerceiverAttention, PerceiverStack, latent_positions, token_positions
 from .configuration_cosmos_lm import CosmosLMAutoencoderConfig, CosmosLMConfig
 
@@ -261,6 +262,7 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
             "tokens": token_positions(seq_len, cfg.max_position_embeddings, cfg.num_latents, device),
         }
 
+    @apply_forward_hook
     def encode(
         self,
         input_ids: torch.LongTensor,
@@ -276,6 +278,7 @@ class CosmosLMAutoencoder(PreTrainedModel, FrozenTextEncoderMixin):
             encoder_activations = self.encoder_activations(input_ids, attention_mask)
         return self.compress(self.normalize_activations(encoder_activations), attention_mask)
 
+    @apply_forward_hook
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents `(batch, num_latents, latent_dim)` -> token logits `(batch, L, vocab_size)`."""
         return self.lm_head(self.decompress(latents))
@@ -386,7 +389,7 @@ class CosmosLMModel(CosmosLMPreTrainedModel):
         return self.transformer(hidden_states, timestep, attention_mask=attention_mask, **kwargs)
 
 
-class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin):
+class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, ConditionalTrainingMixin):
     """Cosmos' latent diffusion: x0-prediction MSE on the normalised latents of a frozen `CosmosLMAutoencoder`.
 
     The autoencoder is attached (`prepare_for_training`, `set_autoencoder`) and kept out of the state dict: a saved
@@ -415,6 +418,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin):
             ("latent_dim", cfg.latent_dim),
             ("vocab_size", cfg.vocab_size),
             ("max_position_embeddings", cfg.max_position_embeddings),
+            *((("encoder_dim", cfg.cross_attention_dim),) if cfg.conditional else ()),
         ):
             if getattr(ae, name) != expected:
                 raise ValueError(
@@ -470,15 +474,34 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin):
         labels: torch.LongTensor | None = None,
         latents: torch.Tensor | None = None,
         encoder_activations: torch.Tensor | None = None,
+        condition_input_ids: torch.LongTensor | None = None,
+        condition_attention_mask: torch.Tensor | None = None,
     ) -> CosmosLMDiffusionOutput:
         """Cosmos' diffusion loss for one batch.
 
         Args:
-            input_ids, attention_mask: `(batch, seq_len)` text, encoded by the frozen autoencoder.
+            input_ids, attention_mask: `(batch, seq_len)` text (the target, for paired data), encoded by the frozen
+                autoencoder.
             labels: unused (the objective is in latent space); accepted for the training loop's batches.
             latents: `(batch, num_latents, latent_dim)` precomputed normalised latents (skips the autoencoder).
             encoder_activations: `(batch, seq_len, encoder_dim)` precomputed raw encoder activations.
+            condition_input_ids, condition_attention_mask: `(batch, cond_len)` right-padded source tokens of paired
+                data (conditional models only). Without them a conditional model trains prompt continuation on
+                `config.prompt_prob` of the batches (`ConditionalTrainingMixin`).
         """
+        self.check_condition_inputs(condition_input_ids)
+        condition = None
+        if condition_input_ids is not None:
+            condition = self.encode_condition(condition_input_ids, condition_attention_mask)
+        elif latents is None and (split := self.sample_prompt_split(input_ids, attention_mask)):
+            mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+            condition = self.encode_condition(input_ids[:, :split], mask[:, :split])
+            # The target is the rest of the window, re-encoded from its first token (right-padded to L).
+            input_ids = F.pad(input_ids[:, split:], (0, split), value=self.config.pad_token_id or 0)
+            attention_mask = F.pad(mask[:, split:], (0, split), value=0)
+            encoder_activations = None
+        if condition is not None:
+            condition = self.drop_conditions(condition)
         if latents is None:
             autoencoder = self.get_autoencoder()
             with torch.no_grad():
@@ -490,13 +513,14 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin):
         t = self.noise_scheduler.sample_training_timesteps(batch, device=x0.device).to(x0.dtype)
         noisy = self.noise_scheduler.add_noise(x0, torch.randn_like(x0), t)
 
+        condition_kwargs = _condition_kwargs(condition)
         self_condition = None
         if self.config.self_conditioning:
             with torch.no_grad():
-                estimate = self.model(noisy, t).sample
+                estimate = self.model(noisy, t, **condition_kwargs).sample
             use = (torch.rand(batch, device=x0.device) < self.config.self_cond_prob).to(x0.dtype)
             self_condition = estimate * use[:, None, None]
-        prediction = self.model(noisy, t, self_condition=self_condition).sample
+        prediction = self.model(noisy, t, self_condition=self_condition, **condition_kwargs).sample
         loss = (prediction.float() - x0.float()).pow(2).mean()
         return CosmosLMDiffusionOutput(loss=loss, pred_original_sample=prediction)
 
@@ -514,14 +538,35 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin):
         """Always `(num_latents, latent_dim)`: the latents describe L tokens; shorter texts are the first tokens."""
         return (self.config.num_latents, self.config.latent_dim)
 
-    def denoise(self, latents, timestep, *, self_condition=None, guidance_scale=None, attention_mask=None):
+    @apply_forward_hook
+    def encode_condition(self, input_ids, attention_mask=None) -> TextCondition:
+        """The condition the denoiser cross-attends to: the autoencoder's frozen-encoder activations of the condition
+        tokens, normalised like the autoencoder's input. Loads the frozen encoder on first use."""
+        autoencoder = self.get_autoencoder()
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        autoencoder.load_text_encoder()
+        states = autoencoder.normalize_activations(autoencoder.encoder_activations(input_ids, attention_mask))
+        mask = attention_mask.bool()
+        return TextCondition(states.to(self.dtype) * mask[..., None], mask)
+
+    @apply_forward_hook
+    def denoise(self, latents, timestep, *, self_condition=None, sc_guidance_scale=None, condition=None):
         if not self.config.self_conditioning:
             self_condition = None
-        return self.model(latents, timestep, attention_mask=attention_mask, self_condition=self_condition).sample
+        return self.model(latents, timestep, self_condition=self_condition, **_condition_kwargs(condition)).sample
 
-    def decode_latents(self, latents, *, guidance_scale=None, attention_mask=None):
+    @apply_forward_hook
+    def decode_latents(self, latents, *, sc_guidance_scale=None, condition=None):
         autoencoder = self.get_autoencoder()
         return autoencoder.decode(autoencoder.denormalize_latents(latents.to(autoencoder.dtype)))
+
+
+def _condition_kwargs(condition: TextCondition | None) -> dict:
+    """The backbone's cross-attention arguments."""
+    if condition is None:
+        return {}
+    return {"encoder_hidden_states": condition.hidden_states, "encoder_attention_mask": condition.attention_mask}
 
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 from transformers import PreTrainedConfig
 
-from ..configuration_utils import check_heads_divide_hidden, check_positive, check_probability
+from ..configuration_utils import check_conditioning, check_heads_divide_hidden, check_positive, check_probability
 
 
 class ELFConfig(PreTrainedConfig):
@@ -42,6 +42,16 @@ class ELFConfig(PreTrainedConfig):
         guidance_min, guidance_max (`float`, defaults to 0.5, 5.0): range of the self-conditioning guidance scale
             omega sampled in training (log-uniform in `1 + omega`) and fed to the model.
         hidden_dropout (`float`, defaults to 0.0): dropout in the middle half of the blocks.
+        conditional (`bool`, defaults to `False`): the model is trained with conditions (sources of paired data, or
+            prompts to continue) and its pipeline accepts `prompt=` / `source=`. Condition tokens are encoded by the
+            frozen encoder and sit clean before the target in the denoiser's sequence (ELF's conditional path), so
+            sampling with a condition needs the encoder. Set by `prompt_prob > 0` and by training on paired data.
+        prompt_prob (`float`, defaults to 0.0): share of unconditional-corpus batches trained as prompt
+            continuations (the batch is split at a random point; the prefix is the condition).
+        max_prompt_fraction (`float`, defaults to 0.5): the longest prompt of a continuation batch, as a share of
+            the sequence.
+        condition_dropout (`float`, defaults to 0.1): each conditioned example loses its condition with this
+            probability in training (ELF's `label_drop_prob`): the unconditional branch of classifier-free guidance.
     """
 
     model_type = "latentlm_elf"
@@ -80,6 +90,10 @@ class ELFConfig(PreTrainedConfig):
     self_cond_prob: float = 0.5
     guidance_min: float = 0.5
     guidance_max: float = 5.0
+    conditional: bool = False
+    prompt_prob: float = 0.0
+    max_prompt_fraction: float = 0.5
+    condition_dropout: float = 0.1
 
     pad_token_id: int | None = 0
     bos_token_id: int | None = None
@@ -102,6 +116,7 @@ class ELFConfig(PreTrainedConfig):
         )  # fmt: skip
         check_heads_divide_hidden(self)
         check_probability(self, ("decoder_prob", "self_cond_prob"))
+        check_conditioning(self)
         if not 0.0 < self.guidance_min <= self.guidance_max:
             raise ValueError(
                 f"`guidance_min` and `guidance_max` must satisfy 0 < min <= max, got {self.guidance_min}, "

@@ -12,13 +12,22 @@ Flow matching in the contextual embedding space of a frozen pretrained encoder:
   the examples;
 * self-conditioning and guidance learned at training time (paper App. B.1, Eq. 3): for the self-conditioned
   examples the velocity target is shifted by `(1 - 1 / omega) * (v(z | x_sc) - v(z | 0))` and omega is a model
-  input, so one forward pass at inference gives the guided prediction.
+  input, so one forward pass at inference gives the guided prediction;
+* conditions (`config.conditional`, paper §3.5 and the official conditional configs): the condition's tokens are
+  encoded by the frozen encoder on their own, normalised like the data and placed clean before the noisy target in
+  the same sequence (through the same input projection, `[x_c, x_c]` with self-conditioning); condition dropout
+  teaches the unconditional branch and the pipeline applies input classifier-free guidance. The target's latents are
+  the encoder's embeddings of the target tokens (for a continuation, of the whole window). Deviation: the official
+  code encodes the target with attention to the source in one T5 pass (and blocks it on dropped rows); here the
+  condition is encoded alone, which is exactly what sampling sees.
 """
 
+import logging
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel  # noqa: F401  (diffusers' pipeline loader looks the base class up by name)
 from transformers.utils import ModelOutput
@@ -27,8 +36,11 @@ from ...schedulers import FlowMatchEulerSDEScheduler, sample_training_sigmas
 from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
 from ..encoders import FrozenTextEncoderMixin
 from ..heads import FactoredLMHead
-from ..modeling_utils import LatentDiffusionMixin
+from ..modeling_utils import ConditionalTrainingMixin, LatentDiffusionMixin, TextCondition, left_align
 from .configuration_elf import ELFConfig
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,7 +78,7 @@ class ELFModel(ELFPreTrainedModel):
         return self.transformer(hidden_states, timestep, attention_mask=attention_mask, **kwargs)
 
 
-class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffusionMixin):
+class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffusionMixin, ConditionalTrainingMixin):
     """ELF with its training objective and the sampling interface of `LatentDiffusionMixin`.
 
     The frozen encoder is attached for training only (`prepare_for_training`, `load_text_encoder` or
@@ -142,23 +154,39 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
         labels: torch.LongTensor | None = None,
         latents: torch.Tensor | None = None,
         encoder_activations: torch.Tensor | None = None,
+        condition_input_ids: torch.LongTensor | None = None,
+        condition_attention_mask: torch.Tensor | None = None,
     ) -> ELFFlowMatchingOutput:
         """ELF's training loss for one batch.
 
         Args:
-            input_ids: `(batch, seq_len)` tokens of the encoder's tokenizer.
+            input_ids: `(batch, seq_len)` tokens of the encoder's tokenizer (the target, for paired data).
             attention_mask: `(batch, seq_len)`, 0 on padding (excluded from attention and from the loss).
             labels: `(batch, seq_len)` decode-mode targets; defaults to `input_ids`; -100 is ignored.
             latents: `(batch, seq_len, latent_dim)` precomputed normalised embeddings (skips the encoder).
             encoder_activations: `(batch, seq_len, latent_dim)` precomputed raw encoder hidden states (skips the
                 encoder; the training loop passes them with `cache_encoder_activations`).
+            condition_input_ids, condition_attention_mask: `(batch, cond_len)` right-padded source tokens of paired
+                data (conditional models only). Without them a conditional model trains prompt continuation on
+                `config.prompt_prob` of the batches (`ConditionalTrainingMixin`).
         """
         cfg = self.config
+        self.check_condition_inputs(condition_input_ids)
         x0 = self.encode_text(input_ids, attention_mask, encoder_activations) if latents is None else latents
         x0 = x0.to(self.dtype)
+        labels = input_ids if labels is None else labels
+        condition = None
+        if condition_input_ids is not None:
+            condition = self.encode_condition(condition_input_ids, condition_attention_mask)
+        elif split := self.sample_prompt_split(input_ids, attention_mask):
+            prefix_mask = None if attention_mask is None else attention_mask[:, :split]
+            condition = self.encode_condition(input_ids[:, :split], prefix_mask)
+            x0, labels = x0[:, split:], labels[:, split:]
+            attention_mask = None if attention_mask is None else attention_mask[:, split:]
+        if condition is not None:
+            condition = self.drop_conditions(condition)
         batch, seq_len, _ = x0.shape
         device = x0.device
-        labels = input_ids if labels is None else labels
         token_mask = labels != -100
         if attention_mask is not None:
             token_mask = token_mask & attention_mask.bool()
@@ -181,7 +209,10 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
 
         # 3. Self-conditioning and guidance targets, computed without gradients.
         omega = self._sample_guidance_scales(batch, device).to(x0.dtype) if cfg.num_guidance_tokens else None
-        velocity_target, self_condition = self._velocity_target_and_self_condition(x0, z, sigma, omega, attention_mask)
+        condition_kwargs = _condition_kwargs(condition)
+        velocity_target, self_condition = self._velocity_target_and_self_condition(
+            x0, z, sigma, omega, attention_mask, condition_kwargs
+        )
         if self_condition is not None:
             self_condition = self_condition * (1 - rows)
 
@@ -193,6 +224,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
             self_condition=self_condition,
             guidance_scale=omega,
             mode=decode_rows if cfg.num_mode_tokens else None,
+            **condition_kwargs,
         )
         velocity = self.noise_scheduler.get_velocity(out.sample, z, sigma)
         denoise_per_token = (velocity.float() - velocity_target.float()).pow(2).mean(dim=-1)
@@ -223,17 +255,16 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
         return low * (high / low) ** torch.rand(batch, device=device) - 1.0
 
     @torch.no_grad()
-    def _velocity_target_and_self_condition(self, x0, z, sigma, omega, attention_mask):
+    def _velocity_target_and_self_condition(self, x0, z, sigma, omega, attention_mask, condition_kwargs):
         """The (guided) velocity target and the self-conditioning input of each example (zeros where unused)."""
         target = self.noise_scheduler.get_velocity(x0, z, sigma)
         if not self.config.self_conditioning:
             return target, None
-        unconditional = self.model(z, sigma, attention_mask=attention_mask, guidance_scale=omega).sample
+        common = dict(attention_mask=attention_mask, guidance_scale=omega, **condition_kwargs)
+        unconditional = self.model(z, sigma, **common).sample
         use_sc = (torch.rand(x0.shape[0], device=x0.device) < self.config.self_cond_prob).to(x0.dtype)[:, None, None]
         if omega is not None and use_sc.any():
-            conditional = self.model(
-                z, sigma, attention_mask=attention_mask, self_condition=unconditional, guidance_scale=omega
-            ).sample
+            conditional = self.model(z, sigma, self_condition=unconditional, **common).sample
             guidance = self.noise_scheduler.get_velocity(conditional, z, sigma) - self.noise_scheduler.get_velocity(
                 unconditional, z, sigma
             )
@@ -263,32 +294,61 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
     def latent_shape(self, gen_length: int) -> tuple[int, int]:
         return (gen_length, self.config.latent_dim)
 
-    def _guidance(self, guidance_scale: float | None) -> float | None:
+    def _sc_guidance(self, sc_guidance_scale: float | None) -> float | None:
         if not self.config.num_guidance_tokens:
             return None
-        return 1.0 if guidance_scale is None else guidance_scale
+        return 1.0 if sc_guidance_scale is None else sc_guidance_scale
 
-    def denoise(self, latents, timestep, *, self_condition=None, guidance_scale=None, attention_mask=None):
+    def max_condition_length(self, gen_length: int) -> int:
+        """Condition and target share the denoiser's sequence of `max_position_embeddings` positions."""
+        return self.config.max_position_embeddings - gen_length
+
+    def default_gen_length(self, condition_length: int = 0) -> int:
+        """The rest of the sequence after the condition."""
+        return max(self.config.max_position_embeddings - condition_length, 1)
+
+    @apply_forward_hook
+    def encode_condition(self, input_ids, attention_mask=None) -> TextCondition:
+        """The condition's clean latents: the frozen encoder's embeddings of the condition alone, normalised like
+        the data, left-aligned. Loads the frozen encoder on first use (sampling with a condition needs it)."""
+        if self.text_encoder is None:
+            logger.info("Loading the frozen encoder to encode the condition (%s).", self.config.encoder_name_or_path)
+            self.load_text_encoder()
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        latents = self.encode_text(input_ids, attention_mask).to(self.dtype)
+        return TextCondition(*left_align(latents, attention_mask))
+
+    @apply_forward_hook
+    def denoise(self, latents, timestep, *, self_condition=None, sc_guidance_scale=None, condition=None):
         if not self.config.self_conditioning:
             self_condition = None
         out = self.model(
             latents,
             timestep,
-            attention_mask=attention_mask,
             self_condition=self_condition,
-            guidance_scale=self._guidance(guidance_scale),
+            guidance_scale=self._sc_guidance(sc_guidance_scale),
+            **_condition_kwargs(condition),
         )
         return out.sample
 
-    def decode_latents(self, latents, *, guidance_scale=None, attention_mask=None):
+    @apply_forward_hook
+    def decode_latents(self, latents, *, sc_guidance_scale=None, condition=None):
         out = self.model(
             latents,
             0.0,
-            attention_mask=attention_mask,
-            guidance_scale=self._guidance(guidance_scale),
+            guidance_scale=self._sc_guidance(sc_guidance_scale),
             mode=1.0 if self.config.num_mode_tokens else None,
+            **_condition_kwargs(condition),
         )
         return self.lm_head(out.last_hidden_state)
+
+
+def _condition_kwargs(condition: TextCondition | None) -> dict:
+    """The backbone's in-sequence condition arguments."""
+    if condition is None:
+        return {}
+    return {"condition_hidden_states": condition.hidden_states, "condition_attention_mask": condition.attention_mask}
 
 
 __all__ = ["ELFPreTrainedModel", "ELFModel", "ELFForFlowMatching", "ELFFlowMatchingOutput"]

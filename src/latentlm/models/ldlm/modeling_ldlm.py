@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
@@ -276,15 +277,16 @@ class LDLMModel(LDLMPreTrainedModel, LatentDiffusionMixin):
         """Always `(num_latents, latent_dim)`: the latents describe L tokens; shorter texts are the first tokens."""
         return (self.config.num_latents, self.config.latent_dim)
 
-    def denoise(self, latents, timestep, *, self_condition=None, guidance_scale=None, attention_mask=None,
-                condition=None):  # fmt: skip
+    @apply_forward_hook
+    def denoise(self, latents, timestep, *, self_condition=None, sc_guidance_scale=None, condition=None):
         if condition is not None:
             raise ValueError("`condition`: LDLM is trained unconditionally here; it has no `encode_condition` yet.")
         if not self.config.self_conditioning:
             self_condition = None
-        return self.transformer(latents, timestep, attention_mask=attention_mask, self_condition=self_condition).sample
+        return self.transformer(latents, timestep, self_condition=self_condition).sample
 
-    def decode_latents(self, latents, *, guidance_scale=None, attention_mask=None):
+    @apply_forward_hook
+    def decode_latents(self, latents, *, sc_guidance_scale=None, condition=None):
         decoder = self.get_text_decoder()
         return decoder.decode(latents.to(decoder.dtype))
 
@@ -301,6 +303,7 @@ class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin):
 
     _encoder_width_field = "encoder_dim"
     _encoder_layer_field = "encoder_layer"
+    _no_split_modules = ["DenoiserBlock", "PerceiverBlock"]
 
     def __init__(self, config: LDLMConfig):
         super().__init__(config)

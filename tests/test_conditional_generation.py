@@ -1,0 +1,308 @@
+"""Conditional generation through the one loop: prompts, sources, guidance, as a user relies on them."""
+
+import pytest
+import torch
+
+from conftest import TINY_ELF, EmbeddingEncoder
+from latentlm import (
+    AutoPipelineForTextGeneration,
+    CosmosLMAutoencoder,
+    CosmosLMAutoencoderConfig,
+    CosmosLMConfig,
+    CosmosLMForDiffusion,
+    CosmosLMPipeline,
+    ELFConfig,
+    ELFForFlowMatching,
+    ELFPipeline,
+)
+from latentlm.models.modeling_utils import TextCondition, left_align
+
+
+def randomize(*modules):
+    with torch.no_grad():
+        for module in modules:
+            for p in module.parameters():
+                p.normal_(0, 0.3)
+
+
+def conditional_elf(tokenizer, **config):
+    torch.manual_seed(0)
+    kwargs = dict(TINY_ELF, vocab_size=len(tokenizer), latent_mean=0.0, latent_std=1.0, conditional=True,
+                  eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    model = ELFForFlowMatching(ELFConfig(**{**kwargs, **config}))
+    randomize(model)
+    model.set_text_encoder(EmbeddingEncoder(16, len(tokenizer)))
+    pipe = ELFPipeline.from_model(model.eval(), tokenizer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def conditional_cosmos(tokenizer):
+    torch.manual_seed(0)
+    shared = dict(vocab_size=len(tokenizer), max_position_embeddings=12, num_latents=3, latent_dim=16,
+                  eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    autoencoder = CosmosLMAutoencoder(
+        CosmosLMAutoencoderConfig(
+            **shared,
+            encoder_dim=16,
+            hidden_size=32,
+            num_attention_heads=2,
+            num_compressor_layers=1,
+            num_decompressor_layers=1,
+            lm_head_dim=16,
+        )  # fmt: skip
+    )
+    model = CosmosLMForDiffusion(
+        CosmosLMConfig(**shared, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, conditional=True)
+    )
+    randomize(autoencoder, model)
+    with torch.no_grad():
+        autoencoder.activation_std.fill_(1.0)
+        autoencoder.latent_std.fill_(1.0)
+    autoencoder.set_text_encoder(EmbeddingEncoder(16, len(tokenizer)))
+    pipe = CosmosLMPipeline(model=model.eval(), autoencoder=autoencoder.eval(),
+                            scheduler=model.get_default_scheduler(), tokenizer=tokenizer)  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def seeded(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------------------------------- prompts
+
+
+def test_every_text_and_sequence_begins_with_its_prompt_unchanged(tiny_tokenizer):
+    pipe = conditional_elf(tiny_tokenizer)
+    prompts = ["the cat sat", "a big red dog ran quickly"]
+    out = pipe(prompt=prompts, num_return_sequences=2, max_new_tokens=8, num_inference_steps=3, generator=seeded())
+    assert len(out.texts) == 4 and out.latents.shape == (4, 8, 16)
+    for i, text in enumerate(out.texts):
+        prompt = prompts[i // 2]
+        ids = tiny_tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        assert text.startswith(prompt)
+        assert out.sequences[i, : len(ids)].tolist() == ids
+    # Rows of the shorter prompt are padded after their generated tokens, not inside the prompt.
+    assert out.sequences.shape == (4, 6 + 8)
+
+
+def test_the_decoder_never_rewrites_the_prompt(tiny_tokenizer, monkeypatch):
+    """Even a model that decodes every position to one token leaves the prompt as the user wrote it."""
+    pipe = conditional_elf(tiny_tokenizer)
+    word = tiny_tokenizer.convert_tokens_to_ids("bird")
+
+    def always_bird(latents, **kwargs):
+        return torch.nn.functional.one_hot(torch.full(latents.shape[:2], word), len(tiny_tokenizer)).float()
+
+    monkeypatch.setattr(pipe.model, "decode_latents", always_bird)
+    out = pipe(prompt="the cat sat on the mat", max_new_tokens=3, num_inference_steps=2, generator=seeded())
+    assert out.texts == ["the cat sat on the mat bird bird bird"]
+
+
+def test_padding_of_uneven_prompts_changes_nothing_for_the_real_tokens(tiny_tokenizer):
+    pipe = conditional_elf(tiny_tokenizer)
+    common = dict(max_new_tokens=6, num_inference_steps=3, output_type="latent")
+    both = pipe(prompt=["the cat", "a big red dog sat on the mat"], generator=[seeded(1), seeded(2)], **common)
+    alone = pipe(prompt=["the cat"], generator=[seeded(1)], **common)
+    torch.testing.assert_close(both.latents[:1], alone.latents, atol=1e-5, rtol=1e-5)
+
+
+def test_a_prompt_conditions_the_samples(tiny_tokenizer):
+    pipe = conditional_elf(tiny_tokenizer)
+    common = dict(max_new_tokens=6, num_inference_steps=3, generator=seeded(), output_type="latent")
+    assert not torch.allclose(pipe(prompt="the cat", **common).latents, pipe(prompt="a dog ran", **common).latents)
+
+
+def test_default_length_is_the_rest_of_the_sequence_after_the_prompt(tiny_tokenizer):
+    pipe = conditional_elf(tiny_tokenizer)
+    out = pipe(prompt="the cat sat", num_inference_steps=2, generator=seeded(), output_type="latent")
+    assert out.latents.shape[1] == TINY_ELF["max_position_embeddings"] - 3
+
+
+# ----------------------------------------------------------------------------------------------------- guidance
+
+
+def test_guidance_scale_one_equals_the_conditional_prediction(tiny_tokenizer):
+    pipe = conditional_elf(tiny_tokenizer)
+    ids = torch.tensor([tiny_tokenizer("the cat sat", add_special_tokens=False)["input_ids"]])
+    condition = pipe.model.encode_condition(ids)
+    latents = torch.randn(1, 5, 16)
+    plain = pipe.model.denoise(latents, 0.6, sc_guidance_scale=2.0, condition=condition)
+    pipe._do_classifier_free_guidance, pipe._guidance_scale = True, 1.0
+    guided = pipe.predict_original_sample(latents, 0.6, None, 2.0, condition, condition.dropped())
+    torch.testing.assert_close(guided, plain, atol=1e-5, rtol=1e-5)
+    # At scale 0 it is the unconditional prediction; beyond 1 it extrapolates away from it.
+    pipe._guidance_scale = 0.0
+    unconditional = pipe.model.denoise(latents, 0.6, sc_guidance_scale=2.0, condition=condition.dropped())
+    torch.testing.assert_close(
+        pipe.predict_original_sample(latents, 0.6, None, 2.0, condition, condition.dropped()), unconditional,
+        atol=1e-5, rtol=1e-5,
+    )  # fmt: skip
+
+
+def test_a_dropped_condition_is_exactly_no_condition(tiny_tokenizer):
+    pipe = conditional_elf(tiny_tokenizer)
+    ids = torch.tensor([tiny_tokenizer("the cat sat", add_special_tokens=False)["input_ids"]])
+    dropped = pipe.model.encode_condition(ids).dropped()
+    latents = torch.randn(1, 5, 16)
+    torch.testing.assert_close(
+        pipe.model.denoise(latents, 0.3, condition=dropped), pipe.model.denoise(latents, 0.3), atol=1e-5, rtol=1e-5
+    )
+
+
+def test_guidance_runs_both_halves_in_one_forward_and_the_negative_prompt_replaces_the_empty_branch(tiny_tokenizer):
+    pipe = conditional_elf(tiny_tokenizer)
+    calls = []
+    denoise = pipe.model.denoise
+    pipe.model.denoise = lambda latents, t, **kw: calls.append(latents.shape[0]) or denoise(latents, t, **kw)
+    common = dict(prompt="the cat", max_new_tokens=5, num_inference_steps=3, generator=seeded(), output_type="latent")
+    guided = pipe(guidance_scale=2.0, **common)
+    assert calls == [2, 2, 2]
+    negative = pipe(guidance_scale=2.0, negative_prompt="a dog", **common)
+    assert not torch.allclose(guided.latents, negative.latents)
+    assert pipe.do_classifier_free_guidance and pipe.guidance_scale == 2.0 and pipe.num_timesteps == 3
+
+
+# ----------------------------------------------------------------------------------------------------- training
+
+
+def test_condition_dropout_reaches_the_unconditional_branch(tiny_tokenizer, monkeypatch):
+    model = conditional_elf(tiny_tokenizer, condition_dropout=1.0).model.train()
+    masks = []
+    forward = model.model.forward
+    monkeypatch.setattr(
+        model.model, "forward", lambda *a, **kw: masks.append(kw.get("condition_attention_mask")) or forward(*a, **kw)
+    )
+    ids = torch.randint(5, len(tiny_tokenizer), (3, 10))
+    model(ids, condition_input_ids=ids[:, :4], condition_attention_mask=torch.ones(3, 4))
+    assert masks and all(mask is not None and not mask.any() for mask in masks)
+
+    masks.clear()
+    model.config.condition_dropout = 0.0
+    model(ids, condition_input_ids=ids[:, :4], condition_attention_mask=torch.ones(3, 4))
+    assert all(mask.all() for mask in masks)
+
+
+def test_continuation_training_splits_a_batch_into_prompt_and_target(tiny_tokenizer, monkeypatch):
+    model = conditional_elf(tiny_tokenizer, prompt_prob=1.0, condition_dropout=0.0).model.train()
+    seen = []
+    forward = model.model.forward
+    monkeypatch.setattr(
+        model.model, "forward", lambda h, t, **kw: seen.append((h.shape[1], kw)) or forward(h, t, **kw)
+    )
+    ids = torch.randint(5, len(tiny_tokenizer), (2, 16))
+    out = model(ids)
+    length, kwargs = seen[-1]
+    prompt_length = kwargs["condition_hidden_states"].shape[1]
+    assert 1 <= prompt_length <= 8 and length == 16 - prompt_length
+    assert torch.isfinite(out.loss)
+    # The condition is the encoder's embedding of the prefix alone.
+    expected = model.encode_text(ids[:, :prompt_length], torch.ones(2, prompt_length))
+    torch.testing.assert_close(kwargs["condition_hidden_states"], expected)
+
+
+def test_an_unconditional_model_rejects_conditions_by_name(tiny_tokenizer):
+    pipe = conditional_elf(tiny_tokenizer, conditional=False)
+    with pytest.raises(ValueError, match="`prompt` needs a model trained with conditions"):
+        pipe(prompt="the cat", num_inference_steps=2)
+    ids = torch.ones(1, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="condition_input_ids"):
+        pipe.model(ids, condition_input_ids=ids)
+
+
+# ----------------------------------------------------------------------------------------------------- Cosmos
+
+
+def test_cosmos_reads_a_source_by_cross_attention(tiny_tokenizer):
+    pipe = conditional_cosmos(tiny_tokenizer)
+    common = dict(num_inference_steps=3, generator=seeded())
+    first = pipe(source=["the cat sat on the mat", "a dog"], **common)
+    assert first.sequences.shape == (2, 12) and len(first.texts) == 2
+    other = pipe(source=["a bird sang", "a dog"], **common)
+    assert not torch.allclose(first.latents[0], other.latents[0])
+    guided = pipe(source=["the cat sat on the mat", "a dog"], guidance_scale=3.0, **common)
+    assert not torch.allclose(guided.latents, first.latents)
+
+
+def test_cosmos_continuation_training_re_encodes_the_rest_of_the_window(tiny_tokenizer, monkeypatch):
+    pipe = conditional_cosmos(tiny_tokenizer)
+    model = pipe.model.train()
+    model.config.prompt_prob, model.config.condition_dropout = 1.0, 0.0
+    encoded = []
+    encode = pipe.autoencoder.encode
+    monkeypatch.setattr(
+        pipe.autoencoder, "encode", lambda ids, mask, **kw: encoded.append((ids, mask)) or encode(ids, mask, **kw)
+    )
+    ids = torch.randint(5, len(tiny_tokenizer), (2, 12))
+    out = model(ids, torch.ones_like(ids))
+    target, mask = encoded[-1]
+    split = int(12 - mask[0].sum())
+    assert 1 <= split <= 6 and torch.equal(target[:, : 12 - split], ids[:, split:])
+    assert torch.isfinite(out.loss)
+
+
+# ----------------------------------------------------------------------------------------------------- save / load
+
+
+@pytest.mark.parametrize("build", [conditional_elf, conditional_cosmos])
+def test_conditioned_pipelines_save_and_load(tiny_tokenizer, tmp_path, build):
+    pipe = build(tiny_tokenizer)
+    call = dict(source="the cat sat", guidance_scale=2.0, num_inference_steps=3, max_new_tokens=6)
+    before = pipe(generator=seeded(4), **call)
+    pipe.save_pretrained(tmp_path)
+    loaded = AutoPipelineForTextGeneration.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.model.config.conditional
+    # The frozen encoder is not saved (it is loaded by name); give the reloaded model the same stand-in.
+    owner = loaded.autoencoder if isinstance(loaded, CosmosLMPipeline) else loaded.model
+    source = pipe.autoencoder if isinstance(pipe, CosmosLMPipeline) else pipe.model
+    owner.set_text_encoder(source.text_encoder)
+    after = loaded(generator=seeded(4), **call)
+    assert torch.equal(before.sequences, after.sequences) and before.texts == after.texts
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+
+
+def test_left_align_moves_padding_to_the_left_and_keeps_order():
+    states = torch.arange(8.0).view(2, 4, 1)
+    aligned, mask = left_align(states, torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]]))
+    assert mask.tolist() == [[False, False, True, True], [True] * 4]
+    assert aligned[:, :, 0].tolist() == [[0, 0, 0, 1], [4, 5, 6, 7]]
+
+
+def test_text_condition_cat_left_pads_the_shorter_half():
+    a = TextCondition(torch.ones(1, 2, 3), torch.ones(1, 2, dtype=torch.bool))
+    b = TextCondition(torch.ones(1, 4, 3), torch.ones(1, 4, dtype=torch.bool))
+    both = TextCondition.cat([a, b])
+    assert both.hidden_states.shape == (2, 4, 3)
+    assert both.attention_mask.tolist() == [[False, False, True, True], [True] * 4]
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        (dict(prompt=""), "prompt"),
+        (dict(prompt=["the cat", "  "]), "prompt"),
+        (dict(prompt=[]), "prompt"),
+        (dict(prompt=3), "prompt"),
+        (dict(source=["a"], prompt=["b"]), "prompt"),
+        (dict(prompt="the cat", batch_size=2), "batch_size"),
+        (dict(prompt="the cat", num_return_sequences=0), "num_return_sequences"),
+        (dict(prompt="the cat", guidance_scale=float("nan")), "guidance_scale"),
+        (dict(prompt="the cat", guidance_scale=-1.0), "guidance_scale"),
+        (dict(prompt="the cat", negative_prompt=["a", "b"]), "negative_prompt"),
+        (dict(negative_prompt="a dog"), "negative_prompt"),
+        (dict(prompt="the cat " * 12), "prompt"),
+        (dict(prompt="the cat", max_new_tokens=24), "max_new_tokens"),
+        (dict(prompt="the cat", gen_length=5, max_new_tokens=6), "max_new_tokens"),
+        (dict(prompt="the cat", max_new_tokens=0), "max_new_tokens"),
+        (dict(prompt="the cat", generator="seed"), "generator"),
+        (dict(prompt="the cat", callback_on_step_end="print"), "callback_on_step_end"),
+    ],
+)
+def test_bad_conditional_input_raises_naming_the_argument(tiny_tokenizer, kwargs, argument):
+    pipe = conditional_elf(tiny_tokenizer)
+    with pytest.raises(ValueError, match=argument):
+        pipe(num_inference_steps=2, **kwargs)
