@@ -90,3 +90,5 @@ def test_bad_inputs_are_refused_by_name(tiny_tokenizer):
         pipe(batch_size=2, latents=torch.randn(2, 4, 8), num_inference_steps=2)
     with pytest.raises(ValueError, match="`gen_length` \\(13\\) is longer"):
         pipe(batch_size=1, gen_length=13, num_inference_steps=2)
+    with pytest.raises(ValueError, match="`prompt` needs a model trained with conditions"):
+        pipe(prompt="the cat", num_inference_steps=2)  # LDLM is unconditional here

@@ -18,7 +18,7 @@ from latentlm.training import load_config, save_checkpoint, train
 TINY = dict(
     num_latents=4, latent_dim=16, codec_hidden_size=32, codec_num_attention_heads=2, num_encoder_layers=1,
     num_decoder_layers=1, num_token_decoder_layers=1, lm_head_dim=16, hidden_size=32, num_hidden_layers=2,
-    num_attention_heads=2, encoder_warmup_steps=3, num_timestep_bins=4,
+    num_attention_heads=2, encoder_warmup_steps=3, num_timestep_bins=2,
 )  # fmt: skip
 COMMON = dict(
     method="ldlm",
