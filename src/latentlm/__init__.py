@@ -20,6 +20,11 @@ from .models import (
     ELFModel,
     ELFPreTrainedModel,
     LatentDiffusionMixin,
+    LDLMConfig,
+    LDLMDecoder,
+    LDLMDecoderConfig,
+    LDLMForDiffusion,
+    LDLMModel,
     NFDMConfig,
     NFDMForDiffusion,
     NFDMModel,
@@ -32,6 +37,7 @@ from .pipelines import (
     CosmosLMPipeline,
     ELFPipeline,
     LatentDiffusionTextPipeline,
+    LDLMPipeline,
     NFDMPipeline,
     TextPipelineOutput,
 )
@@ -48,6 +54,11 @@ AutoModel.register(CosmosLMConfig, CosmosLMModel, exist_ok=True)
 AutoModelForTextDiffusion.register(CosmosLMConfig, CosmosLMForDiffusion, exist_ok=True)
 AutoConfig.register(CosmosLMAutoencoderConfig.model_type, CosmosLMAutoencoderConfig, exist_ok=True)
 AutoModel.register(CosmosLMAutoencoderConfig, CosmosLMAutoencoder, exist_ok=True)
+AutoConfig.register(LDLMConfig.model_type, LDLMConfig, exist_ok=True)
+AutoModel.register(LDLMConfig, LDLMModel, exist_ok=True)
+AutoModelForTextDiffusion.register(LDLMConfig, LDLMForDiffusion, exist_ok=True)
+AutoConfig.register(LDLMDecoderConfig.model_type, LDLMDecoderConfig, exist_ok=True)
+AutoModel.register(LDLMDecoderConfig, LDLMDecoder, exist_ok=True)
 AutoConfig.register(NFDMConfig.model_type, NFDMConfig, exist_ok=True)
 AutoModel.register(NFDMConfig, NFDMModel, exist_ok=True)
 AutoModelForTextDiffusion.register(NFDMConfig, NFDMForDiffusion, exist_ok=True)
@@ -87,6 +98,12 @@ __all__ = [
     "ELFPreTrainedModel",
     "EulerMaruyamaVPScheduler",
     "FlowMatchEulerSDEScheduler",
+    "LDLMConfig",
+    "LDLMDecoder",
+    "LDLMDecoderConfig",
+    "LDLMForDiffusion",
+    "LDLMModel",
+    "LDLMPipeline",
     "LatentDiffusionMixin",
     "LatentDiffusionTextPipeline",
     "LearnedGaussianSDEScheduler",

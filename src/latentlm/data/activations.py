@@ -86,6 +86,9 @@ def add_model_encoder_activations(dataset, model, *, device="cpu", batch_size: i
     and keyed by the encoder's class and path."""
     encoder = model.load_text_encoder()
     key = f"{type(encoder).__name__}:{getattr(encoder.config, '_name_or_path', '')}"
+    layer = getattr(model, "encoder_layer", -1)
+    if layer != -1:  # another hidden state of the same encoder (LDLM reads one layer), another cache file
+        key += f":layer{layer}"
 
     def encode(input_ids, attention_mask):
         mask = None if attention_mask is None else attention_mask.to(device)

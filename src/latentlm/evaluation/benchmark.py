@@ -278,7 +278,8 @@ def model_record(pipe, gen_length: int) -> dict:
     """What a reader needs to tell the benchmarked models apart: pipeline and scheduler classes, default guidance and
     sampler, latent shape and decode path at ``gen_length`` tokens, parameter counts (denoiser and every component)."""
     components = module_components(pipe)
-    decoder = "codec decoder" if getattr(pipe.model, "autoencoder", None) is not None else "decode-mode denoiser"
+    codec = getattr(pipe.model, "autoencoder", None) or getattr(pipe.model, "text_decoder", None)  # Cosmos, LDLM
+    decoder = "codec decoder" if codec is not None else "decode-mode denoiser"
     return {
         "class": type(pipe).__name__,
         "model_class": type(pipe.model).__name__,

@@ -8,6 +8,14 @@ from .cosmos_lm import (
     CosmosLMPreTrainedModel,
 )
 from .elf import ELFConfig, ELFFlowMatchingOutput, ELFForFlowMatching, ELFModel, ELFPreTrainedModel
+from .ldlm import (
+    LDLMConfig,
+    LDLMDecoder,
+    LDLMDecoderConfig,
+    LDLMForDiffusion,
+    LDLMModel,
+    LDLMPreTrainedModel,
+)
 from .modeling_utils import LatentDiffusionMixin
 from .nfdm import NFDMConfig, NFDMForDiffusion, NFDMModel, NFDMPreTrainedModel
 from .registry import MethodSpec, get_method, list_methods
@@ -28,6 +36,12 @@ __all__ = [
     "ELFForFlowMatching",
     "ELFModel",
     "ELFPreTrainedModel",
+    "LDLMConfig",
+    "LDLMDecoder",
+    "LDLMDecoderConfig",
+    "LDLMForDiffusion",
+    "LDLMModel",
+    "LDLMPreTrainedModel",
     "LatentDiffusionMixin",
     "MethodSpec",
     "NFDMConfig",

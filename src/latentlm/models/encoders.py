@@ -42,10 +42,18 @@ class FrozenTextEncoderMixin:
     """A frozen pretrained encoder attached to a model for training only: never a submodule, so never saved nor
     optimised (sampling does not need it). The model's config names it in ``encoder_name_or_path``.
 
-    Subclasses set ``_encoder_width_field``, the config field the encoder's hidden size must equal.
+    Subclasses set ``_encoder_width_field``, the config field the encoder's hidden size must equal, and optionally
+    ``_encoder_layer_field``, the config field naming which hidden state to read (``hidden_states[layer]``; -1, the
+    default, is the last hidden state).
     """
 
     _encoder_width_field = "latent_dim"
+    _encoder_layer_field: str | None = None
+
+    @property
+    def encoder_layer(self) -> int:
+        """Index into the encoder's ``hidden_states`` that `encoder_activations` returns (-1: the last)."""
+        return -1 if self._encoder_layer_field is None else getattr(self.config, self._encoder_layer_field)
 
     @property
     def text_encoder(self) -> torch.nn.Module | None:
@@ -70,7 +78,8 @@ class FrozenTextEncoderMixin:
 
     @torch.no_grad()
     def encoder_activations(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The frozen encoder's last hidden states `(batch, seq_len, width)` in float32, not normalised.
+        """The frozen encoder's hidden states `(batch, seq_len, width)` at `encoder_layer` (the last by default), in
+        float32, not normalised.
 
         The encoder is loaded on first use (`load_text_encoder`, logged) when none is attached.
         """
@@ -81,4 +90,14 @@ class FrozenTextEncoderMixin:
             )
             self.load_text_encoder()
         encoder = self.text_encoder.to(input_ids.device)
-        return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
+        if self.encoder_layer == -1:
+            return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
+        hidden_states = encoder(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+        ).hidden_states
+        if not -len(hidden_states) <= self.encoder_layer < len(hidden_states):
+            raise ValueError(
+                f"`{self._encoder_layer_field}` is {self.encoder_layer} but the encoder has {len(hidden_states)} hidden "
+                "states (the embeddings and one per layer)."
+            )
+        return hidden_states[self.encoder_layer].float()

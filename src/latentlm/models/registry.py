@@ -50,6 +50,7 @@ def _method_specs() -> dict[str, MethodSpec]:
 
     from .cosmos_lm import CosmosLMAutoencoder, CosmosLMAutoencoderConfig, CosmosLMConfig, CosmosLMForDiffusion
     from .elf import ELFConfig, ELFForFlowMatching
+    from .ldlm import LDLMConfig, LDLMForDiffusion
     from .nfdm import NFDMConfig, NFDMForDiffusion
 
     return {
@@ -60,6 +61,9 @@ def _method_specs() -> dict[str, MethodSpec]:
         ),
         "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, "ELFPipeline", condition_layout="in_sequence"),
         "nfdm": MethodSpec("nfdm", NFDMConfig, NFDMForDiffusion, pipeline_class="NFDMPipeline"),
+        # LDLM trains encoder, decoder and denoiser jointly in one stage; the export is the decoder side only.
+        # Unconditional for now (no `encode_condition` yet).
+        "ldlm": MethodSpec("ldlm", LDLMConfig, LDLMForDiffusion, "LDLMPipeline"),
         "ar": MethodSpec(
             "ar",
             LlamaConfig,

@@ -350,7 +350,7 @@ def cache_encoder_activations(model, datasets: tuple, accelerator: Accelerator) 
 
     if not hasattr(model, "encoder_activations"):
         raise ValueError(
-            "`cache_encoder_activations` needs a method with a frozen encoder (elf, cosmos, cosmos-autoencoder); "
+            "`cache_encoder_activations` needs a method with a frozen encoder (elf, cosmos, cosmos-autoencoder, ldlm); "
             f"{type(model).__name__} has none."
         )
     return tuple(add_model_encoder_activations(dataset, model, device=accelerator.device) for dataset in datasets)
