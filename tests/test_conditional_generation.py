@@ -4,65 +4,25 @@ import pytest
 import torch
 
 from conftest import TINY_ELF, EmbeddingEncoder
-from latentlm import (
-    AutoPipelineForTextGeneration,
-    CosmosLMAutoencoder,
-    CosmosLMAutoencoderConfig,
-    CosmosLMConfig,
-    CosmosLMForDiffusion,
-    CosmosLMPipeline,
-    ELFConfig,
-    ELFForFlowMatching,
-    ELFPipeline,
-)
+from latentlm import AutoPipelineForTextGeneration, CosmosLMPipeline
 from latentlm.models.modeling_utils import TextCondition, left_align
-
-
-def randomize(*modules):
-    with torch.no_grad():
-        for module in modules:
-            for p in module.parameters():
-                p.normal_(0, 0.3)
+from test_pipeline_cosmos import make_pipeline as make_cosmos
+from test_pipeline_elf import make_pipeline as make_elf
 
 
 def conditional_elf(tokenizer, **config):
-    torch.manual_seed(0)
-    kwargs = dict(TINY_ELF, vocab_size=len(tokenizer), latent_mean=0.0, latent_std=1.0, conditional=True,
-                  eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    model = ELFForFlowMatching(ELFConfig(**{**kwargs, **config}))
-    randomize(model)
-    model.set_text_encoder(EmbeddingEncoder(16, len(tokenizer)))
-    pipe = ELFPipeline.from_model(model.eval(), tokenizer)
-    pipe.set_progress_bar_config(disable=True)
+    """A tiny conditional ELF pipeline whose frozen encoder is an embedding table."""
+    pipe = make_elf(tokenizer, **{"max_position_embeddings": 24, "conditional": True, **config})
+    pipe.model.set_text_encoder(EmbeddingEncoder(16, len(tokenizer)))
     return pipe
 
 
 def conditional_cosmos(tokenizer):
-    torch.manual_seed(0)
-    shared = dict(vocab_size=len(tokenizer), max_position_embeddings=12, num_latents=3, latent_dim=16,
-                  eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    autoencoder = CosmosLMAutoencoder(
-        CosmosLMAutoencoderConfig(
-            **shared,
-            encoder_dim=16,
-            hidden_size=32,
-            num_attention_heads=2,
-            num_compressor_layers=1,
-            num_decompressor_layers=1,
-            lm_head_dim=16,
-        )  # fmt: skip
-    )
-    model = CosmosLMForDiffusion(
-        CosmosLMConfig(**shared, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, conditional=True)
-    )
-    randomize(autoencoder, model)
+    """A tiny Cosmos pipeline reading a condition of the autoencoder's encoder width (16) by cross-attention."""
+    pipe = make_cosmos(tokenizer, conditional=True, cross_attention_dim=16)
     with torch.no_grad():
-        autoencoder.activation_std.fill_(1.0)
-        autoencoder.latent_std.fill_(1.0)
-    autoencoder.set_text_encoder(EmbeddingEncoder(16, len(tokenizer)))
-    pipe = CosmosLMPipeline(model=model.eval(), autoencoder=autoencoder.eval(),
-                            scheduler=model.get_default_scheduler(), tokenizer=tokenizer)  # fmt: skip
-    pipe.set_progress_bar_config(disable=True)
+        pipe.autoencoder.activation_std.fill_(1.0)
+    pipe.autoencoder.set_text_encoder(EmbeddingEncoder(16, len(tokenizer)))
     return pipe
 
 

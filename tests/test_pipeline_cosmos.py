@@ -14,7 +14,8 @@ from latentlm import (
 )
 
 
-def make_pipeline(tokenizer, num_latents=3):
+def make_pipeline(tokenizer, num_latents=3, **model_config):
+    """A tiny Cosmos pipeline with random weights; `model_config` goes to the denoiser's `CosmosLMConfig`."""
     torch.manual_seed(0)
     shared = dict(vocab_size=len(tokenizer), max_position_embeddings=12, num_latents=num_latents, latent_dim=8,
                   eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
@@ -29,7 +30,9 @@ def make_pipeline(tokenizer, num_latents=3):
             lm_head_dim=16,
         )  # fmt: skip
     ).eval()
-    model = CosmosLMForDiffusion(CosmosLMConfig(**shared, hidden_size=32, num_hidden_layers=2, num_attention_heads=2))
+    model = CosmosLMForDiffusion(
+        CosmosLMConfig(**shared, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, **model_config)
+    )
     with torch.no_grad():
         for module in (autoencoder, model):
             for p in module.parameters():
