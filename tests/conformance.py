@@ -156,8 +156,57 @@ def _head_inputs(latent_shape):
     return inputs
 
 
+def _ldlm_config():
+    from latentlm.models import LDLMConfig
+    from test_ldlm import TINY_LDLM
+
+    # The encoder warm-up and the adaptive time sampler are training state that every training forward advances (a
+    # step counter, the loss moving averages): switched off, two training passes (with and without gradient
+    # checkpointing) see the same model. Their own behaviour is tested in tests/test_ldlm.py.
+    return LDLMConfig(**TINY_LDLM, encoder_warmup=False, adaptive_timesteps=False)
+
+
+def _ldlm_decoder_config():
+    return _ldlm_config().decoder_config()
+
+
+def _ldlm_inputs(config, generator):
+    # Feed the frozen LM's states directly (no frozen LM in unit tests), as for Cosmos' autoencoder.
+    inputs = _token_inputs(config, generator)
+    inputs["encoder_activations"] = torch.randn(*inputs["input_ids"].shape, config.encoder_dim, generator=generator)
+    return inputs
+
+
+def _ldlm_decoder_inputs(config, generator):
+    return {"latents": torch.randn(2, config.num_latents, config.latent_dim, generator=generator)}
+
+
+def _fit_ldlm_stats(model):
+    with torch.no_grad():
+        model.hidden_mean.zero_()
+        model.hidden_std.fill_(1.0)
+
+
+def _nfdm_config():
+    from latentlm.models import NFDMConfig
+    from test_nfdm import TINY_NFDM
+
+    return NFDMConfig(**TINY_NFDM)
+
+
 def model_cases() -> list[ModelCase]:
-    from latentlm.models import CosmosLMAutoencoder, CosmosLMForDiffusion, CosmosLMModel, ELFForFlowMatching, ELFModel
+    from latentlm.models import (
+        CosmosLMAutoencoder,
+        CosmosLMForDiffusion,
+        CosmosLMModel,
+        ELFForFlowMatching,
+        ELFModel,
+        LDLMDecoder,
+        LDLMForDiffusion,
+        LDLMModel,
+        NFDMForDiffusion,
+        NFDMModel,
+    )
 
     elf_latents = _head_inputs(lambda config, seq_len: (seq_len, config.latent_dim))
     cosmos_latents = _head_inputs(lambda config, seq_len: (config.num_latents, config.latent_dim))
@@ -171,6 +220,11 @@ def model_cases() -> list[ModelCase]:
         ModelCase(CosmosLMModel, _cosmos_config, _denoiser_inputs, "sample", "AutoModel"),
         ModelCase(CosmosLMForDiffusion, _cosmos_config, cosmos_latents, "loss", "AutoModelForTextDiffusion"),
         ModelCase(CosmosLMAutoencoder, _cosmos_ae_config, _cosmos_ae_inputs, "logits", "AutoModel", _fit_cosmos_stats),
+        ModelCase(LDLMModel, _ldlm_config, _denoiser_inputs, "sample", "AutoModel"),
+        ModelCase(LDLMForDiffusion, _ldlm_config, _ldlm_inputs, "loss", "AutoModelForTextDiffusion", _fit_ldlm_stats),
+        ModelCase(LDLMDecoder, _ldlm_decoder_config, _ldlm_decoder_inputs, "logits", "AutoModel"),
+        ModelCase(NFDMModel, _nfdm_config, _denoiser_inputs, "sample", "AutoModel"),
+        ModelCase(NFDMForDiffusion, _nfdm_config, _token_inputs, "loss", "AutoModelForTextDiffusion"),
     ]  # fmt: skip
 
 

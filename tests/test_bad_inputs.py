@@ -31,16 +31,25 @@ from latentlm.models import (
     ELFConfig,
     ELFForFlowMatching,
     ELFModel,
+    LDLMConfig,
+    LDLMDecoder,
+    LDLMDecoderConfig,
+    LDLMForDiffusion,
+    NFDMConfig,
+    NFDMForDiffusion,
 )
 from latentlm.schedulers import EulerMaruyamaVPScheduler, FlowMatchEulerSDEScheduler
 from latentlm.training import load_config
 from latentlm.training.sources import resolve_init_from
+from test_ldlm import TINY_LDLM
+from test_nfdm import TINY_NFDM
 
 
 NAN, INF = math.nan, math.inf
 COSMOS = dict(vocab_size=40, num_latents=3, latent_dim=8, max_position_embeddings=12, hidden_size=32,
               num_hidden_layers=2, num_attention_heads=2)  # fmt: skip
 COSMOS_AE = dict(TINY_COSMOS_AE, **NO_AUGMENTATION, init_lm_head_from_encoder=False)
+LDLM_DECODER = LDLMConfig(**TINY_LDLM).decoder_config().to_diff_dict()
 
 
 class CLIError(Exception):
@@ -67,6 +76,9 @@ class Context:
             "elf-head": ELFForFlowMatching(ELFConfig(**TINY_ELF)),
             "cosmos": CosmosLMModel(CosmosLMConfig(**COSMOS)),
             "cosmos-ae": CosmosLMAutoencoder(CosmosLMAutoencoderConfig(**COSMOS_AE)),
+            "ldlm-head": LDLMForDiffusion(LDLMConfig(**TINY_LDLM)),
+            "ldlm-decoder": LDLMDecoder(LDLMDecoderConfig(**LDLM_DECODER)),
+            "nfdm-head": NFDMForDiffusion(NFDMConfig(**TINY_NFDM)),
         }
         for name, model in self.models.items():
             model.save_pretrained(root / name)
@@ -259,11 +271,35 @@ ROWS += _config_rows(CosmosLMAutoencoderConfig, COSMOS_AE, [
     ("encoder_dims", 16, "encoder_dims"), ("activation_mask_prob", NAN, None), ("hidden_dropout", NAN, None),
 ])  # fmt: skip
 
+ROWS += _config_rows(LDLMConfig, TINY_LDLM, [
+    ("encoder_dim", 0, None), ("codec_hidden_size", "32", None), ("codec_hidden_size", 33, "codec_num_attention_heads"),
+    ("num_encoder_layers", 1.5, None), ("encoder_layer", 1.5, None), ("decoder_noise_std", -1.0, None),
+    ("decoder_noise_std", NAN, None), ("schedule_d", 0.0, None), ("t_min", 1.0, None), ("self_cond_prob", 2.0, None),
+    ("encoder_warmup_gamma_min", NAN, None), ("timestep_loss_ema_decay", 1.0, None), ("num_timestep_bins", 0, None),
+    ("mse_decoder_loss", "yes", None), ("num_guidance_tokens", 1, None), ("num_latents", 5, "chunk_shortcut"),
+    ("encoder_warmup_step", 3, "encoder_warmup_step"),
+])  # fmt: skip
+ROWS += _config_rows(LDLMDecoderConfig, LDLM_DECODER, [
+    ("num_token_decoder_layers", -1, None), ("lm_head_dim", 0, None), ("hidden_size", 31, "num_attention_heads"),
+    ("chunk_shortcut", 1, None), ("num_latents", 5, "chunk_shortcut"), ("latent_dims", 8, "latent_dims"),
+])  # fmt: skip
+ROWS += _config_rows(NFDMConfig, TINY_NFDM, [
+    ("delta", 0.0, None), ("delta", 1.0, None), ("delta", NAN, None), ("embedding_init_std", 0.0, None),
+    ("forward_time_scale", -1.0, None), ("forward_log_std_bound", 0.0, None), ("forward_log_std_bound", INF, None),
+    ("forward_hidden_size", 15, "forward_num_heads"), ("reconstruction_token_fraction", 0.0, None),
+    ("predictor_offset", -0.1, None), ("num_time_buckets", -1, None), ("num_time_buckets", 2.5, None),
+    ("self_conditioning", True, None), ("learned_forward_process", "yes", None), ("volatility_hidden_size", 0, None),
+    ("forward_num_layer", 2, "forward_num_layer"),
+])  # fmt: skip
+
 # from_pretrained of every model class.
 ROWS += _from_pretrained_rows("elf", ELFModel)
 ROWS += _from_pretrained_rows("elf-head", ELFForFlowMatching)
 ROWS += _from_pretrained_rows("cosmos", CosmosLMModel)
 ROWS += _from_pretrained_rows("cosmos-ae", CosmosLMAutoencoder)
+ROWS += _from_pretrained_rows("ldlm-head", LDLMForDiffusion)
+ROWS += _from_pretrained_rows("ldlm-decoder", LDLMDecoder)
+ROWS += _from_pretrained_rows("nfdm-head", NFDMForDiffusion)
 
 # Pipelines: loading.
 ROWS += [

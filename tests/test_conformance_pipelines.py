@@ -11,9 +11,16 @@ import torch
 from latentlm import AutoPipelineForTextGeneration
 from test_pipeline_cosmos import make_pipeline as make_cosmos
 from test_pipeline_elf import make_pipeline as make_elf
+from test_pipeline_ldlm import make_pipeline as make_ldlm
+from test_pipeline_nfdm import make_pipeline as make_nfdm
 
 
-BUILDERS = {"ELFPipeline": make_elf, "CosmosLMPipeline": make_cosmos}
+BUILDERS = {
+    "ELFPipeline": make_elf,
+    "CosmosLMPipeline": make_cosmos,
+    "LDLMPipeline": make_ldlm,
+    "NFDMPipeline": make_nfdm,
+}
 
 
 @pytest.fixture(params=sorted(BUILDERS))

@@ -332,6 +332,14 @@ def test_bad_config_is_refused_by_name(overrides, message):
         LDLMConfig(**{**TINY_LDLM, **overrides})
 
 
+def test_a_negative_layer_index_and_no_decoder_noise_are_valid_configs():
+    """The strict config checks leave these two signs to `LDLMConfig` (`_signed_fields`); their type is still checked."""
+    config = LDLMConfig(**{**TINY_LDLM, "encoder_layer": -3, "decoder_noise_std": 0.0})
+    assert (config.encoder_layer, config.decoder_noise_std) == (-3, 0.0)
+    with pytest.raises(ValueError, match="`encoder_layer` must be an integer"):
+        LDLMConfig(**{**TINY_LDLM, "encoder_layer": -1.5})
+
+
 def test_bad_inputs_are_refused_by_name():
     model = make_model()
     with pytest.raises(ValueError, match="`latents` must have shape \\(batch, 3, 8\\)"):

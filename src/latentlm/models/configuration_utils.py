@@ -53,10 +53,14 @@ def check_field_values(config, allow_none: bool = False) -> None:
 
     Catches what transformers accepts silently: ``hidden_size='64'``, ``num_hidden_layers=1.5``, a negative
     ``intermediate_size``, ``bottleneck_dim=0``, ``latent_std=NaN``, ``sigma_clamp=-1``.
+
+    A config class lists in ``_signed_fields`` the numeric fields whose range its own ``__post_init__`` checks
+    instead of the naming rule (e.g. a negative layer index, a std that may be 0); their type is still checked.
     """
     from transformers import PreTrainedConfig
 
     base_fields = {f.name for f in dataclasses.fields(PreTrainedConfig)}
+    signed = getattr(type(config), "_signed_fields", ())
     for field in dataclasses.fields(config):
         if field.name in base_fields or field.name.endswith("_token_id"):
             continue
@@ -73,6 +77,8 @@ def check_field_values(config, allow_none: bool = False) -> None:
         elif int in allowed:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"`{name}` must be an integer, got {value!r} ({type(value).__name__}).")
+            if name in signed:
+                continue
             if name.endswith(_POSITIVE_INT_SUFFIXES) and value <= 0:
                 raise ValueError(f"`{name}` must be a positive integer, got {value}.")
             if value < 0:
@@ -80,6 +86,8 @@ def check_field_values(config, allow_none: bool = False) -> None:
         elif float in allowed:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
+            if name in signed:
+                continue
             if name.endswith(_POSITIVE_FLOAT_SUFFIXES) and value <= 0:
                 raise ValueError(f"`{name}` must be positive, got {value}.")
             if name.endswith("_dropout") and not 0.0 <= value < 1.0:
@@ -142,4 +150,3 @@ def check_conditioning(config) -> None:
         raise ValueError(f"`max_prompt_fraction` must be in (0, 1), got {config.max_prompt_fraction}.")
     if config.prompt_prob > 0:
         config.conditional = True
-

@@ -3,10 +3,10 @@ Latent Space", arXiv 2605.07933): the jointly trained model, and the decoder sid
 
 from transformers import PreTrainedConfig
 
-from ..configuration_utils import check_heads_divide_hidden, check_positive, check_probability
+from ..configuration_utils import StrictConfigMixin, check_heads_divide_hidden, check_positive, check_probability
 
 
-class LDLMDecoderConfig(PreTrainedConfig):
+class LDLMDecoderConfig(StrictConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`LDLMDecoder`]: N latents -> L hidden states of the frozen LM (standardised) -> L token logits.
 
@@ -62,7 +62,7 @@ class LDLMDecoderConfig(PreTrainedConfig):
         _check_chunks(self)
 
 
-class LDLMConfig(PreTrainedConfig):
+class LDLMConfig(StrictConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`LDLMForDiffusion`] (the jointly trained model) and [`LDLMModel`] (its denoiser).
 
@@ -116,6 +116,8 @@ class LDLMConfig(PreTrainedConfig):
     """
 
     model_type = "latentlm_ldlm"
+    # A layer index counts from the end when negative; a decoder noise std of 0 switches the noise off.
+    _signed_fields = ("encoder_layer", "decoder_noise_std")
 
     vocab_size: int = 30522
     encoder_name_or_path: str | None = None

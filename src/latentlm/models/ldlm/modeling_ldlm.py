@@ -22,7 +22,7 @@ from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, can_return_tuple
 
 from ...schedulers import EulerMaruyamaVPScheduler
 from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
@@ -31,6 +31,7 @@ from ..encoders import FrozenTextEncoderMixin
 from ..heads import FactoredLMHead
 from ..modeling_utils import LatentDiffusionMixin
 from ..perceiver import PerceiverAttention, PerceiverStack, latent_positions, token_positions
+from ..pretrained_mixin import LatentLMModelMixin
 from .configuration_ldlm import LDLMConfig, LDLMDecoderConfig
 from .timestep_sampler import AdaptiveTimestepSampler
 
@@ -55,6 +56,16 @@ class LDLMOutput(ModelOutput):
     logits: torch.FloatTensor | None = None
     latents: torch.FloatTensor | None = None
     metrics: dict | None = None
+
+
+@dataclass
+class LDLMDecoderOutput(ModelOutput):
+    """
+    Args:
+        logits (`torch.FloatTensor` of shape `(batch, max_position_embeddings, vocab_size)`): the decoded tokens.
+    """
+
+    logits: torch.FloatTensor | None = None
 
 
 def scale_gradient(tensor: torch.Tensor, scale: float) -> torch.Tensor:
@@ -134,7 +145,7 @@ class LDLMEncoder(nn.Module):
         return F.rms_norm(self.to_latents(out), (cfg.latent_dim,))
 
 
-class LDLMDecoder(PreTrainedModel):
+class LDLMDecoder(LatentLMModelMixin, PreTrainedModel):
     """LDLM's decoder side: latents `(batch, N, latent_dim)` -> standardised LM states `(batch, L, encoder_dim)` (the
     latent decoder, a Perceiver of L token slots over the N latents) -> token logits `(batch, L, vocab_size)` (the
     token decoder: self-attention blocks over the states, then a factored head).
@@ -216,9 +227,10 @@ class LDLMDecoder(PreTrainedModel):
         """Latents `(batch, N, latent_dim)` -> token logits `(batch, L, vocab_size)`."""
         return self.token_logits(self.decode_hidden_states(latents))
 
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        """Same as `decode`."""
-        return self.decode(latents)
+    @can_return_tuple
+    def forward(self, latents: torch.Tensor) -> LDLMDecoderOutput:
+        """`decode` as a model output: latents `(batch, N, latent_dim)` -> `logits` `(batch, L, vocab_size)`."""
+        return LDLMDecoderOutput(logits=self.decode(latents))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -235,6 +247,8 @@ class LDLMModel(LDLMPreTrainedModel, LatentDiffusionMixin):
     """LDLM's denoiser (`DenoiserTransformer` configured by `LDLMConfig`) and the sampling interface of the one pipeline
     loop: it denoises the N latents, and decodes them through the attached `LDLMDecoder` (`set_text_decoder`, not a
     submodule: `LDLMPipeline` holds the decoder as its own component)."""
+
+    main_input_name = "hidden_states"
 
     def __init__(self, config: LDLMConfig):
         super().__init__(config)
@@ -392,6 +406,7 @@ class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin):
     # Training objective
     # ----------------------------------------------------------------------------------------------------------
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -467,6 +482,7 @@ class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin):
 
 __all__ = [
     "LDLMDecoder",
+    "LDLMDecoderOutput",
     "LDLMEncoder",
     "LDLMForDiffusion",
     "LDLMModel",

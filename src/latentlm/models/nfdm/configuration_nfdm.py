@@ -3,10 +3,10 @@ arXiv 2601.16220)."""
 
 from transformers import PreTrainedConfig
 
-from ..configuration_utils import check_heads_divide_hidden, check_positive
+from ..configuration_utils import StrictConfigMixin, check_heads_divide_hidden, check_positive
 
 
-class NFDMConfig(PreTrainedConfig):
+class NFDMConfig(StrictConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`NFDMModel`] and [`NFDMForDiffusion`].
 

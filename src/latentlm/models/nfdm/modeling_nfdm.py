@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import PreTrainedModel  # noqa: F401  (diffusers' pipeline loader looks the base class up by name)
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, can_return_tuple
 
 from ...schedulers import LearnedGaussianSDEScheduler
 from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
@@ -120,6 +120,8 @@ class NFDMPreTrainedModel(DenoiserPreTrainedModel):
 
 class NFDMModel(NFDMPreTrainedModel):
     """The bare NFDM predictor network ``NN(z, t)``: `DenoiserTransformer` configured by `NFDMConfig`."""
+
+    main_input_name = "hidden_states"
 
     def __init__(self, config: NFDMConfig):
         super().__init__(config)
@@ -232,7 +234,7 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
 
         # Diffusion: the backward drifts at the true x and at the prediction, at the same z_t.
         mean, std, mean_dt, std_dt = sched.moments(x, t, *self.forward_fields(x, t, attention_mask))
-        eps = torch.randn_like(x) if noise is None else noise.to(x)
+        eps = _float32_randn_like(x) if noise is None else noise.to(x)
         z = mean + std * eps
         x_hat = self.predict_clean(z, t, attention_mask)
         pred_mean, pred_std, pred_mean_dt, pred_std_dt = sched.moments(
@@ -273,7 +275,7 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
         if fraction < 1.0:
             weight = token_mask * (torch.rand_like(token_mask) < fraction).to(token_mask.dtype) / fraction
         chosen = weight > 0
-        z0 = x[chosen] + self.config.delta * torch.randn_like(x[chosen])
+        z0 = x[chosen] + self.config.delta * _float32_randn_like(x[chosen])
         nll = F.cross_entropy(_upcast(self.token_logits(z0)), labels[chosen], reduction="none")
         per_token = torch.zeros_like(weight, dtype=nll.dtype).masked_scatter(chosen, nll)
         return (per_token * weight).sum(-1)
@@ -282,6 +284,7 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
     # Training objective
     # ----------------------------------------------------------------------------------------------------------
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -347,6 +350,12 @@ class NFDMForDiffusion(NFDMPreTrainedModel, LatentDiffusionMixin):
     def decode_latents(self, latents, *, sc_guidance_scale=None, condition=None) -> torch.Tensor:
         """Token logits through the tied head (the official code's rounding: argmax of ``z_0 E^T``)."""
         return self.token_logits(latents)
+
+
+def _float32_randn_like(tensor: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise shaped like `tensor`, drawn in float32 and cast to its dtype: torch's CPU generator
+    draws different numbers for float32 and float64, and one seed should give one bound in every precision."""
+    return torch.randn(tensor.shape, device=tensor.device).to(tensor.dtype)
 
 
 def _upcast(tensor: torch.Tensor) -> torch.Tensor:
