@@ -56,8 +56,11 @@ def test_diffusion_batches_carry_the_source_as_a_condition(tmp_path):
     batch = collate([train_dataset[i] for i in range(2)])
     assert batch["input_ids"].shape == (2, 8) and batch["condition_input_ids"].shape == (2, 12)
     source = tokenizer.decode(batch["condition_input_ids"][0][batch["condition_attention_mask"][0].bool()])
-    target = tokenizer.decode(batch["input_ids"][0][batch["attention_mask"][0].bool()])
-    assert (source, target.removesuffix(" [SEP]")) in [(s, t) for s, t in PAIRS]
+    target = batch["input_ids"][0]
+    assert batch["attention_mask"].all()  # EOS padding is real and supervised: the model learns where text ends
+    text_length = int((target != tokenizer.sep_token_id).sum())
+    assert (target[text_length:] == tokenizer.sep_token_id).all()
+    assert (source, tokenizer.decode(target[:text_length])) in [(s, t) for s, t in PAIRS]
 
 
 def test_causal_lm_batches_are_source_sep_target_with_the_loss_on_the_target(tmp_path):

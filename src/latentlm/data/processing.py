@@ -7,8 +7,10 @@ Conventions (shared by every training loop in latentlm):
 - Documents are tokenised *without* special tokens (no ``[CLS]`` / ``<s>``); an end-of-document id is appended
   (see [`eos_token_id_for`]): the tokenizer's ``eos_token_id``, or ``sep_token_id`` for BERT-like tokenizers.
 - Documents with no tokens are dropped.
-- Paired data (sequence to sequence, [`tokenize_pairs`]): the target is an example as above (``input_ids`` /
-  ``attention_mask``, right-padded, end-of-document id appended when it fits) and the source is
+- Paired data (sequence to sequence, [`tokenize_pairs`]): the target is ``input_ids`` / ``attention_mask`` of
+  exactly ``target_length`` tokens, **padded with the end-of-document id, every position real and supervised** (as
+  ELF's conditional configs, ``pad_token: eos``: a diffusion model generates a fixed length, so it must learn to
+  fill what follows the text with EOS, which the pipeline then cuts), and the source is
   ``condition_input_ids`` / ``condition_attention_mask``, right-padded, no special tokens — what a pipeline's
   ``source=`` becomes. For causal LMs the two are concatenated as ``source [SEP] target`` with ``labels`` -100 on the
   source part.
@@ -260,6 +262,8 @@ def _tokenize_pair_batch(batch, tokenizer, source_column, target_column, target_
             continue
         if len(target) < target_length:
             target = target + [eos_id]
+        if not concatenate:  # a diffusion target has a fixed length: it learns to fill the rest with EOS
+            target = target + [eos_id] * (target_length - len(target))
         if concatenate:
             ids, mask = _pad(source + [eos_id] + target, source_length + 1 + target_length, pad_id)
             labels = [-100] * (len(source) + 1) + target
