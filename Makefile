@@ -10,9 +10,11 @@ $(SETUP_STAMP): pyproject.toml scripts/setup.sh
 
 setup: $(SETUP_STAMP)
 
-# Generate text with the bundled default model (no network).
+# Generate text with the bundled models (no network): unconditional samples, then prompt continuations.
 demo: $(SETUP_STAMP)
 	HF_HUB_OFFLINE=1 .venv/bin/latentlm sample --pretrained elf-tiny-prose --num_samples 4 --seed 0
+	HF_HUB_OFFLINE=1 .venv/bin/latentlm sample --pretrained elf-tiny-prose-continuation --seed 0 --max_new_tokens 32 \
+		--prompt "the government said" --prompt "she walked into the room" --num_return_sequences 2 --guidance_scale 2
 
 # The default test suite (slow tests run with RUN_SLOW=1) and the linter.
 test: $(SETUP_STAMP)

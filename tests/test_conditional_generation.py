@@ -266,3 +266,15 @@ def test_bad_conditional_input_raises_naming_the_argument(tiny_tokenizer, kwargs
     pipe = conditional_elf(tiny_tokenizer)
     with pytest.raises(ValueError, match=argument):
         pipe(num_inference_steps=2, **kwargs)
+
+
+def test_the_bundled_continuation_model_continues_prompts_offline():
+    import latentlm
+    from latentlm import ELFPipeline
+
+    pipe = ELFPipeline.from_pretrained(latentlm.pretrained_path("elf-tiny-prose-continuation"))
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.model.is_conditional and pipe.model.dtype == torch.float32
+    out = pipe(prompt=["the government said", "she walked"], max_new_tokens=6, num_inference_steps=2,
+               guidance_scale=2.0, generator=seeded())  # fmt: skip
+    assert out.texts[0].startswith("the government said") and out.texts[1].startswith("she walked")
