@@ -25,7 +25,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from .scheduling_utils import StepIndexMixin, check_finite, check_generator
+from .scheduling_utils import StepIndexMixin, check_finite, check_generator, time_grid_from
 
 
 __all__ = ["EulerMaruyamaVPScheduler", "EulerMaruyamaVPSchedulerOutput"]
@@ -352,24 +352,9 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
             if len(sigmas) and not bool(((sigmas > 0) & (sigmas <= 1)).all()):
                 raise ValueError(f"`sigmas` must lie in (0, 1], got {sigmas.tolist()}.")
             timesteps = self.time_from_sigma(sigmas)
-        if timesteps is not None:
-            starts = torch.as_tensor(timesteps, dtype=torch.float64).detach().cpu().flatten()
-            if len(starts) == 0 or not bool(((starts > self.config.t_min) & (starts <= 1)).all()):
-                raise ValueError(
-                    f"`timesteps` must be non-empty and in (t_min={self.config.t_min}, 1], got {starts.tolist()}."
-                )
-            if not bool((starts[1:] < starts[:-1]).all()):
-                raise ValueError("`timesteps` must be strictly decreasing.")
-            if num_inference_steps is not None and num_inference_steps != len(starts):
-                raise ValueError(
-                    f"`num_inference_steps` ({num_inference_steps}) does not match the {len(starts)} given `timesteps`."
-                )
-            num_inference_steps = len(starts)
-            grid = torch.cat([starts, torch.tensor([self.config.t_min], dtype=torch.float64)])
-        else:
-            if not _is_positive_int(num_inference_steps):
-                raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
-            grid = torch.linspace(self.config.t_max, self.config.t_min, num_inference_steps + 1, dtype=torch.float64)
+        grid, num_inference_steps = time_grid_from(
+            num_inference_steps, timesteps, self.config.t_min, self.config.t_max
+        )
         grid = grid.to(device=device, dtype=torch.float32)
         self.num_inference_steps = num_inference_steps
         self.time_grid = grid

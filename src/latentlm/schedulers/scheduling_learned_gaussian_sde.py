@@ -46,7 +46,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from .scheduling_utils import StepIndexMixin, check_finite, check_generator
+from .scheduling_utils import StepIndexMixin, check_finite, check_generator, time_grid_from
 
 
 __all__ = ["LearnedGaussianSDEScheduler", "LearnedGaussianSDESchedulerOutput"]
@@ -110,7 +110,11 @@ class LearnedGaussianSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         t_max: float = 1.0,
         num_train_timesteps: int = 1000,
     ):
-        if isinstance(num_train_timesteps, bool) or not isinstance(num_train_timesteps, int) or num_train_timesteps < 1:
+        if (
+            isinstance(num_train_timesteps, bool)
+            or not isinstance(num_train_timesteps, int)
+            or num_train_timesteps < 1
+        ):
             raise ValueError(f"`num_train_timesteps` must be a positive integer, got {num_train_timesteps!r}.")
         for name, value in (("delta", delta), ("t_min", t_min), ("t_max", t_max)):
             check_finite(name, value)
@@ -216,29 +220,9 @@ class LearnedGaussianSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         check_generator(generator)
         if timesteps is not None and sigmas is not None:
             raise ValueError("Pass at most one of `timesteps` and `sigmas`.")
-        custom = timesteps if timesteps is not None else sigmas
-        if custom is not None:
-            starts = torch.as_tensor(custom, dtype=torch.float64).detach().cpu().flatten()
-            if len(starts) == 0 or not bool(((starts > self.config.t_min) & (starts <= 1)).all()):
-                raise ValueError(
-                    f"`timesteps` must be non-empty and in (t_min={self.config.t_min}, 1], got {starts.tolist()}."
-                )
-            if not bool((starts[1:] < starts[:-1]).all()):
-                raise ValueError("`timesteps` must be strictly decreasing.")
-            if num_inference_steps is not None and num_inference_steps != len(starts):
-                raise ValueError(
-                    f"`num_inference_steps` ({num_inference_steps}) does not match the {len(starts)} given `timesteps`."
-                )
-            num_inference_steps = len(starts)
-            grid = torch.cat([starts, torch.tensor([self.config.t_min], dtype=torch.float64)])
-        else:
-            if (
-                isinstance(num_inference_steps, bool)
-                or not isinstance(num_inference_steps, int)
-                or num_inference_steps < 1
-            ):
-                raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
-            grid = torch.linspace(self.config.t_max, self.config.t_min, num_inference_steps + 1, dtype=torch.float64)
+        grid, num_inference_steps = time_grid_from(
+            num_inference_steps, timesteps if timesteps is not None else sigmas, self.config.t_min, self.config.t_max
+        )
         self.time_grid = grid.to(device=device, dtype=torch.float32)
         self.timesteps = self.time_grid[:-1].clone()
         self.num_inference_steps = num_inference_steps

@@ -31,6 +31,33 @@ def check_generator(generator, batch_size: int | None = None) -> None:
     )
 
 
+def time_grid_from(num_inference_steps, starts, t_min: float, t_max: float) -> tuple[torch.Tensor, int]:
+    """``(grid, N)``: the float64 grid of ``N + 1`` times from the first step's start to ``t_min`` (t = 1 noise).
+
+    Uniform from ``t_max`` when `starts` is `None`; else the given start times of the ``N`` steps (strictly
+    decreasing, in ``(t_min, 1]``; `num_inference_steps` may be left out or must equal their count), with ``t_min``
+    appended as the end of the last step.
+    """
+    if starts is None:
+        if (
+            isinstance(num_inference_steps, bool)
+            or not isinstance(num_inference_steps, int)
+            or num_inference_steps < 1
+        ):
+            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
+        return torch.linspace(t_max, t_min, num_inference_steps + 1, dtype=torch.float64), num_inference_steps
+    starts = torch.as_tensor(starts, dtype=torch.float64).detach().cpu().flatten()
+    if len(starts) == 0 or not bool(((starts > t_min) & (starts <= 1)).all()):
+        raise ValueError(f"`timesteps` must be non-empty and in (t_min={t_min}, 1], got {starts.tolist()}.")
+    if not bool((starts[1:] < starts[:-1]).all()):
+        raise ValueError("`timesteps` must be strictly decreasing.")
+    if num_inference_steps is not None and num_inference_steps != len(starts):
+        raise ValueError(
+            f"`num_inference_steps` ({num_inference_steps}) does not match the {len(starts)} given `timesteps`."
+        )
+    return torch.cat([starts, torch.tensor([t_min], dtype=torch.float64)]), len(starts)
+
+
 class StepIndexMixin:
     """Tracks which step of ``self.timesteps`` comes next, as diffusers' schedulers do (``step_index``,
     ``begin_index``, ``set_begin_index``). The scheduler sets ``timesteps``, ``_step_index`` and ``_begin_index``
