@@ -47,7 +47,7 @@ def test_elf_trains_on_english_prose_exports_a_pipeline_and_samples_from_the_cli
     result = train(elf_config(tmp_path / "run"))
     assert result.step == 4 and torch.isfinite(torch.tensor(result.eval_loss))
     logged = [r for r in log_of(tmp_path / "run") if "loss" in r]
-    assert {"denoise_loss", "decode_loss"} <= logged[0].keys()
+    assert {"denoise_loss", "decode_loss"} <= set().union(*logged)  # a step without decode rows omits decode_loss
 
     pipe = ELFPipeline.from_pretrained(tmp_path / "run")
     assert pipe.model.config.latent_std > 0  # fitted on the data before training, saved with the model

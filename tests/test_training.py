@@ -339,3 +339,14 @@ def test_example_ar_config_is_valid():
     model = build_model(get_method("ar"), config, build_tiny_tokenizer())
     assert (model.config.hidden_size, model.config.num_hidden_layers, model.config.intermediate_size) == (256, 4, 704)
     assert model.config.tie_word_embeddings and model.config.max_position_embeddings == config.seq_len
+
+
+def test_logged_means_skip_values_a_batch_did_not_measure():
+    from accelerate import Accelerator
+
+    running = trainer_module.RunningMean()
+    running.add({"loss": torch.tensor(1.0), "decode_loss": torch.tensor(4.0)})
+    running.add({"loss": torch.tensor(3.0), "decode_loss": torch.tensor(float("nan"))})  # no decode rows
+    running.add({"loss": torch.tensor(2.0), "unmeasured": torch.tensor(float("nan"))})
+    assert running.pop(Accelerator(cpu=True)) == {"loss": 2.0, "decode_loss": 4.0}
+    assert running.pop(Accelerator(cpu=True)) == {}

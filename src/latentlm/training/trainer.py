@@ -527,19 +527,30 @@ def _is_scalar(value) -> bool:
 
 
 class RunningMean:
-    """Sums scalar tensors between logging steps on their device, so a training step never waits for the host."""
+    """Sums scalar tensors between logging steps on their device, so a training step never waits for the host.
+
+    A NaN value means "not measured in this batch" (e.g. ELF's ``decode_loss`` on a batch without decode rows) and is
+    left out of its key's mean instead of pulling it towards zero. Sums and counts are reduced over processes before
+    dividing, so every process contributes by the number of batches that measured the value.
+    """
 
     def __init__(self):
         self.sums, self.counts = {}, {}
 
     def add(self, values: dict[str, torch.Tensor]) -> None:
         for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0) + value.detach().float()
-            self.counts[key] = self.counts.get(key, 0) + 1
+            value = value.detach().float()
+            measured = torch.isfinite(value)
+            self.sums[key] = self.sums.get(key, 0) + torch.where(measured, value, 0.0)
+            self.counts[key] = self.counts.get(key, 0) + measured.float()
 
     def pop(self, accelerator: Accelerator) -> dict[str, float]:
-        """The means since the last `pop`, averaged over processes."""
-        means = {key: accelerator.reduce(total / self.counts[key], "mean").item() for key, total in self.sums.items()}
+        """The means since the last `pop` over all processes; keys no batch measured are left out."""
+        means = {}
+        for key, total in self.sums.items():
+            total, count = (accelerator.reduce(value, "sum").item() for value in (total, self.counts[key]))
+            if count > 0:
+                means[key] = total / count
         self.sums, self.counts = {}, {}
         return means
 

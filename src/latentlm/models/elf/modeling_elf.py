@@ -52,7 +52,8 @@ class ELFFlowMatchingOutput(ModelOutput):
         logits (`torch.FloatTensor` of shape `(num_decode_rows, seq_len, vocab_size)`): decode-head logits of the
             examples trained in decode mode (the head is not run on the others).
         metrics (`dict[str, torch.FloatTensor]`): `denoise_loss` (per-token velocity MSE on denoise rows) and
-            `decode_loss` (per-token cross-entropy on decode rows), detached, for logging.
+            `decode_loss` (per-token cross-entropy on decode rows), detached, for logging; NaN when the batch has
+            no rows of that kind.
     """
 
     loss: torch.FloatTensor | None = None
@@ -249,8 +250,9 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
         decode_sum, denoise_sum = (decode_per_token * decode_mask).sum(), (denoise_per_token * denoise_mask).sum()
         loss = (decode_sum + denoise_sum) / token_mask.sum().clamp(min=1)
         metrics = {
-            "denoise_loss": (denoise_sum / denoise_mask.sum().clamp(min=1)).detach(),
-            "decode_loss": (decode_sum / decode_mask.sum().clamp(min=1)).detach(),
+            # NaN (0 / 0) when the batch has no rows of that kind: the trainer's running mean then skips it.
+            "denoise_loss": (denoise_sum / denoise_mask.sum()).detach(),
+            "decode_loss": (decode_sum / decode_mask.sum()).detach(),
         }
         return ELFFlowMatchingOutput(loss=loss, logits=logits, metrics=metrics)
 
