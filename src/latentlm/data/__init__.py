@@ -7,6 +7,7 @@ Example:
     >>> from transformers import AutoTokenizer
     >>> from latentlm.data import DataCollatorForFixedLength, load_text_dataset, tokenize_and_chunk
     >>> corpus = load_text_dataset("english-prose")  # offline: BBC News + Brown + Jane Austen
+    >>> large = load_text_dataset("english-large")  # offline: english-prose + Bibles, Shakespeare, WordNet, ...
     >>> blocks = tokenize_and_chunk(corpus, tokenizer, seq_len=128)  # packed, EOS between documents
     >>> batch = DataCollatorForFixedLength()([blocks["train"][i] for i in range(8)])  # LongTensor (8, 128)
     >>> verses = load_text_dataset("kjv-web")  # a paired task: columns source (KJV) and target (WEB)

