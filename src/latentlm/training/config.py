@@ -74,7 +74,15 @@ class TrainingConfig:
         validation_split: fraction of the training texts held out for evaluation when the dataset has no
             ``validation`` split.
         seq_len: length of every training sequence, in tokens.
-        packing: concatenate texts and cut them into blocks of ``seq_len`` (no padding) instead of padding each text.
+        packing: concatenate texts and cut them into blocks of ``seq_len`` (no padding) instead of padding each text;
+            with ``framing``, split each text into consecutive framed chunks instead of keeping its first chunk.
+        framing: frame every sequence with the tokenizer's special tokens, ``[CLS] chunk [SEP] [PAD]...`` with
+            ``attention_mask`` 0 on the padding, one document chunk of ``seq_len - 2`` tokens per sequence
+            (`latentlm.data.tokenize_and_chunk`), as the official Cosmos code feeds its frozen BERT; False packs
+            documents into ``[CLS]``-less blocks (``packing``). None (the default) is the method's default: True for
+            ELF and Cosmos (both stages), whose frozen BERT-family encoder reads the text, False otherwise. Configs
+            of models trained before this option (the bundled ``elf-tiny-prose``) set ``framing: false``; a Cosmos
+            diffusion run should use its autoencoder's framing. Not used with paired data (``source_column``).
         max_train_samples / max_eval_samples: keep only the first N sequences (quick runs).
         cache_encoder_activations: run the method's frozen encoder over the data once and keep its activations
             on disk with the tokenised sequences (``$LATENTLM_CACHE/encoder-activations``, float16), so training steps
@@ -141,6 +149,7 @@ class TrainingConfig:
     validation_split: float = 0.05
     seq_len: int = 128
     packing: bool = True
+    framing: bool | None = None
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     cache_encoder_activations: bool = False
@@ -221,6 +230,10 @@ class TrainingConfig:
             )
         if self.source_column is not None and get_method(self.method).condition_layout is None:
             raise ValueError(f"`source_column`: method {self.method!r} cannot be trained on paired data.")
+        if self.source_column is not None and self.framing:
+            raise ValueError("`framing` applies to plain text; paired data (`source_column`) has its own layout.")
+        if self.framing is None and self.source_column is None:  # the method's default, recorded in saved configs
+            self.framing = get_method(self.method).framed_by_default
         if not 0 < self.validation_split < 1:
             raise ValueError(f"`validation_split` must be in (0, 1), got {self.validation_split}.")
         for f in dataclasses.fields(self):

@@ -329,7 +329,12 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
         )
     else:
         tokenized = tokenize_and_chunk(
-            raw, tokenizer, config.seq_len, packing=config.packing, text_column=config.text_column
+            raw,
+            tokenizer,
+            config.seq_len,
+            packing=config.packing,
+            framing=config.framing,
+            text_column=config.text_column,
         )
     splits = []
     for name, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples)):
