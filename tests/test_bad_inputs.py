@@ -453,7 +453,7 @@ ROWS += [
         ("optimizer", "sgd"), ("optimizer", None), ("muon_learning_rate", 0.0), ("muon_learning_rate", NAN),
         ("muon_momentum", 1.0), ("muon_momentum", -0.1), ("muon_weight_decay", -0.1), ("muon_ns_steps", 0),
         ("muon_ns_steps", 100), ("muon_ns_steps", 2.5), ("muon_nesterov", "yes"), ("muon_adjust_lr_fn", "rms"),
-        ("framing", "framed"), ("framing", 1),
+        ("framing", "framed"), ("framing", 1), ("muon_output_head", "no"),
     ]
 ]  # fmt: skip
 ROWS += [

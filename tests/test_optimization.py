@@ -24,6 +24,14 @@ def test_elf_split_is_the_official_one_every_trainable_matrix_to_muon():
     assert any(p.ndim == 3 for p in other) and any(p.ndim == 1 for p in other)
 
 
+def test_the_output_head_can_go_to_adamw():
+    model = ELFForFlowMatching(ELFConfig(**TINY_ELF))
+    head = model.get_output_embeddings().weight
+    muon, other = split_muon_parameters(model, output_head=False)
+    assert any(p is head for p in other) and not any(p is head for p in muon)
+    assert len(muon) == len(split_muon_parameters(model)[0]) - 1
+
+
 def test_embedding_tables_and_heads_tied_to_them_go_to_adamw():
     llama = LlamaForCausalLM(LlamaConfig(vocab_size=30, tie_word_embeddings=True, **TINY_LLAMA))
     muon, other = split_muon_parameters(llama)

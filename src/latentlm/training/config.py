@@ -105,6 +105,8 @@ class TrainingConfig:
         muon_momentum, muon_nesterov, muon_ns_steps: Muon's momentum (0.95), Nesterov momentum (on) and
             Newton-Schulz iterations (5), the official values.
         muon_weight_decay: Muon's decoupled weight decay (0, as the official code).
+        muon_output_head: whether the vocabulary projection (``get_output_embeddings()``) is a Muon parameter (True,
+            as the official code's ``unembed_kernel``) or an AdamW one (False, as Muon's authors advise).
         muon_adjust_lr_fn: ``"original"`` (step scaled by ``sqrt(max(1, fan_out / fan_in))``, the official and
             Keller Jordan's rule) or ``"match_rms_adamw"`` (Moonshot's ``0.2 sqrt(max(fan_out, fan_in))``, which lets
             Muon reuse AdamW's learning rate).
@@ -169,6 +171,7 @@ class TrainingConfig:
     muon_nesterov: bool = True
     muon_ns_steps: int = 5
     muon_weight_decay: float = 0.0
+    muon_output_head: bool = True
     muon_adjust_lr_fn: str = "original"
     lr_scheduler_type: str = "constant_with_warmup"
     warmup_steps: int = 0

@@ -9,7 +9,8 @@ see a single optimizer.
 Which parameter goes where (`split_muon_parameters`), as the official code: **every trainable 2-D parameter goes to
 Muon** (``p.ndim == 2``) — hidden projections, the time/guidance MLPs, the input and bottleneck projections *and the
 unembedding head* (official ``unembed_kernel``, a 2-D kernel, is a Muon parameter); everything else — norms, biases,
-the learned control tokens (3-D, as official ``t_emb_tokens``), Perceiver queries and positions — goes to AdamW. The
+the learned control tokens (3-D, as official ``t_emb_tokens``), Perceiver queries and positions — goes to AdamW
+(``muon_output_head: false`` sends the vocabulary projection to AdamW too, as Muon's authors advise). The
 one addition: weights of ``nn.Embedding`` tables (and heads tied to them) go to AdamW, as Muon's authors and
 `torch.optim.Muon`'s documentation advise; ELF's denoiser has no embedding table (its input is the frozen encoder's
 output), so for ELF the split is exactly the official one. With LoRA only the trainable adapter matrices are split
@@ -47,7 +48,7 @@ def build_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Opt
     adamw = {"lr": config.learning_rate, "betas": (config.adam_beta1, config.adam_beta2), "eps": config.adam_epsilon}
     if config.optimizer == "adamw":
         return torch.optim.AdamW(_decay_groups(params, config.weight_decay), **adamw)
-    muon_params, other = split_muon_parameters(model)
+    muon_params, other = split_muon_parameters(model, output_head=config.muon_output_head)
     muon = {
         "lr": config.muon_learning_rate if config.muon_learning_rate is not None else config.learning_rate,
         "momentum": config.muon_momentum,
@@ -69,12 +70,16 @@ def _decay_groups(params: list[nn.Parameter], weight_decay: float) -> list[dict]
     ]
 
 
-def split_muon_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+def split_muon_parameters(model: nn.Module, output_head: bool = True) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """``(muon, other)``: the trainable 2-D parameters that are not embedding tables, and every other trainable one.
 
-    See the module docstring for why (ELF's official split, plus embedding tables to AdamW).
+    See the module docstring for why (ELF's official split, plus embedding tables to AdamW). ``output_head=False``
+    also sends the vocabulary projection (``model.get_output_embeddings()``) to AdamW, as Muon's authors advise.
     """
     tables = {id(module.weight) for module in model.modules() if isinstance(module, nn.Embedding)}
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if not output_head and head is not None:
+        tables.add(id(head.weight))
     muon, other = [], []
     for param in model.parameters():  # each shared (tied) parameter once
         if param.requires_grad:
