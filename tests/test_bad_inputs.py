@@ -450,6 +450,10 @@ ROWS += [
         ("learning_rate", -1.0), ("per_device_train_batch_size", 0), ("validation_split", 1.5),
         ("mixed_precision", "fp8"), ("lr_scheduler_type", "bogus"), ("ema_decay", 1.0), ("warmup_steps", -1),
         ("seq_len", 1.5), ("max_step", 3), ("method", "gpt"), ("max_grad_norm", INF),
+        ("optimizer", "sgd"), ("optimizer", None), ("muon_learning_rate", 0.0), ("muon_learning_rate", NAN),
+        ("muon_momentum", 1.0), ("muon_momentum", -0.1), ("muon_weight_decay", -0.1), ("muon_ns_steps", 0),
+        ("muon_ns_steps", 100), ("muon_ns_steps", 2.5), ("muon_nesterov", "yes"), ("muon_adjust_lr_fn", "rms"),
+        ("framing", "framed"), ("framing", 1), ("muon_output_head", "no"),
     ]
 ]  # fmt: skip
 ROWS += [

@@ -228,3 +228,23 @@ def test_accelerate_configs_load_and_fsdp_wraps_each_models_backbone_block():
     )
     for method in list_methods():  # what Accelerate wraps when the config names no class
         assert get_method(method).model_class._no_split_modules, method
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="compares CPU (gloo) runs with an in-process run on the CPU")
+def test_two_cpu_processes_train_like_one_with_muon(corpus, tmp_path):  # noqa: F811
+    # Muon steps on the all-reduced gradients, so every rank takes the same step. It orthogonalises in bfloat16,
+    # where the processes' float32 sum-order differences can round an element differently: a looser tolerance.
+    single = tiny_config(corpus, tmp_path / "single", optimizer="muon", **RUN)
+    train(single)
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(json.dumps({**single.to_dict(), "output_dir": None}))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    run = launch(torchrun, tmp_path / "rec", config_path, tmp_path / "multi")
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    losses, reference = train_losses(tmp_path / "multi"), train_losses(tmp_path / "single")
+    assert sorted(losses) == [1, 2, 3, 4] and losses[4] == pytest.approx(reference[4], rel=1e-3)
+    weights = load_file(tmp_path / "multi" / "model.safetensors")
+    reference_weights = load_file(tmp_path / "single" / "model.safetensors")
+    for name in weights:
+        torch.testing.assert_close(weights[name], reference_weights[name], rtol=1e-3, atol=1e-3)

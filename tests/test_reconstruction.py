@@ -12,7 +12,7 @@ from conftest import NO_AUGMENTATION, TINY_COSMOS_AE, WORDS, EmbeddingEncoder, b
 from latentlm import CosmosLMAutoencoder, CosmosLMAutoencoderConfig
 from latentlm.cli import main
 from latentlm.evaluation import reconstruction_accuracy
-from latentlm.evaluation.reconstruction import augmentation_settings
+from latentlm.evaluation.reconstruction import augmentation_settings, run_reconstruction
 
 
 def tiny_autoencoder(seed=0, fit_latents=True, **overrides) -> CosmosLMAutoencoder:
@@ -159,3 +159,18 @@ def test_cli_writes_json_markdown_and_plot(saved_autoencoders, tmp_path, monkeyp
     assert f"| aug | 3 | 4 | yes | 72 | {aug['accuracy']['0']:.4f} |" in markdown
     assert (out / "reconstruction.png").stat().st_size > 1000
     assert "| plain | 3 | 4 | no | 72 |" in capsys.readouterr().out
+
+
+def test_an_autoencoder_trained_on_framed_sequences_is_measured_on_framed_sequences(saved_autoencoders, tmp_path,
+                                                                                   monkeypatch):  # fmt: skip
+    monkeypatch.setenv("LATENTLM_CACHE", str(tmp_path / "cache"))
+    (saved_autoencoders / "plain" / "training_config.yaml").write_text("method: cosmos-autoencoder\nframing: true\n")
+    results = run_reconstruction(
+        {"framed": saved_autoencoders / "plain", "packed": saved_autoencoders / "aug"},
+        dataset=str(saved_autoencoders / "corpus"), num_sequences=6, noise_levels=[0], fit_batches=2, batch_size=4,
+        out_dir=tmp_path / "out",
+    )  # fmt: skip
+    framed, packed = results["autoencoders"]["framed"], results["autoencoders"]["packed"]
+    assert framed["framing"] and not packed["framing"]
+    # one 9-word line per sequence, closed by the tokenizer's end-of-document [SEP], padded to 12: 10 real tokens
+    assert framed["num_tokens"] == 6 * 10 and packed["num_tokens"] == 6 * 12

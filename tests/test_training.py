@@ -109,10 +109,13 @@ def test_train_writes_checkpoints_export_and_logs_and_learns(corpus, tmp_path):
     assert not torch.equal(exported.model.norm.weight, raw.model.norm.weight)  # the export holds the EMA weights
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(corpus, tmp_path, monkeypatch):
-    # dropout, gradient accumulation, a cosine schedule and EMA all depend on restored state; 6 steps of 2
-    # micro-batches cross the end of the first epoch (7 batches) and the kill happens mid-epoch
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_continues_exactly_like_an_uninterrupted_run(corpus, tmp_path, monkeypatch, optimizer):
+    # dropout, gradient accumulation, a cosine schedule, EMA and the optimizer's state (AdamW's, or Muon's momentum
+    # with AdamW's moments) all depend on restored state; 6 steps of 2 micro-batches cross the end of the first
+    # epoch (7 batches) and the kill happens mid-epoch
     settings = {
+        "optimizer": optimizer,
         "max_steps": 6,
         "gradient_accumulation_steps": 2,
         "lr_scheduler_type": "cosine",

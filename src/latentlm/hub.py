@@ -96,6 +96,7 @@ _TRAINING_LABELS = {
     "gradient_accumulation_steps": "Gradient accumulation",
     "seq_len": "Sequence length (tokens)",
     "tokens": "Tokens seen",
+    "optimizer": "Optimizer",
     "learning_rate": "Learning rate",
     "lr_scheduler_type": "LR schedule",
     "warmup_steps": "Warm-up steps",
@@ -219,6 +220,8 @@ def training_summary(config, *, num_processes: int = 1, eval_loss: float | None 
         "gradient_accumulation_steps": config.gradient_accumulation_steps,
         "seq_len": config.seq_len,
         "tokens": config.max_steps * batch_size * config.seq_len,
+        # Named only when not the default AdamW, so the cards of AdamW runs read as before.
+        "optimizer": _optimizer_label(config),
         "learning_rate": config.learning_rate,
         "lr_scheduler_type": config.lr_scheduler_type,
         "warmup_steps": config.warmup_steps,
@@ -231,6 +234,13 @@ def training_summary(config, *, num_processes: int = 1, eval_loss: float | None 
         "eval_loss": eval_loss,
     }
     return {key: value for key, value in summary.items() if value is not None}
+
+
+def _optimizer_label(config) -> str | None:
+    if getattr(config, "optimizer", "adamw") == "adamw":
+        return None
+    lr = config.muon_learning_rate if config.muon_learning_rate is not None else config.learning_rate
+    return f"Muon (lr {lr:g}, momentum {config.muon_momentum:g}) + AdamW"
 
 
 def save_training_card(

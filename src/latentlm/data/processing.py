@@ -6,6 +6,11 @@ Conventions (shared by every training loop in latentlm):
   1 on real tokens (an end-of-document token included) and 0 on padding. Padding is always on the right.
 - Documents are tokenised *without* special tokens (no ``[CLS]`` / ``<s>``); an end-of-document id is appended
   (see [`eos_token_id_for`]): the tokenizer's ``eos_token_id``, or ``sep_token_id`` for BERT-like tokenizers.
+- Except in *framed* examples (``framing=True``): every example is one document chunk in the tokenizer's own frame of
+  special tokens (`frame_tokens`: ``[CLS] chunk [SEP]`` for BERT-family tokenizers, ``chunk </s>`` for T5), padded
+  with ``[PAD]`` (``attention_mask`` 0), as Cosmos' official code feeds its frozen BERT
+  (``encoder_trainer.py`` ``collate_fn``: ``add_special_tokens=True``, padded, truncated to L). A frozen BERT-family
+  encoder then sees the inputs it was trained on; the frame's closing token is the end-of-document id.
 - Documents with no tokens are dropped.
 - Paired data (sequence to sequence, [`tokenize_pairs`]): the target is ``input_ids`` / ``attention_mask`` of
   exactly ``target_length`` tokens, **padded with the end-of-document id, every position real and supervised** (as
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
-__all__ = ["DataCollatorForFixedLength", "eos_token_id_for", "tokenize_and_chunk", "tokenize_pairs"]
+__all__ = ["DataCollatorForFixedLength", "eos_token_id_for", "frame_tokens", "tokenize_and_chunk", "tokenize_pairs"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,27 @@ def eos_token_id_for(tokenizer: PreTrainedTokenizerBase) -> int:
     raise ValueError(
         f"`tokenizer` ({type(tokenizer).__name__}) has neither an eos_token nor a sep_token to end documents with; "
         "set one (e.g. `tokenizer.eos_token = ...`) or pass `add_eos=False`."
+    )
+
+
+def frame_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer puts before and after one text (``add_special_tokens=True``): ``([CLS], [SEP])`` for
+    BERT-family tokenizers, ``([], [</s>])`` for T5, ``([], [])`` for GPT-2.
+
+    Read off the tokenizer's own output for a one-word probe, so any post-processor template is followed.
+    """
+    for probe in ("a", "the", "x", "0"):
+        bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
+        if bare:
+            break
+    else:
+        raise ValueError(f"`tokenizer` ({type(tokenizer).__name__}) encodes none of the probe words; cannot frame.")
+    full = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return full[:start], full[start + len(bare) :]
+    raise ValueError(
+        f"`tokenizer` ({type(tokenizer).__name__}) rewrites text when adding special tokens; cannot frame."
     )
 
 
@@ -110,6 +136,28 @@ def _tokenize_and_pad(
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
+def _frame(tokenizer, add_eos: bool) -> tuple[list[int], list[int]]:
+    """`frame_tokens`, closed by the end-of-document id when the tokenizer adds no closing token (GPT-2)."""
+    prefix, suffix = frame_tokens(tokenizer)
+    return prefix, suffix or ([eos_token_id_for(tokenizer)] if add_eos else [])
+
+
+def _frame_documents(
+    batch: dict[str, list], seq_len: int, prefix: list[int], suffix: list[int], pad_id: int, split_documents: bool
+) -> dict[str, list]:
+    """Batched map over tokenised documents: ``prefix + chunk + suffix`` right-padded to ``seq_len``, one example per
+    chunk of ``seq_len - len(prefix) - len(suffix)`` consecutive tokens (``split_documents``), or per document (its
+    first chunk)."""
+    room = seq_len - len(prefix) - len(suffix)
+    input_ids, attention_mask = [], []
+    for ids in batch["input_ids"]:
+        for start in range(0, len(ids), room) if split_documents else range(min(len(ids), 1)):
+            ids_row, mask_row = _pad(prefix + ids[start : start + room] + suffix, seq_len, pad_id)
+            input_ids.append(ids_row)
+            attention_mask.append(mask_row)
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
 def _fixed_length_features(seq_len: int):
     datasets = require_datasets()
     return datasets.Features(
@@ -120,7 +168,7 @@ def _fixed_length_features(seq_len: int):
     )
 
 
-def _check_arguments(dataset, tokenizer, seq_len, packing, text_column, add_eos, num_proc) -> None:
+def _check_arguments(dataset, tokenizer, seq_len, packing, framing, text_column, add_eos, num_proc) -> None:
     datasets = require_datasets()
     if not isinstance(dataset, (datasets.Dataset, datasets.DatasetDict)):
         raise TypeError(f"`dataset_dict` must be a datasets.Dataset or DatasetDict, got {type(dataset).__name__}.")
@@ -130,13 +178,21 @@ def _check_arguments(dataset, tokenizer, seq_len, packing, text_column, add_eos,
         raise ValueError(f"`num_proc` must be None or a positive int, got {num_proc!r}.")
     if not callable(tokenizer):
         raise ValueError(f"`tokenizer` must be a transformers tokenizer, got {type(tokenizer).__name__}.")
-    if add_eos:
+    if add_eos and not (framing and frame_tokens(tokenizer)[1]):
         eos_token_id_for(tokenizer)
-    if not packing and getattr(tokenizer, "pad_token_id", None) is None:
+    if (framing or not packing) and getattr(tokenizer, "pad_token_id", None) is None:
+        needs = "`framing=True`" if framing else "`packing=False`"
         raise ValueError(
-            "`tokenizer` has no pad token, which `packing=False` needs; set one (e.g. "
+            f"`tokenizer` has no pad token, which {needs} needs; set one (e.g. "
             "`tokenizer.pad_token = tokenizer.eos_token`) or use `packing=True`."
         )
+    if framing:
+        prefix, suffix = _frame(tokenizer, add_eos)
+        if seq_len <= len(prefix) + len(suffix):
+            raise ValueError(
+                f"`seq_len`={seq_len} leaves no room for text inside the {len(prefix) + len(suffix)} special tokens "
+                "of `framing=True`."
+            )
     splits = dataset.items() if isinstance(dataset, datasets.DatasetDict) else [("dataset", dataset)]
     for split, ds in splits:
         if text_column not in ds.column_names:
@@ -146,12 +202,42 @@ def _check_arguments(dataset, tokenizer, seq_len, packing, text_column, add_eos,
             )
 
 
-def _process_split(ds: Dataset, tokenizer, seq_len, packing, text_column, add_eos, num_proc) -> Dataset:
+def _tokenize_documents_once(ds: Dataset, tokenizer, text_column: str, eos_id: int | None, num_proc) -> Dataset:
+    """One row of ``input_ids`` per non-empty document (`_tokenize_documents`), cached by ``datasets``."""
     datasets = require_datasets()
-    eos_id = eos_token_id_for(tokenizer) if add_eos else None
+    return ds.map(
+        _tokenize_documents,
+        batched=True,
+        num_proc=num_proc,
+        remove_columns=ds.column_names,
+        features=datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))}),
+        fn_kwargs={"tokenizer": tokenizer, "text_column": text_column, "eos_id": eos_id},
+        desc="Tokenizing",
+    )
+
+
+def _process_split(ds: Dataset, tokenizer, seq_len, packing, framing, text_column, add_eos, num_proc) -> Dataset:
+    datasets = require_datasets()
+    eos_id = eos_token_id_for(tokenizer) if add_eos and not framing else None
     features = _fixed_length_features(seq_len)
     if len(ds) == 0:  # `map` skips empty datasets, so give the empty result its schema here
         return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    if framing:  # documents tokenised once (cached for every seq_len), then framed
+        prefix, suffix = _frame(tokenizer, add_eos)
+        return _tokenize_documents_once(ds, tokenizer, text_column, None, num_proc).map(
+            _frame_documents,
+            batched=True,
+            remove_columns=["input_ids"],
+            features=features,
+            fn_kwargs={
+                "seq_len": seq_len,
+                "prefix": prefix,
+                "suffix": suffix,
+                "pad_id": int(tokenizer.pad_token_id),
+                "split_documents": packing,
+            },
+            desc=f"Framing into examples of {seq_len}",
+        )
     if not packing:
         return ds.map(
             _tokenize_and_pad,
@@ -168,15 +254,7 @@ def _process_split(ds: Dataset, tokenizer, seq_len, packing, text_column, add_eo
             },
             desc=f"Tokenizing and padding to {seq_len}",
         )
-    tokenized = ds.map(
-        _tokenize_documents,
-        batched=True,
-        num_proc=num_proc,
-        remove_columns=ds.column_names,
-        features=datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))}),
-        fn_kwargs={"tokenizer": tokenizer, "text_column": text_column, "eos_id": eos_id},
-        desc="Tokenizing",
-    )
+    tokenized = _tokenize_documents_once(ds, tokenizer, text_column, eos_id, num_proc)
     packed = tokenized.with_format("arrow").map(
         _pack_table,
         batched=True,
@@ -197,6 +275,7 @@ def tokenize_and_chunk(
     seq_len: int,
     *,
     packing: bool = True,
+    framing: bool = False,
     text_column: str = "text",
     add_eos: bool = True,
     num_proc: int | None = None,
@@ -209,6 +288,13 @@ def tokenize_and_chunk(
     - ``packing=False``: one example per document, truncated to ``seq_len``; the end-of-document id is appended when
       the document fits in fewer than ``seq_len`` tokens; right-padded with ``tokenizer.pad_token_id``;
       ``attention_mask`` is 0 on padding.
+    - ``framing=True``: framed examples, as a frozen BERT-family encoder expects them (module docstring): each is
+      ``[CLS] chunk [SEP]`` (the tokenizer's `frame_tokens`) right-padded to ``seq_len`` with ``attention_mask`` 0 on
+      padding. With ``packing=True`` every document is split into consecutive chunks of ``seq_len - 2`` tokens (for a
+      BERT frame), so all its text is used and only a document's last chunk is padded; with ``packing=False`` each
+      document keeps its first chunk (truncated, as the official Cosmos collator). The frame's closing ``[SEP]``
+      ends every example; a tokenizer that adds no closing token (GPT-2) gets the end-of-document id there instead
+      (with ``add_eos``).
 
     Results are cached by ``datasets`` (fingerprints of the input, the tokenizer and the arguments), so a second call
     on a dataset that lives on disk (e.g. from [`load_corpus`]) reads the cache instead of tokenising again.
@@ -218,7 +304,9 @@ def tokenize_and_chunk(
         tokenizer: any transformers tokenizer. Needs an eos or sep token when ``add_eos``, a pad token when
             ``packing=False``.
         seq_len: tokens per example (positive).
-        packing: pack documents into full blocks (``True``) or pad each document (``False``).
+        packing: pack documents into full blocks (``True``) or pad each document (``False``); with ``framing``,
+            split documents into consecutive framed chunks (``True``) or keep each document's first chunk (``False``).
+        framing: frame every example with the tokenizer's special tokens and pad it (see above).
         text_column: the column holding the text.
         add_eos: append the end-of-document id to each document.
         num_proc: processes for tokenisation (packing itself is one vectorised pass per split).
@@ -234,8 +322,8 @@ def tokenize_and_chunk(
         ```
     """
     datasets = require_datasets()
-    _check_arguments(dataset_dict, tokenizer, seq_len, packing, text_column, add_eos, num_proc)
-    args = (tokenizer, seq_len, packing, text_column, add_eos, num_proc)
+    _check_arguments(dataset_dict, tokenizer, seq_len, packing, framing, text_column, add_eos, num_proc)
+    args = (tokenizer, seq_len, packing, framing, text_column, add_eos, num_proc)
     if isinstance(dataset_dict, datasets.DatasetDict):
         out = datasets.DatasetDict({name: _process_split(ds, *args) for name, ds in dataset_dict.items()})
     else:

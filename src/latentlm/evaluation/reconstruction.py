@@ -11,7 +11,9 @@ accuracy as the noise grows. ``latentlm reconstruct`` (or :func:`run_reconstruct
   not augmented dashed).
 
 Protocol: each autoencoder reads the first ``num_sequences`` sequences of ``split`` (default ``test``), tokenised with
-its own tokenizer and packed into blocks of its ``max_position_embeddings`` tokens as training does. The frozen
+its own tokenizer into sequences of its ``max_position_embeddings`` tokens as its training did: framed
+(``[CLS] chunk [SEP] [PAD]...``, the default of new Cosmos runs) when the ``training_config.yaml`` that ``latentlm train``
+writes beside the export says ``framing: true``, else packed blocks (older runs, folders without that file). The frozen
 encoder's activations are computed once and cached on disk (:func:`latentlm.data.add_encoder_activations`), shared by
 the autoencoders with the same tokenizer, length and encoder. An autoencoder saved without latent statistics gets them
 from the first ``fit_batches`` batches of the *train* split, never from the evaluated text. The noise is drawn from a
@@ -169,24 +171,25 @@ class _SequenceSource:
         self.corpus, self.device, self.batch_size = corpus, torch.device(device), batch_size
         self._tokenized, self._encoded = {}, {}
 
-    def tokenized(self, tokenizer, seq_len: int, split: str):
+    def tokenized(self, tokenizer, seq_len: int, split: str, framing: bool = False):
         from datasets.fingerprint import Hasher
 
         from ..data import tokenize_and_chunk
 
-        key = (Hasher.hash(tokenizer), seq_len, split)
+        key = (Hasher.hash(tokenizer), seq_len, split, framing)
         if key not in self._tokenized:
             if split not in self.corpus:
                 raise ValueError(f"The dataset has no {split!r} split; its splits: {sorted(self.corpus)}.")
-            self._tokenized[key] = tokenize_and_chunk(self.corpus[split], tokenizer, seq_len)
+            self._tokenized[key] = tokenize_and_chunk(self.corpus[split], tokenizer, seq_len, framing=framing)
         return key, self._tokenized[key]
 
-    def sequences(self, autoencoder, tokenizer, split: str, start: int, count: int):
+    def sequences(self, autoencoder, tokenizer, split: str, start: int, count: int, framing: bool = False):
         """Rows ``start : start + count`` of ``split`` (fewer if the split is shorter), with the encoder's activations
         (cached on disk, one encoder forward for every autoencoder reading the same tokens)."""
         from ..data import add_model_encoder_activations
 
-        tokens_key, tokenized = self.tokenized(tokenizer, autoencoder.config.max_position_embeddings, split)
+        seq_len = autoencoder.config.max_position_embeddings
+        tokens_key, tokenized = self.tokenized(tokenizer, seq_len, split, framing)
         encoder = autoencoder.load_text_encoder()
         key = (tokens_key, type(encoder).__name__, getattr(encoder.config, "_name_or_path", ""), start, count)
         if key not in self._encoded:
@@ -211,6 +214,17 @@ def load_autoencoder(path, device):
         tokenizer_path = resolve_encoder_path(autoencoder.config.encoder_name_or_path)
         logger.warning(f"{path} holds no tokenizer: using the encoder's, {tokenizer_path}.")
     return autoencoder, AutoTokenizer.from_pretrained(tokenizer_path)
+
+
+def trained_framing(path) -> bool:
+    """Whether the run that exported ``path`` trained on framed sequences (its ``training_config.yaml``); False for
+    folders without one (runs from before `TrainingConfig.framing`, checkpoints)."""
+    import yaml
+
+    config_file = Path(path) / "training_config.yaml"
+    if not config_file.is_file():
+        return False
+    return bool((yaml.safe_load(config_file.read_text()) or {}).get("framing"))
 
 
 def _resolve_dataset(dataset):
@@ -274,7 +288,8 @@ def run_reconstruction(
     for name, path in autoencoders.items():
         autoencoder, tokenizer = load_autoencoder(path, device)
         config = autoencoder.config
-        evaluated = source.sequences(autoencoder, tokenizer, split, 0, num_sequences)
+        framing = trained_framing(path)
+        evaluated = source.sequences(autoencoder, tokenizer, split, 0, num_sequences, framing)
         if len(evaluated) == 0:
             raise ValueError(
                 f"The {split!r} split has no sequence of {config.max_position_embeddings} tokens for {name!r}."
@@ -285,7 +300,7 @@ def run_reconstruction(
         statistics = "saved with the model"
         if not autoencoder.has_latent_statistics and fit_batches > 0:
             start = len(evaluated) if split == "train" else 0
-            fit = source.sequences(autoencoder, tokenizer, "train", start, fit_batches * batch_size)
+            fit = source.sequences(autoencoder, tokenizer, "train", start, fit_batches * batch_size, framing)
             if len(fit) == 0:
                 raise ValueError(f"The train split has no sequence left to fit the latent statistics of {name!r}.")
             autoencoder.fit_latent_statistics(
@@ -299,6 +314,7 @@ def run_reconstruction(
             "num_latents": config.num_latents,
             "latent_dim": config.latent_dim,
             "seq_len": config.max_position_embeddings,
+            "framing": framing,  # framed: the real tokens counted include each sequence's [CLS] and [SEP]
             "compression_ratio": config.compression_ratio,
             "augmentation": augmentation_settings(config),
             "latent_statistics": statistics,

@@ -22,6 +22,8 @@ class MethodSpec:
         condition_layout: how paired data (``source_column`` / ``target_column``) reaches the model:
             ``"in_sequence"`` (condition tokens share the denoiser's positions, ELF), ``"cross_attention"`` (Cosmos),
             ``"concatenated"`` (``source [SEP] target`` for causal LMs), or ``None`` (the method takes no condition).
+        framed_by_default: the default of ``TrainingConfig.framing``: True for the methods whose frozen BERT-family
+            encoder reads the text (ELF, Cosmos), so it sees ``[CLS] ... [SEP]`` windows as the official code feeds it.
         model_defaults: the model a run from scratch builds when its YAML ``model:`` sets none of these keys, for
             config classes whose own defaults build a model far too large to train by accident (``LlamaConfig()``
             is 6.7B parameters).
@@ -32,6 +34,7 @@ class MethodSpec:
     model_class: type
     pipeline_class: str | None = None
     condition_layout: str | None = None
+    framed_by_default: bool = False
     model_defaults: dict = field(default_factory=dict)
 
 
@@ -55,11 +58,20 @@ def _method_specs() -> dict[str, MethodSpec]:
 
     return {
         # Cosmos trains in two stages: the autoencoder, then diffusion on its latents (`--autoencoder PATH`).
-        "cosmos-autoencoder": MethodSpec("cosmos-autoencoder", CosmosLMAutoencoderConfig, CosmosLMAutoencoder),
-        "cosmos": MethodSpec(
-            "cosmos", CosmosLMConfig, CosmosLMForDiffusion, "CosmosLMPipeline", condition_layout="cross_attention"
+        "cosmos-autoencoder": MethodSpec(
+            "cosmos-autoencoder", CosmosLMAutoencoderConfig, CosmosLMAutoencoder, framed_by_default=True
         ),
-        "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, "ELFPipeline", condition_layout="in_sequence"),
+        "cosmos": MethodSpec(
+            "cosmos",
+            CosmosLMConfig,
+            CosmosLMForDiffusion,
+            "CosmosLMPipeline",
+            condition_layout="cross_attention",
+            framed_by_default=True,
+        ),
+        "elf": MethodSpec(
+            "elf", ELFConfig, ELFForFlowMatching, "ELFPipeline", condition_layout="in_sequence", framed_by_default=True
+        ),
         "nfdm": MethodSpec("nfdm", NFDMConfig, NFDMForDiffusion, pipeline_class="NFDMPipeline"),
         # LDLM trains encoder, decoder and denoiser jointly in one stage; the export is the decoder side only.
         # Unconditional for now (no `encode_condition` yet).

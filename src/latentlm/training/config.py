@@ -31,6 +31,8 @@ from .sources import check_in_memory_dataset, describe_dataset, is_in_memory_dat
 MIXED_PRECISION = ("no", "bf16", "fp16")
 REPORT_TO = ("tensorboard", "none")
 # `transformers.get_scheduler` names whose `step()` needs no metric and no extra arguments.
+OPTIMIZERS = ("adamw", "muon")
+MUON_ADJUST_LR_FNS = ("original", "match_rms_adamw")  # `torch.optim.Muon(adjust_lr_fn=...)`
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 _SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
@@ -72,7 +74,15 @@ class TrainingConfig:
         validation_split: fraction of the training texts held out for evaluation when the dataset has no
             ``validation`` split.
         seq_len: length of every training sequence, in tokens.
-        packing: concatenate texts and cut them into blocks of ``seq_len`` (no padding) instead of padding each text.
+        packing: concatenate texts and cut them into blocks of ``seq_len`` (no padding) instead of padding each text;
+            with ``framing``, split each text into consecutive framed chunks instead of keeping its first chunk.
+        framing: frame every sequence with the tokenizer's special tokens, ``[CLS] chunk [SEP] [PAD]...`` with
+            ``attention_mask`` 0 on the padding, one document chunk of ``seq_len - 2`` tokens per sequence
+            (`latentlm.data.tokenize_and_chunk`), as the official Cosmos code feeds its frozen BERT; False packs
+            documents into ``[CLS]``-less blocks (``packing``). None (the default) is the method's default: True for
+            ELF and Cosmos (both stages), whose frozen BERT-family encoder reads the text, False otherwise. Configs
+            of models trained before this option (the bundled ``elf-tiny-prose``) set ``framing: false``; a Cosmos
+            diffusion run should use its autoencoder's framing. Not used with paired data (``source_column``).
         max_train_samples / max_eval_samples: keep only the first N sequences (quick runs).
         cache_encoder_activations: run the method's frozen encoder over the data once and keep its activations
             on disk with the tokenised sequences (``$LATENTLM_CACHE/encoder-activations``, float16), so training steps
@@ -84,8 +94,22 @@ class TrainingConfig:
             set, it replaces ``per_device_train_batch_size`` (= total / (processes x accumulation), which must divide
             evenly), so one config trains the same way on any number of processes.
         gradient_accumulation_steps: micro-batches per optimizer step.
-        learning_rate, weight_decay, adam_beta1, adam_beta2, adam_epsilon: AdamW; weight decay applies to matrices
-            only (not to norms and biases).
+        optimizer: ``"adamw"`` (the default) or ``"muon"``: `torch.optim.Muon` on the 2-D parameters (hidden
+            projections and the unembedding head; not embedding tables) and AdamW on the rest, as ELF's official
+            training (``lillian039/ELF@pytorch_elf``: Muon, lr 2e-3 constant after warm-up, weight decay 0); see
+            `latentlm.training.optimization` for the split and the differences. The ELF paper's AdamW alternative
+            is ``optimizer: adamw`` with ``learning_rate: 1.0e-4``, ``adam_beta2: 0.95``.
+        learning_rate, weight_decay, adam_beta1, adam_beta2, adam_epsilon: AdamW (with Muon: the AdamW side); weight
+            decay applies to matrices only (not to norms and biases).
+        muon_learning_rate: Muon's learning rate; None uses ``learning_rate`` (the official code uses one rate).
+        muon_momentum, muon_nesterov, muon_ns_steps: Muon's momentum (0.95), Nesterov momentum (on) and
+            Newton-Schulz iterations (5), the official values.
+        muon_weight_decay: Muon's decoupled weight decay (0, as the official code).
+        muon_output_head: whether the vocabulary projection (``get_output_embeddings()``) is a Muon parameter (True,
+            as the official code's ``unembed_kernel``) or an AdamW one (False, as Muon's authors advise).
+        muon_adjust_lr_fn: ``"original"`` (step scaled by ``sqrt(max(1, fan_out / fan_in))``, the official and
+            Keller Jordan's rule) or ``"match_rms_adamw"`` (Moonshot's ``0.2 sqrt(max(fan_out, fan_in))``, which lets
+            Muon reuse AdamW's learning rate).
         lr_scheduler_type: a `transformers.get_scheduler` name, one of `LR_SCHEDULERS`.
         warmup_steps: linear warm-up, in optimizer steps.
         max_steps: number of optimizer steps.
@@ -127,6 +151,7 @@ class TrainingConfig:
     validation_split: float = 0.05
     seq_len: int = 128
     packing: bool = True
+    framing: bool | None = None
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     cache_encoder_activations: bool = False
@@ -135,11 +160,19 @@ class TrainingConfig:
     total_train_batch_size: int | None = None
     per_device_eval_batch_size: int = 32
     gradient_accumulation_steps: int = 1
+    optimizer: str = "adamw"
     learning_rate: float = 3e-4
     weight_decay: float = 0.01
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-8
+    muon_learning_rate: float | None = None
+    muon_momentum: float = 0.95
+    muon_nesterov: bool = True
+    muon_ns_steps: int = 5
+    muon_weight_decay: float = 0.0
+    muon_output_head: bool = True
+    muon_adjust_lr_fn: str = "original"
     lr_scheduler_type: str = "constant_with_warmup"
     warmup_steps: int = 0
     max_steps: int = 1000
@@ -179,17 +212,18 @@ class TrainingConfig:
             raise ValueError("`output_dir` is required.")
         positive = ("seq_len", "per_device_train_batch_size", "per_device_eval_batch_size")
         positive += ("gradient_accumulation_steps", "max_steps", "logging_steps", "eval_batches", "max_source_length")
+        positive += ("muon_ns_steps",)
         optional_positive = ("eval_steps", "save_steps", "save_total_limit", "max_train_samples", "max_eval_samples")
-        optional_positive += ("total_train_batch_size",)
+        optional_positive += ("total_train_batch_size", "muon_learning_rate")
         for name in positive + tuple(n for n in optional_positive if getattr(self, n) is not None):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
-        for name in ("warmup_steps", "dataloader_num_workers", "weight_decay", "max_grad_norm"):
+        for name in ("warmup_steps", "dataloader_num_workers", "weight_decay", "max_grad_norm", "muon_weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be non-negative, got {getattr(self, name)}.")
         if self.learning_rate <= 0 or self.adam_epsilon <= 0:
             raise ValueError("`learning_rate` and `adam_epsilon` must be positive.")
-        for name in ("adam_beta1", "adam_beta2", "ema_decay"):
+        for name in ("adam_beta1", "adam_beta2", "ema_decay", "muon_momentum"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
         if (self.source_column is None) != (self.target_column is None):
@@ -199,6 +233,10 @@ class TrainingConfig:
             )
         if self.source_column is not None and get_method(self.method).condition_layout is None:
             raise ValueError(f"`source_column`: method {self.method!r} cannot be trained on paired data.")
+        if self.source_column is not None and self.framing:
+            raise ValueError("`framing` applies to plain text; paired data (`source_column`) has its own layout.")
+        if self.framing is None and self.source_column is None:  # the method's default, recorded in saved configs
+            self.framing = get_method(self.method).framed_by_default
         if not 0 < self.validation_split < 1:
             raise ValueError(f"`validation_split` must be in (0, 1), got {self.validation_split}.")
         for f in dataclasses.fields(self):
@@ -210,6 +248,10 @@ class TrainingConfig:
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _check_choice("report_to", self.report_to, REPORT_TO)
         _check_choice("lr_scheduler_type", self.lr_scheduler_type, LR_SCHEDULERS)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("muon_adjust_lr_fn", self.muon_adjust_lr_fn, MUON_ADJUST_LR_FNS)
+        if self.muon_ns_steps >= 100:  # `torch.optim.Muon` would only fail at the first step
+            raise ValueError(f"`muon_ns_steps` must be below 100, got {self.muon_ns_steps}.")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainingConfig":

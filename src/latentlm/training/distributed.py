@@ -96,6 +96,17 @@ def check_sharding(distributed_type: str) -> None:
         )
 
 
+def check_optimizer_sharding(optimizer: str, distributed_type: str) -> None:
+    """Raises for ``optimizer: muon`` under FSDP or DeepSpeed: they hand the optimizer flattened shards of the
+    matrices, and Muon orthogonalises whole matrices (`torch.optim.Muon` takes 2-D parameters only). Data parallel
+    (DDP) is fine: every process steps the same all-reduced gradients."""
+    if optimizer == "muon" and distributed_type in ("FSDP", "DEEPSPEED"):
+        raise LaunchError(
+            f"`optimizer: muon` needs whole weight matrices, but {distributed_type} shards them; "
+            "use DDP (examples/accelerate_configs/ddp.yaml) or `optimizer: adamw`."
+        )
+
+
 def _single_process_accelerate_launch_of_several() -> bool:
     """Accelerate's simple launcher sets ``ACCELERATE_USE_CPU``, and ``MASTER_PORT`` only for ``num_processes > 1``;
     it sets no rank (torchrun sets ``LOCAL_RANK``, MPI its own variables)."""

@@ -1,8 +1,9 @@
 """One Accelerate training loop for every method of the registry.
 
 `train` follows the diffusers / Accelerate example scripts, as a library function: build the tokenizer, data and
-model from a `TrainingConfig`, prepare them with Accelerate, run AdamW with warm-up, gradient accumulation and
-clipping, keep an EMA, evaluate on a fixed set of validation batches, checkpoint atomically, and export the final
+model from a `TrainingConfig`, prepare them with Accelerate, run the optimizer (AdamW, or Muon with AdamW as ELF's
+official training, see `latentlm.training.optimization`) with warm-up, gradient accumulation and clipping, keep an
+EMA, evaluate on a fixed set of validation batches, checkpoint atomically, and export the final
 model (or the method's pipeline) to ``output_dir``.
 
 The contract with a method's training head (``MethodSpec.model_class``):
@@ -49,8 +50,16 @@ from .checkpointing import (
     save_checkpoint,
 )
 from .config import TrainingConfig
-from .distributed import OutputDirLock, check_launch, check_sharding, per_device_batch_size, use_cpu_backend
+from .distributed import (
+    OutputDirLock,
+    check_launch,
+    check_optimizer_sharding,
+    check_sharding,
+    per_device_batch_size,
+    use_cpu_backend,
+)
 from .ema import EMA
+from .optimization import build_optimizer
 from .sources import PretrainedSource, resolve_init_from
 
 
@@ -102,6 +111,7 @@ def train(config: TrainingConfig) -> TrainResult:
     )
     check_launch(accelerator.num_processes)
     check_sharding(accelerator.distributed_type.value)
+    check_optimizer_sharding(config.optimizer, accelerator.distributed_type.value)
     per_device = per_device_batch_size(
         config.total_train_batch_size,
         config.per_device_train_batch_size,
@@ -319,7 +329,12 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
         )
     else:
         tokenized = tokenize_and_chunk(
-            raw, tokenizer, config.seq_len, packing=config.packing, text_column=config.text_column
+            raw,
+            tokenizer,
+            config.seq_len,
+            packing=config.packing,
+            framing=config.framing,
+            text_column=config.text_column,
         )
     splits = []
     for name, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples)):
@@ -480,18 +495,6 @@ def apply_lora(model, lora_kwargs: dict):
     from peft import LoraConfig, get_peft_model
 
     return get_peft_model(model, LoraConfig(**lora_kwargs))
-
-
-def build_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters; weight decay on matrices only, not on norms and biases (1-D)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(
-        groups, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon
-    )
 
 
 @torch.no_grad()
