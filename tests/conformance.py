@@ -134,6 +134,14 @@ def _cosmos_ae_config():
     return CosmosLMAutoencoderConfig(**TINY_COSMOS_AE, **NO_AUGMENTATION, init_lm_head_from_encoder=False)
 
 
+def _cosmos_ae_original_config():
+    """latentlm's original codec (`codec_version=1`), which every config saved before the published form loads as."""
+    from conftest import NO_AUGMENTATION, TINY_COSMOS_AE
+    from latentlm.models import CosmosLMAutoencoderConfig
+
+    return CosmosLMAutoencoderConfig(**TINY_COSMOS_AE, **NO_AUGMENTATION, codec_version=1)
+
+
 def _cosmos_ae_inputs(config, generator):
     # The autoencoder's forward reads encoder activations; feed them directly (no frozen encoder in unit tests).
     inputs = _token_inputs(config, generator, seq_len=config.max_position_embeddings)
@@ -220,6 +228,10 @@ def model_cases() -> list[ModelCase]:
         ModelCase(CosmosLMModel, _cosmos_config, _denoiser_inputs, "sample", "AutoModel"),
         ModelCase(CosmosLMForDiffusion, _cosmos_config, cosmos_latents, "loss", "AutoModelForTextDiffusion"),
         ModelCase(CosmosLMAutoencoder, _cosmos_ae_config, _cosmos_ae_inputs, "logits", "AutoModel", _fit_cosmos_stats),
+        ModelCase(
+            CosmosLMAutoencoder, _cosmos_ae_original_config, _cosmos_ae_inputs, "logits", "AutoModel", _fit_cosmos_stats,
+            extra={"id": "CosmosLMAutoencoder-original"},
+        ),
         ModelCase(LDLMModel, _ldlm_config, _denoiser_inputs, "sample", "AutoModel"),
         ModelCase(LDLMForDiffusion, _ldlm_config, _ldlm_inputs, "loss", "AutoModelForTextDiffusion", _fit_ldlm_stats),
         ModelCase(LDLMDecoder, _ldlm_decoder_config, _ldlm_decoder_inputs, "logits", "AutoModel"),

@@ -80,5 +80,8 @@ class EmbeddingEncoder(torch.nn.Module):
         self.config = type("Config", (), {"hidden_size": hidden_size, "_name_or_path": "fake"})()
         self.embed = torch.nn.Embedding(vocab_size, hidden_size)
 
+    def get_input_embeddings(self):
+        return self.embed
+
     def forward(self, input_ids, attention_mask=None):
         return type("Out", (), {"last_hidden_state": self.embed(input_ids)})()

@@ -265,10 +265,13 @@ ROWS += _config_rows(CosmosLMConfig, COSMOS, [
     ("num_latent", 3, "num_latent"), ("intermediate_size", 2.5, None),
 ])  # fmt: skip
 ROWS += _config_rows(CosmosLMAutoencoderConfig, COSMOS_AE, [
-    ("encoder_dim", 0, None), ("num_latents", 5, "chunk_shortcut"), ("activation_mask_fraction", 1.5, None),
+    ("encoder_dim", 0, None), ("num_latents", 0, None), ("activation_mask_fraction", 1.5, None),
     ("latent_dropout", 1.5, None), ("activation_noise_delta", 2.0, None), ("lm_head_dim", 0, None),
     ("num_compressor_layers", 0, None), ("chunk_shortcut", 1, None), ("init_lm_head_from_encoder", "true", None),
     ("encoder_dims", 16, "encoder_dims"), ("activation_mask_prob", NAN, None), ("hidden_dropout", NAN, None),
+    ("codec_version", 3, None), ("feed_forward", "relu", None), ("lm_head", "tied", None), ("mask_token_id", 40, None),
+    ("couple_heads", "yes", None), ("mask_token_slots", 1, None), ("normalized_latent", "no", None),
+    ("decoder_final_norm", 0, None), ("locality_bias", "on", None), ("hidden_dropout", 1.0, None),
 ])  # fmt: skip
 
 ROWS += _config_rows(LDLMConfig, TINY_LDLM, [

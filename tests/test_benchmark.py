@@ -49,14 +49,15 @@ def replace_config(config, **changes):
     return type(config)(**{**config.to_dict(), **changes})
 
 
-def tiny_cosmos_pipeline(tokenizer, *, random_weights=False):
-    """A tiny Cosmos pipeline: N = 3 latents of width 8 for L = 12 tokens, unit statistics (usable untrained)."""
+def tiny_cosmos_pipeline(tokenizer, *, random_weights=False, codec_version=1):
+    """A tiny Cosmos pipeline: N = 3 latents of width 8 for L = 12 tokens, unit statistics (usable untrained); the
+    original codec unless `codec_version=2` (as published)."""
     special = dict(eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)
     autoencoder = CosmosLMAutoencoder(
         CosmosLMAutoencoderConfig(
             vocab_size=len(tokenizer), encoder_dim=16, max_position_embeddings=12, num_latents=3, latent_dim=8,
             hidden_size=32, num_attention_heads=2, num_compressor_layers=1, num_decompressor_layers=1,
-            lm_head_dim=16, **special,
+            lm_head_dim=16, codec_version=codec_version, mask_token_id=4, **special,
         )
     ).eval()  # fmt: skip
     model = CosmosLMForDiffusion(
@@ -134,7 +135,9 @@ def test_cosmos_sampling_flops_run_the_denoiser_on_the_latents_and_decode_all_sl
     # from_latents 3 * 8 * 32; one block with 12 queries over 12 + 3 keys: q_proj and out_proj 2 * 12 * 32 * 32,
     # kv_proj 15 * 32 * 64, Q K^T and A V 2 * 12 * 15 * 32, SwiGLU (intermediate 85) 12 * 32 * 170 + 12 * 85 * 32;
     # the chunk shortcut 3 * 8 * (4 * 32); head 12 * (32 * 16 + 16 * 25).
-    decoder = 3 * 8 * 32 + 3 * 8 * 4 * 32 + 2 * 12 * 32 * 32 + 15 * 32 * 64 + 2 * 12 * 15 * 32 + 12 * 32 * 170 + 12 * 85 * 32
+    decoder = (
+        3 * 8 * 32 + 3 * 8 * 4 * 32 + 2 * 12 * 32 * 32 + 15 * 32 * 64 + 2 * 12 * 15 * 32 + 12 * 32 * 170 + 12 * 85 * 32
+    )
     head = 12 * (32 * 16 + 16 * len(tiny_tokenizer))
     assert codec_decode_flops(pipe.autoencoder.config) == {"decoder": 2 * decoder, "decode_head": 2 * head,
                                                            "decoded_tokens": 12}  # fmt: skip
@@ -142,14 +145,14 @@ def test_cosmos_sampling_flops_run_the_denoiser_on_the_latents_and_decode_all_sl
     assert flops["total"] == 4 * flops["forward"] + flops["decoder"] + flops["decode_head"]
 
 
-@pytest.mark.parametrize("kind", ["elf", "cosmos"])
+@pytest.mark.parametrize("kind", ["elf", "cosmos", "cosmos-published"])
 def test_sampling_flops_match_torch_flop_counter_on_a_whole_pipeline_call(kind, tiny_tokenizer):
     torch.manual_seed(0)
     if kind == "elf":
         config = tiny_elf_config(vocab_size=len(tiny_tokenizer), num_hidden_layers=2, use_long_skips=True)
         pipe = ELFPipeline.from_model(ELFForFlowMatching(config).eval(), tiny_tokenizer)
     else:
-        pipe = tiny_cosmos_pipeline(tiny_tokenizer)
+        pipe = tiny_cosmos_pipeline(tiny_tokenizer, codec_version=2 if kind == "cosmos-published" else 1)
     pipe.set_progress_bar_config(disable=True)
     with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         pipe(batch_size=2, gen_length=5, num_inference_steps=3, output_type="seq")

@@ -125,7 +125,7 @@ def protocol_text(settings: BenchmarkSettings) -> dict[str, str]:
         + " FLOPs: 2 x multiply-accumulates of every matmul (attention included) of one denoiser forward on the "
         "control prefix + the model's latent sequence (model.latent_shape(gen_length)[0] positions: the L tokens "
         "for ELF, the N latents for Cosmos) x steps, plus the decode: ELF one more (decode-mode) denoiser forward "
-        "and its factored head over the L tokens, Cosmos the autoencoder's Perceiver decompressor and factored head "
+        "and its factored head over the L tokens, Cosmos the autoencoder's Perceiver decompressor and token head "
         "over its L token slots; over the measured time, as a share of the best fp32 torch.mm FLOP/s measured in "
         "the same process.",
         **(conditional_protocol_text(s) if s.tasks or s.continuation else {}),

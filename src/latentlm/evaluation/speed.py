@@ -123,41 +123,65 @@ def perceiver_flops(
     context_len: int,
     *,
     batch_size: int = 1,
+    context_size: int | None = None,
+    feed_forward: str = "swiglu",
 ) -> int:
     """FLOPs of a `PerceiverStack`: ``num_queries`` queries attending to ``[queries ; context]`` in every block.
 
-    Per block: ``q_proj`` and ``out_proj`` on the queries, ``kv_proj`` (``hidden -> 2 hidden``) on queries and
-    context, attention ``Q K^T`` and ``A V`` (``2 Q (Q + C) hidden`` multiply-accumulates, all heads) and the SwiGLU
-    MLP on the queries.
+    Per block: ``q_proj`` and ``out_proj`` on the queries, ``kv_proj`` (``hidden -> 2 hidden``) on the queries and
+    ``context_kv_proj`` (``context_size -> 2 hidden``, default ``hidden``) on the context, attention ``Q K^T`` and
+    ``A V`` (``2 Q (Q + C) hidden`` multiply-accumulates, all heads) and the MLP on the queries (SwiGLU: ``hidden ->
+    2 intermediate -> hidden``; Cosmos' GELU: ``hidden -> intermediate -> hidden``).
     """
-    q, keys, hidden = batch_size * num_queries, batch_size * (num_queries + context_len), hidden_size
+    q, c, hidden = batch_size * num_queries, batch_size * context_len, hidden_size
+    up = 2 * intermediate_size if feed_forward == "swiglu" else intermediate_size
     per_block = (
         _linear_macs(q, hidden, hidden)  # q_proj
-        + _linear_macs(keys, hidden, 2 * hidden)  # kv_proj
+        + _linear_macs(q, hidden, 2 * hidden)  # kv_proj
+        + _linear_macs(c, context_size or hidden, 2 * hidden)  # context_kv_proj
         + 2 * batch_size * num_queries * (num_queries + context_len) * hidden  # Q K^T and A V, all heads
         + _linear_macs(q, hidden, hidden)  # out_proj
-        + _linear_macs(q, hidden, 2 * intermediate_size)  # SwiGLU gate_up
-        + _linear_macs(q, intermediate_size, hidden)  # SwiGLU down
+        + _linear_macs(q, hidden, up)  # MLP up (SwiGLU: gate and up)
+        + _linear_macs(q, intermediate_size, hidden)  # MLP down
     )
     return 2 * num_layers * per_block
 
 
 def codec_decode_flops(config, *, batch_size: int = 1) -> dict[str, int]:
     """FLOPs of a Perceiver codec's ``decode`` (e.g. `CosmosLMAutoencoder.decode`): the latents' input projection
-    ``latent_dim -> hidden`` (and the chunk shortcut's ``latent_dim -> (L / N) hidden``), the decompressor (``num_decompressor_layers`` blocks, the codec's ``L`` token slots over
-    its ``N`` latents) and the factored token head ``hidden -> lm_head_dim -> vocab`` over the ``L`` slots. The codec
-    always decodes all ``L = max_position_embeddings`` slots, whatever the requested ``gen_length``.
+    ``latent_dim -> hidden`` (the original codec only; and the chunk shortcut's ``latent_dim -> (L / N) hidden``),
+    the slots' MLP on the ``[MASK]`` embedding (once), the decompressor (``num_decompressor_layers`` blocks, the
+    codec's ``L`` token slots over its ``N`` latents) and the token head over the ``L`` slots: factored ``width ->
+    lm_head_dim -> vocab`` or linear ``width -> vocab``, reading ``h_hat`` (``hidden -> encoder_dim`` first, unless
+    the widths are equal) when the heads are coupled. The codec always decodes all ``L = max_position_embeddings``
+    slots, whatever the requested ``gen_length``.
 
     Returns:
-        ``{"decoder": input projection + decompressor, "decode_head": token head, "decoded_tokens": L}``.
+        ``{"decoder": input projections + decompressor, "decode_head": token head, "decoded_tokens": L}``.
     """
     slots, latents, hidden = config.max_position_embeddings, config.num_latents, config.hidden_size
-    decoder = 2 * _linear_macs(batch_size * latents, config.latent_dim, hidden) + perceiver_flops(
-        config.num_decompressor_layers, hidden, config.intermediate_size, slots, latents, batch_size=batch_size
-    )
+    projected = not getattr(config, "normalized_latent", False)
+    feed_forward = getattr(config, "feed_forward", "swiglu")
+    decoder = perceiver_flops(
+        config.num_decompressor_layers, hidden, config.intermediate_size, slots, latents, batch_size=batch_size,
+        context_size=None if projected else config.latent_dim, feed_forward=feed_forward,
+    )  # fmt: skip
+    if projected:
+        decoder += 2 * _linear_macs(batch_size * latents, config.latent_dim, hidden)
+    if getattr(config, "mask_token_slots", False):  # one vector, shared by every slot and sample
+        decoder += 2 * (_linear_macs(1, config.encoder_dim, config.intermediate_size)
+                        + _linear_macs(1, config.intermediate_size, hidden))  # fmt: skip
     if getattr(config, "chunk_shortcut", False):  # each latent's linear map to its L / N slots
         decoder += 2 * _linear_macs(batch_size * latents, config.latent_dim, (slots // latents) * hidden)
-    head = factored_head_flops(batch_size * slots, hidden, config.lm_head_dim, config.vocab_size)
+    tokens, width, head = batch_size * slots, hidden, 0
+    if getattr(config, "couple_heads", False):
+        width = config.encoder_dim
+        if hidden != width:
+            head += 2 * _linear_macs(tokens, hidden, width)  # h_hat
+    if getattr(config, "lm_head", "factored") == "factored":
+        head += factored_head_flops(tokens, width, config.lm_head_dim, config.vocab_size)
+    else:
+        head += 2 * _linear_macs(tokens, width, config.vocab_size)
     return {"decoder": decoder, "decode_head": head, "decoded_tokens": slots}
 
 

@@ -443,6 +443,7 @@ def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": _first_not_none(tokenizer.bos_token_id, tokenizer.cls_token_id),
         "eos_token_id": eos_token_id_for(tokenizer),  # the id the data pipeline ends documents with
+        "mask_token_id": tokenizer.mask_token_id,  # Cosmos' decoder slots
         "max_position_embeddings": config.seq_len,
     }
     known = _config_keys(config_class)

@@ -1,12 +1,11 @@
 from .configuration_cosmos_lm import CosmosLMAutoencoderConfig, CosmosLMConfig
 from .modeling_cosmos_lm import (
-    CosmosLMAutoencoder,
-    CosmosLMAutoencoderOutput,
     CosmosLMDiffusionOutput,
     CosmosLMForDiffusion,
     CosmosLMModel,
     CosmosLMPreTrainedModel,
 )
+from .modeling_cosmos_lm_autoencoder import CosmosLMAutoencoder, CosmosLMAutoencoderOutput
 
 
 __all__ = [

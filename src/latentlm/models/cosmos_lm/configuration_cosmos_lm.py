@@ -13,6 +13,25 @@ from ..configuration_utils import (
     check_positive,
     check_probability,
 )
+from ..perceiver import FEED_FORWARDS
+
+
+# The codec's form per `codec_version`: 1 = latentlm's original codec (every config saved before the field existed),
+# 2 = Cosmos as published (`dbal0503/cosmos@7a34a3b`, `architecture/{encoder,decoder,blocks}.py`). A field left at
+# None takes its version's value.
+CODEC_FORMS = {
+    1: dict(
+        couple_heads=False, mask_token_slots=False, normalized_latent=False, feed_forward="swiglu",
+        decoder_final_norm=True, lm_head="factored", hidden_dropout=0.0,
+        locality_bias=True, chunk_shortcut=True, init_lm_head_from_encoder=True,
+    ),
+    2: dict(
+        couple_heads=True, mask_token_slots=True, normalized_latent=True, feed_forward="gelu",
+        decoder_final_norm=False, lm_head="linear", hidden_dropout=0.1,
+        locality_bias=False, chunk_shortcut=False, init_lm_head_from_encoder=False,
+    ),
+}  # fmt: skip
+LM_HEADS = ("linear", "factored")
 
 
 class CosmosLMAutoencoderConfig(StrictConfigMixin, PreTrainedConfig):
@@ -24,7 +43,13 @@ class CosmosLMAutoencoderConfig(StrictConfigMixin, PreTrainedConfig):
     predict the tokens (cross-entropy) and the normalised encoder activations (MSE, the alignment with the frozen
     encoder). Cosmos' defaults: N = 16 for L = 128 (8x), and three augmentations that make the latent space smooth.
 
+    New configs are Cosmos as published (`codec_version=2`); a saved config without `codec_version` loads as
+    `codec_version=1`, latentlm's original codec, unchanged. Each field below marked "(v1 / v2)" defaults to its
+    version's value and can be set on its own.
+
     Args:
+        codec_version (`int`, defaults to 2): the defaults of the form fields below, 1 (latentlm's original codec) or
+            2 (as published).
         vocab_size (`int`, defaults to 30522): the encoder tokenizer's vocabulary.
         encoder_name_or_path (`str`, *optional*): the frozen `AutoModel` encoder (`None` = the offline
             all-MiniLM-L6-v2). Needed to encode text; decoding never needs it.
@@ -33,9 +58,10 @@ class CosmosLMAutoencoderConfig(StrictConfigMixin, PreTrainedConfig):
         num_latents (`int`, defaults to 16): N, the number of latent vectors.
         latent_dim (`int`, defaults to 384): width of each latent vector (Cosmos: the encoder's width).
         hidden_size, num_attention_heads, intermediate_size: width of the Perceiver blocks
-            (`intermediate_size=None` gives `int(8 * hidden_size / 3)`).
+            (`intermediate_size=None` gives `4 * hidden_size` for the GELU feed-forward, `int(8 * hidden_size / 3)`
+            for SwiGLU).
         num_compressor_layers, num_decompressor_layers (`int`, defaults to 2 each): depth of the two stacks.
-        lm_head_dim (`int`, defaults to 128): bottleneck of the factored token head `hidden -> lm_head_dim -> vocab`.
+        hidden_dropout (`float`, 0.0 / 0.1): dropout inside the feed-forwards (Cosmos: 0.1).
         activation_mask_fraction (`float`, defaults to 0.5): share of each training batch whose encoder activations
             are masked: `activation_mask_prob` (0.3) of their tokens are hidden from the compressor.
         activation_noise_fraction (`float`, defaults to 0.5): share of each training batch (after the masked rows)
@@ -44,18 +70,43 @@ class CosmosLMAutoencoderConfig(StrictConfigMixin, PreTrainedConfig):
         latent_dropout (`float`, defaults to 0.4): each latent element is zeroed with this probability before
             decoding, in training (Cosmos does not rescale the kept ones).
         Set the two fractions and `latent_dropout` to 0 to train without the augmentations.
-        chunk_shortcut (`bool`, defaults to `True`): start each latent query from a linear map of its own L / N
+
+        Cosmos as published (each `True` / the first value is the published form):
+        couple_heads (`bool`, False / True): the decoder's output `h_hat` (in the encoder's width: the final hidden
+            state, through `Linear(hidden_size -> encoder_dim)` when the widths differ) is both what the MSE matches
+            to the encoder's activations and what the token head reads, so the alignment shapes what tokens are
+            decoded from. `False`: the token head reads the hidden state and a side `Linear` takes the MSE.
+        mask_token_slots (`bool`, False / True): the L token slots are the frozen encoder's `[MASK]` word embedding
+            (id `mask_token_id`, stored with the weights) through a GELU feed-forward, plus learned positions.
+            `False`: learned slots.
+        normalized_latent (`bool`, False / True): the latent is the compressor's final RMSNorm output itself
+            (a `Linear` before that norm only when `latent_dim != hidden_size`), the learned queries are RMSNorm'd
+            before the first block, and both stacks read their context (encoder activations, latents) at its own
+            width. `False`: a `Linear` after the norm gives the latent, and `Linear`s project the contexts.
+        feed_forward (`str`, "swiglu" / "gelu"): "gelu" is Cosmos' block: LayerNorm, Linear to `intermediate_size`,
+            GELU, dropout, Linear, and attention without biases; "swiglu": RMSNorm + SwiGLU, attention biases.
+        decoder_final_norm (`bool`, True / False): an RMSNorm after the decompressor's last block (Cosmos: none).
+        lm_head (`str`, "factored" / "linear"): "linear" is Cosmos' `Linear(width -> vocab, bias=False)`;
+            "factored" is `width -> lm_head_dim -> vocab` with a GELU (`FactoredLMHead`).
+        lm_head_dim (`int`, defaults to 128): bottleneck of the factored token head.
+        mask_token_id (`int`, *optional*): the encoder tokenizer's `[MASK]`; the training loop sets it from the
+            tokenizer, and `prepare_for_training` from the encoder's own tokenizer when it is unset.
+
+        latentlm's additions (off in the published form; each a CPU-budget speed-up, see `perceiver.py`):
+        locality_bias (`bool`, True / False): the ALiBi-style locality bias of the Perceiver attention.
+        chunk_shortcut (`bool`, True / False): start each latent query from a linear map of its own L / N
             tokens' activations, and each token slot from a linear map of its latent (patchify / unpatchify, added
-            to Cosmos' learned queries and slots). Our addition: with only learned queries the codec stayed at
-            unigram accuracy for hundreds of steps at CPU budgets. Needs `max_position_embeddings` divisible by
-            `num_latents`; `False` is Cosmos' architecture.
-        init_lm_head_from_encoder (`bool`, defaults to `True`): before training from scratch, initialise the token
-            head's output matrix with the frozen encoder's word embeddings, reduced to `lm_head_dim` by PCA (our
-            addition; a random 30k-way head is what a CPU-budget codec spends most steps learning).
+            to the queries and slots). With only learned queries the codec stayed at unigram accuracy for hundreds
+            of steps at CPU budgets. Needs `max_position_embeddings` divisible by `num_latents`.
+        init_lm_head_from_encoder (`bool`, True / False): before training from scratch, initialise the token
+            head's output matrix from the frozen encoder's word embeddings: the embeddings themselves when the head
+            reads the encoder's coordinates (`couple_heads` with a linear head), else their top principal
+            components (a random 30k-way head is what a CPU-budget codec spends most steps learning).
     """
 
     model_type = "latentlm_cosmos_autoencoder"
 
+    codec_version: int = 2
     vocab_size: int = 30522
     encoder_name_or_path: str | None = None
     encoder_dim: int = 384
@@ -69,7 +120,7 @@ class CosmosLMAutoencoderConfig(StrictConfigMixin, PreTrainedConfig):
     num_decompressor_layers: int = 2
     lm_head_dim: int = 128
     rms_norm_eps: float = 1e-6
-    hidden_dropout: float = 0.0
+    hidden_dropout: float | None = None
     initializer_range: float = 0.02
 
     activation_mask_fraction: float = 0.5
@@ -77,17 +128,44 @@ class CosmosLMAutoencoderConfig(StrictConfigMixin, PreTrainedConfig):
     activation_noise_fraction: float = 0.5
     activation_noise_delta: float = 0.7
     latent_dropout: float = 0.4
-    chunk_shortcut: bool = True
-    init_lm_head_from_encoder: bool = True
+
+    couple_heads: bool | None = None
+    mask_token_slots: bool | None = None
+    normalized_latent: bool | None = None
+    feed_forward: str | None = None
+    decoder_final_norm: bool | None = None
+    lm_head: str | None = None
+    locality_bias: bool | None = None
+    chunk_shortcut: bool | None = None
+    init_lm_head_from_encoder: bool | None = None
 
     pad_token_id: int | None = 0
     bos_token_id: int | None = None
     eos_token_id: int | None = None
+    mask_token_id: int | None = None
     tie_word_embeddings: bool = False
 
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        """A saved config from before `codec_version` existed is latentlm's original codec: version 1, whose
+        defaults fill the form fields it lacks."""
+        if "codec_version" not in config_dict:
+            config_dict = {**config_dict, "codec_version": 1}
+        return super().from_dict(config_dict, **kwargs)
+
     def __post_init__(self, **kwargs):
+        if self.codec_version not in CODEC_FORMS:
+            raise ValueError(f"`codec_version` must be one of {sorted(CODEC_FORMS)}, got {self.codec_version!r}.")
+        for name, value in CODEC_FORMS[self.codec_version].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.feed_forward not in FEED_FORWARDS:
+            raise ValueError(f"`feed_forward` must be one of {FEED_FORWARDS}, got {self.feed_forward!r}.")
+        if self.lm_head not in LM_HEADS:
+            raise ValueError(f"`lm_head` must be one of {LM_HEADS}, got {self.lm_head!r}.")
         if self.intermediate_size is None:
-            self.intermediate_size = int(8 * self.hidden_size / 3)
+            gelu = self.feed_forward == "gelu"
+            self.intermediate_size = 4 * self.hidden_size if gelu else int(8 * self.hidden_size / 3)
         super().__post_init__(**kwargs)
         check_positive(
             self,
@@ -110,6 +188,12 @@ class CosmosLMAutoencoderConfig(StrictConfigMixin, PreTrainedConfig):
             )
         if not 0.0 <= self.activation_noise_delta <= 1.0:
             raise ValueError(f"`activation_noise_delta` must be in [0, 1], got {self.activation_noise_delta}.")
+        if self.mask_token_id is not None and not (
+            isinstance(self.mask_token_id, int) and 0 <= self.mask_token_id < self.vocab_size
+        ):
+            raise ValueError(
+                f"`mask_token_id` must be in [0, vocab_size = {self.vocab_size}), got {self.mask_token_id!r}."
+            )
 
     @property
     def compression_ratio(self) -> float:

@@ -26,7 +26,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from ...schedulers import EulerMaruyamaVPScheduler
 from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
-from ..cosmos_lm.modeling_cosmos_lm import _RunningMoments
+from ..cosmos_lm.modeling_cosmos_lm_autoencoder import _RunningMoments
 from ..encoders import FrozenTextEncoderMixin
 from ..heads import FactoredLMHead
 from ..modeling_utils import LatentDiffusionMixin
