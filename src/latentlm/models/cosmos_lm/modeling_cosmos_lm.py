@@ -11,7 +11,10 @@ Two models, trained one after the other (read against `dbal0503/cosmos`, `encode
   nearby latents decode to the same text: the latent space is smooth.
 * `CosmosLMForDiffusion` (the denoiser): the shared `DenoiserTransformer` with long skips over the autoencoder's
   latents, standardised per latent position and dimension; variance-preserving tan schedule, x0-prediction MSE
-  with times U(1e-5, 1), self-conditioning. Sampling integrates the reverse SDE to `t_min` and decodes once.
+  with times U(1e-5, 1), self-conditioning. By default the denoiser is `architecture/score_estimator.py`'s: time
+  and self-conditioning added before every block, additive skips, an RMSNorm output, one self-conditioning coin per
+  batch (`CosmosLMConfig`; `models/denoiser_conditioning.py`). Sampling integrates the reverse SDE to `t_min`
+  (200 steps by default) and decodes once.
 """
 
 from dataclasses import dataclass
