@@ -127,6 +127,16 @@ def _cosmos_config():
     )  # fmt: skip
 
 
+def _cosmos_first_form_config():
+    """Cosmos with latentlm's first denoiser (time tokens, input self-conditioning, concat skips, zero-init head): the
+    form of every Cosmos model saved before the published denoiser became the default."""
+    from latentlm.models.denoiser_conditioning import DenoiserOptions
+
+    config = _cosmos_config().to_dict()
+    config.update(DenoiserOptions().to_dict(), num_time_tokens=4, self_cond_per_batch=False)
+    return type(_cosmos_config()).from_dict(config)
+
+
 def _cosmos_ae_config():
     from conftest import NO_AUGMENTATION, TINY_COSMOS_AE
     from latentlm.models import CosmosLMAutoencoderConfig
@@ -226,6 +236,10 @@ def model_cases() -> list[ModelCase]:
         ),
         ModelCase(ELFForFlowMatching, _elf_config, elf_latents, "loss", "AutoModelForTextDiffusion"),
         ModelCase(CosmosLMModel, _cosmos_config, _denoiser_inputs, "sample", "AutoModel"),
+        ModelCase(
+            CosmosLMModel, _cosmos_first_form_config, _denoiser_inputs, "sample", "AutoModel",
+            extra={"id": "CosmosLMModel-first-form"},
+        ),
         ModelCase(CosmosLMForDiffusion, _cosmos_config, cosmos_latents, "loss", "AutoModelForTextDiffusion"),
         ModelCase(CosmosLMAutoencoder, _cosmos_ae_config, _cosmos_ae_inputs, "logits", "AutoModel", _fit_cosmos_stats),
         ModelCase(

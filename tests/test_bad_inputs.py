@@ -263,6 +263,10 @@ ROWS += _config_rows(CosmosLMConfig, COSMOS, [
     ("num_latents", 0, None), ("latent_dim", -1, None), ("hidden_size", 31, "num_attention_heads"),
     ("use_long_skips", "no", None), ("self_cond_prob", -1.0, None), ("bottleneck_dim", 0, None),
     ("num_latent", 3, "num_latent"), ("intermediate_size", 2.5, None),
+    ("time_injection", "film", None), ("time_injection", None, None), ("self_conditioning_injection", "cross", None),
+    ("long_skip_merge", "mul", None), ("output_head", "linear", None), ("time_embedding_max_period", 0.0, None),
+    ("time_embedding_max_period", NAN, None), ("time_embedding_max_period", -10.0, None),
+    ("num_time_tokens", 4, None), ("num_time_tokens", -1, None), ("self_cond_per_batch", "yes", None),
 ])  # fmt: skip
 ROWS += _config_rows(CosmosLMAutoencoderConfig, COSMOS_AE, [
     ("encoder_dim", 0, None), ("num_latents", 0, None), ("activation_mask_fraction", 1.5, None),

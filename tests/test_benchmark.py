@@ -17,6 +17,7 @@ from latentlm import (
     CosmosLMAutoencoderConfig,
     CosmosLMConfig,
     CosmosLMForDiffusion,
+    CosmosLMModel,
     CosmosLMPipeline,
     ELFConfig,
     ELFForFlowMatching,
@@ -60,9 +61,11 @@ def tiny_cosmos_pipeline(tokenizer, *, random_weights=False, codec_version=1):
             lm_head_dim=16, codec_version=codec_version, mask_token_id=4, **special,
         )
     ).eval()  # fmt: skip
+    # The zero-initialised head (not Cosmos' RMSNorm one) predicts the mean latent untrained: samples are text, not EOS.
     model = CosmosLMForDiffusion(
         CosmosLMConfig(vocab_size=len(tokenizer), num_latents=3, latent_dim=8, max_position_embeddings=12,
-                       hidden_size=32, num_hidden_layers=2, num_attention_heads=2, **special)
+                       hidden_size=32, num_hidden_layers=2, num_attention_heads=2, output_head="norm_linear",
+                       **special)
     ).eval()  # fmt: skip
     with torch.no_grad():
         if random_weights:  # the zero-initialised output head would make every sample the same
@@ -115,6 +118,29 @@ def test_denoiser_flops_match_torch_flop_counter(overrides, condition_len):
     assert counter.get_total_flops() == expected
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},  # Cosmos' published denoiser
+        {"time_injection": "tokens", "self_conditioning_injection": "input", "long_skip_merge": "concat_linear",
+         "output_head": "norm_linear", "num_hidden_layers": 3},  # latentlm's first form
+        {"latent_dim": 32, "cross_attention_dim": 6, "self_conditioning": False},  # RMSNorm head, no projection
+    ],
+)  # fmt: skip
+def test_cosmos_denoiser_flops_match_torch_flop_counter(overrides):
+    base = dict(
+        vocab_size=30, num_latents=3, latent_dim=8, max_position_embeddings=12, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2,
+    )  # fmt: skip
+    config = CosmosLMConfig(**{**base, **overrides})
+    denoiser = CosmosLMModel(config).transformer.eval()
+    kwargs = {"encoder_hidden_states": torch.randn(2, 4, 6)} if config.cross_attention_dim else {}
+    with torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        denoiser(torch.randn(2, 3, config.latent_dim), 0.5, **kwargs)
+    context_len = 4 if config.cross_attention_dim else 0
+    assert counter.get_total_flops() == denoiser_forward_flops(config, 3, batch_size=2, context_len=context_len)
+
+
 def test_elf_sampling_flops_count_steps_plus_one_forward_and_the_decode_head():
     config = tiny_elf_config(decoder_head_dim=6)
     flops = sampling_flops(ELFForFlowMatching(config), 3, 4, batch_size=2)
@@ -127,10 +153,12 @@ def test_cosmos_sampling_flops_run_the_denoiser_on_the_latents_and_decode_all_sl
     pipe = tiny_cosmos_pipeline(tiny_tokenizer)
     config = pipe.model.config
     flops = sampling_flops(pipe.model, 8, 4, batch_size=2)
-    # The denoiser sees N = 3 latents (+ 4 time tokens, long skips), whatever gen_length; 4 steps, no decode forward.
+    # The denoiser sees N = 3 latents (time through every block, additive long skips), whatever gen_length; 4 steps,
+    # no decode forward.
     assert flops["latent_length"] == 3 and flops["forward_calls"] == 4
     assert flops["forward"] == denoiser_forward_flops(config, 3, batch_size=2)
-    assert denoiser_forward_flops(config, 3) > denoiser_forward_flops(replace_config(config, use_long_skips=False), 3)
+    concat_skips = replace_config(config, long_skip_merge="concat_linear")
+    assert denoiser_forward_flops(concat_skips, 3) > denoiser_forward_flops(config, 3)
     # The decompressor decodes all L = 12 slots (the text is their first gen_length tokens). Hand count, batch 1:
     # from_latents 3 * 8 * 32; one block with 12 queries over 12 + 3 keys: q_proj and out_proj 2 * 12 * 32 * 32,
     # kv_proj 15 * 32 * 64, Q K^T and A V 2 * 12 * 15 * 32, SwiGLU (intermediate 85) 12 * 32 * 170 + 12 * 85 * 32;

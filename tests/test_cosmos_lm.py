@@ -390,7 +390,10 @@ def test_autoencoder_config_rejects_bad_values_by_name(field, value):
 def test_the_denoiser_is_the_shared_backbone_with_long_skips_and_no_guidance():
     model = tiny_diffusion()
     transformer = model.model.transformer
-    assert transformer.skip_projs is not None and transformer.guidance_tokens is None
+    # Cosmos' published denoiser: additive skips, time and self-conditioning through every block (no prefix at all).
+    assert model.config.use_long_skips and transformer.options.long_skip_merge == "add"
+    assert transformer.guidance_tokens is None and transformer.time_tokens is None
+    assert transformer.layer_conditioning.time_layers is not None
     assert model.latent_shape(12) == model.latent_shape(5) == (3, 8)
 
 
@@ -410,6 +413,7 @@ def test_diffusion_loss_is_the_x0_mse_of_the_noised_normalised_latents(monkeypat
     loss = model(ids).loss
     torch.testing.assert_close(loss, torch.tensor(0.25))
     torch.manual_seed(0)
+    torch.rand(())  # the batch's self-conditioning coin is drawn first
     t = model.noise_scheduler.sample_training_timesteps(4)
     alpha, sigma = model.noise_scheduler.alpha_sigma(t)
     torch.testing.assert_close(seen["t"], t)

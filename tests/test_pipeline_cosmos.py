@@ -90,6 +90,14 @@ def test_save_and_load_the_whole_pipeline_gives_the_same_samples(tiny_tokenizer,
         assert torch.equal(again, expected)
 
 
+def test_cosmos_samples_with_200_steps_unless_told_otherwise(tiny_tokenizer):
+    pipe = make_pipeline(tiny_tokenizer)
+    pipe(batch_size=1, generator=seeded(), output_type="latent")
+    assert pipe.num_timesteps == 200  # Cosmos' N (conf/diffusion/default.yaml)
+    pipe(batch_size=1, num_inference_steps=4, generator=seeded(), output_type="latent")
+    assert pipe.num_timesteps == 4
+
+
 def test_the_sampler_is_swapped_through_the_scheduler_config(tiny_tokenizer):
     pipe = make_pipeline(tiny_tokenizer)
     sde = pipe(batch_size=2, num_inference_steps=4, generator=seeded(), output_type="latent").latents

@@ -174,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--gen_length", type=positive_int, default=None, help="tokens per sample (default: the model's max)"
     )
-    sample.add_argument("--num_inference_steps", type=positive_int, default=32)
+    sample.add_argument(
+        "--num_inference_steps", type=positive_int, default=None, help="default: the pipeline's (32; Cosmos 200)"
+    )
     sample.add_argument("--prompt", action="append", help="text to continue (repeat for several)")
     sample.add_argument(
         "--source", action="append", help="text to transform, for models trained on pairs (repeatable)"

@@ -22,6 +22,8 @@ from collections.abc import Callable
 
 import torch
 
+from ..models.denoiser_conditioning import DenoiserOptions
+
 
 # ScalarTokens embeds its scalar with diffusers' sinusoidal `Timesteps(256)` then `TimestepEmbedding(256, hidden)`.
 SCALAR_FREQUENCY_DIM = 256
@@ -50,14 +52,18 @@ def denoiser_forward_flops(
 
     * the self-conditioning projection ``2 latent_dim -> latent_dim`` (it runs with zeros when there is no estimate
       yet; condition tokens are their own estimate) and the input projection (through the bottleneck if any), of
-      latent and condition tokens;
-    * the scalar embeddings of the time and guidance tokens (``256 -> hidden -> hidden`` once per example);
+      latent and condition tokens; with per-layer self-conditioning (Cosmos), one ``latent_dim -> hidden`` per block
+      instead of the first;
+    * the scalar embeddings of the time and guidance tokens (``256 -> hidden -> hidden`` once per example); with
+      per-layer time (Cosmos), ``hidden -> 2 hidden -> hidden`` plus one ``hidden -> hidden`` per block, per example;
     * per block: ``qkv`` and output projections, SwiGLU ``gate_up`` and ``down``, and attention ``Q K^T`` and
       ``A V`` over all ``N`` positions (``2 N^2 hidden`` multiply-accumulates, all heads together);
     * with ``cross_attention_dim``, per block: the query and output projections of all ``N`` positions, the key/value
       projection of the ``context_len`` condition states, and attention over them plus the null token;
-    * the long-skip projections (``2 hidden -> hidden``, ``num_hidden_layers // 2`` of them) if enabled;
-    * the output projection ``hidden -> latent_dim`` of the latent tokens.
+    * the long-skip projections (``2 hidden -> hidden``, ``num_hidden_layers // 2`` of them) if enabled and not
+      additive;
+    * the output projection ``hidden -> latent_dim`` of the latent tokens (none for an RMSNorm output when the
+      widths are equal).
 
     Args:
         config: a config with the `DenoiserConfigMixin` fields (e.g. `ELFConfig`).
@@ -71,16 +77,23 @@ def denoiser_forward_flops(
     total_tokens = batch_size * (num_control_tokens(config) + condition_len + seq_len)
     n = num_control_tokens(config) + condition_len + seq_len
 
-    macs = _linear_macs(input_tokens, 2 * latent, latent) if config.self_conditioning else 0
+    options, depth = DenoiserOptions.from_config(config), config.num_hidden_layers
+    macs = 0
+    if config.self_conditioning and options.self_conditioning_injection == "input":
+        macs += _linear_macs(input_tokens, 2 * latent, latent)
+    elif config.self_conditioning:
+        macs += depth * _linear_macs(input_tokens, latent, hidden)
     if config.bottleneck_dim:
         macs += _linear_macs(input_tokens, latent, config.bottleneck_dim)
         macs += _linear_macs(input_tokens, config.bottleneck_dim, hidden)
     else:
         macs += _linear_macs(input_tokens, latent, hidden)
-    num_scalar_embeddings = 1 + (1 if config.num_guidance_tokens else 0)
+    num_scalar_embeddings = (1 if config.num_time_tokens else 0) + (1 if config.num_guidance_tokens else 0)
     macs += num_scalar_embeddings * (
         _linear_macs(batch_size, SCALAR_FREQUENCY_DIM, hidden) + _linear_macs(batch_size, hidden, hidden)
     )
+    if options.time_injection == "per_layer":
+        macs += 2 * _linear_macs(batch_size, hidden, 2 * hidden) + depth * _linear_macs(batch_size, hidden, hidden)
     per_block = (
         _linear_macs(total_tokens, hidden, 3 * hidden)  # qkv
         + _linear_macs(total_tokens, hidden, hidden)  # out_proj
@@ -96,9 +109,10 @@ def denoiser_forward_flops(
             + 2 * batch_size * n * (context_len + 1) * hidden  # Q K^T and A V over the context and the null token
         )
     macs += config.num_hidden_layers * per_block
-    if getattr(config, "use_long_skips", False):
+    if getattr(config, "use_long_skips", False) and options.long_skip_merge == "concat_linear":
         macs += (config.num_hidden_layers // 2) * _linear_macs(total_tokens, 2 * hidden, hidden)
-    macs += _linear_macs(latent_tokens, hidden, latent)
+    if options.output_head == "norm_linear" or hidden != latent:
+        macs += _linear_macs(latent_tokens, hidden, latent)
     return 2 * macs
 
 

@@ -17,8 +17,12 @@ encoder); a learned null token is always among the keys, so an empty or dropped 
 
 Blocks are pre-norm: RMSNorm, multi-head self-attention with qk-norm and RoPE through
 `torch.nn.functional.scaled_dot_product_attention` with a real key padding mask, RMSNorm, SwiGLU. Optional long
-skips join block ``i`` to block ``L - 1 - i`` as in a U-Net (Cosmos). The output head is RMSNorm plus a zero-initialised
-linear map back to the latent width, so an untrained denoiser predicts zeros.
+skips join the first half of the blocks to the second as in a U-Net (Cosmos). The output head is RMSNorm plus a
+zero-initialised linear map back to the latent width, so an untrained denoiser predicts zeros.
+
+Cosmos' published denoiser differs in five options (time and self-conditioning added to the stream before every block,
+the time sinusoid's max period, additive skips, a plain RMSNorm output); `models/denoiser_conditioning.py` holds them
+and `DenoiserOptions` their defaults, which keep the forms above for every config without the fields.
 
 The backbone reads its sizes from the method's config (see `DenoiserConfigMixin` for the field names); method files
 configure it and never copy it.
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.embeddings import TimestepEmbedding
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
@@ -36,6 +40,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 from transformers.utils import ModelOutput
 
+from .denoiser_conditioning import DenoiserOptions, LayerwiseConditioning, SinusoidalTimesteps
 from .pretrained_mixin import LatentLMModelMixin
 
 
@@ -69,8 +74,11 @@ class DenoiserConfigMixin:
     rope_theta, rms_norm_eps, attention_dropout, hidden_dropout: as usual. Dropout acts only in the middle half of
         the blocks, as in ELF.
     num_time_tokens, num_guidance_tokens, num_mode_tokens: control prefix lengths (0 disables guidance / mode).
-    self_conditioning: the input is ``concat([latents, self_condition])`` projected back to ``latent_dim``.
+    self_conditioning: the model reads a previous x0 estimate; by default its input is ``concat([latents,
+        self_condition])`` projected back to ``latent_dim``.
     use_long_skips: U-Net style skips between the first and second half of the blocks.
+    time_injection, time_embedding_max_period, self_conditioning_injection, long_skip_merge, output_head: optional
+        (see `DenoiserOptions`); a config without them gets the forms described in the module docstring.
     cross_attention_dim: width of `encoder_hidden_states` read by cross-attention in every block (`None`: no
         cross-attention). Optional: configs without the field have none.
     """
@@ -217,11 +225,11 @@ class DenoiserBlock(GradientCheckpointingLayer):
 class ScalarTokens(nn.Module):
     """``num_tokens`` learned control tokens shifted by an MLP embedding of one scalar per example."""
 
-    def __init__(self, num_tokens: int, hidden_size: int, frequency_dim: int = 256):
+    def __init__(self, num_tokens: int, hidden_size: int, frequency_dim: int = 256, max_period: float = 10000.0):
         super().__init__()
         self.tokens = nn.Parameter(torch.zeros(1, num_tokens, hidden_size))
         # Sinusoidal features of the raw scalar (t in [0, 1], a guidance scale in [0.5, 5]) then a 2-layer MLP.
-        self.features = Timesteps(frequency_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.features = SinusoidalTimesteps(frequency_dim, max_period)
         self.embedding = TimestepEmbedding(frequency_dim, hidden_size)
 
     def forward(self, scalar: torch.Tensor) -> torch.Tensor:
@@ -242,7 +250,9 @@ class DenoiserTransformer(nn.Module):
                 f"`hidden_size` ({hidden}) must be divisible by `num_attention_heads` ({config.num_attention_heads})."
             )
 
-        self.self_cond_proj = nn.Linear(2 * latent_dim, latent_dim) if config.self_conditioning else None
+        self.options = options = DenoiserOptions.from_config(config)
+        concat_self_condition = config.self_conditioning and options.self_conditioning_injection == "input"
+        self.self_cond_proj = nn.Linear(2 * latent_dim, latent_dim) if concat_self_condition else None
         if config.bottleneck_dim:
             self.input_proj = nn.Sequential(
                 nn.Linear(latent_dim, config.bottleneck_dim, bias=False), nn.Linear(config.bottleneck_dim, hidden)
@@ -250,7 +260,11 @@ class DenoiserTransformer(nn.Module):
         else:
             self.input_proj = nn.Linear(latent_dim, hidden)
 
-        self.time_tokens = ScalarTokens(config.num_time_tokens, hidden)
+        self.time_tokens = (
+            ScalarTokens(config.num_time_tokens, hidden, max_period=options.time_embedding_max_period)
+            if config.num_time_tokens
+            else None
+        )
         self.guidance_tokens = ScalarTokens(config.num_guidance_tokens, hidden) if config.num_guidance_tokens else None
         self.mode_tokens = (
             nn.Parameter(torch.zeros(1, config.num_mode_tokens, hidden)) if config.num_mode_tokens else None
@@ -264,12 +278,22 @@ class DenoiserTransformer(nn.Module):
             DenoiserBlock(config, config.hidden_dropout if depth // 4 <= i < 3 * depth // 4 else 0.0)
             for i in range(depth)
         )
-        self.skip_projs = (
-            nn.ModuleList(nn.Linear(2 * hidden, hidden) for _ in range(depth // 2)) if config.use_long_skips else None
+        self.layer_conditioning = (
+            LayerwiseConditioning(config, options, config.self_conditioning)
+            if LayerwiseConditioning.needed(options, config.self_conditioning)
+            else None
         )
-        self.norm_out = nn.RMSNorm(hidden, eps=config.rms_norm_eps)
-        self.proj_out = nn.Linear(hidden, latent_dim)
-        self.proj_out._zero_init = True  # read by `DenoiserPreTrainedModel._init_weights`
+        concat_skips = config.use_long_skips and options.long_skip_merge == "concat_linear"
+        self.skip_projs = (
+            nn.ModuleList(nn.Linear(2 * hidden, hidden) for _ in range(depth // 2)) if concat_skips else None
+        )
+        if options.output_head == "norm_linear":
+            self.norm_out = nn.RMSNorm(hidden, eps=config.rms_norm_eps)
+            self.proj_out = nn.Linear(hidden, latent_dim)
+            self.proj_out._zero_init = True  # read by `DenoiserPreTrainedModel._init_weights`
+        else:  # the prediction is an RMSNorm output of width latent_dim (a plain Linear first only if widths differ)
+            self.proj_out = nn.Linear(hidden, latent_dim) if hidden != latent_dim else None
+            self.norm_out = nn.RMSNorm(latent_dim, eps=config.rms_norm_eps)
 
     def forward(
         self,
@@ -318,13 +342,13 @@ class DenoiserTransformer(nn.Module):
         # Latents and noise are often float32 while the weights are float16 / bfloat16 (a model loaded or cast with
         # `dtype=`): compute in the weights' dtype, answer in the input's.
         out_dtype, device = hidden_states.dtype, hidden_states.device
-        dtype = self.proj_out.weight.dtype
+        dtype = self.norm_out.weight.dtype
         hidden_states = hidden_states.to(dtype)
 
         # 1. Condition and latent tokens, projected alike (a clean condition is its own self-conditioning estimate).
-        if self.self_cond_proj is None and self_condition is not None:
+        if not self.config.self_conditioning and self_condition is not None:
             raise ValueError("`self_condition` was given but the model was built with `self_conditioning=False`.")
-        if self.self_cond_proj is not None and self_condition is None:
+        if self.config.self_conditioning and self_condition is None:
             self_condition = torch.zeros_like(hidden_states)
         mask = _ones_if_none(attention_mask, batch, seq_len, device)
         cond_len = 0
@@ -340,8 +364,9 @@ class DenoiserTransformer(nn.Module):
         tokens = self.input_proj(hidden_states)
         cross_attention = self._cross_attention_inputs(encoder_hidden_states, encoder_attention_mask, batch, device)
 
-        # 2. Control prefix: time, guidance scale, mode.
-        control = [self.time_tokens(_per_example(timestep, batch, device))]
+        # 2. Control prefix: time, guidance scale, mode (possibly empty: Cosmos' time enters every block instead).
+        timestep = _per_example(timestep, batch, device)
+        control = [] if self.time_tokens is None else [self.time_tokens(timestep)]
         if self.guidance_tokens is not None:
             if guidance_scale is None:
                 raise ValueError("`guidance_scale` is required: this model is conditioned on its guidance scale.")
@@ -349,32 +374,49 @@ class DenoiserTransformer(nn.Module):
         if self.mode_tokens is not None:
             gate = _per_example(0.0 if mode is None else mode, batch, device).to(self.mode_tokens.dtype)
             control.append(self.mode_tokens * gate[:, None, None])
-        control = torch.cat(control, dim=1).to(tokens.dtype)
-        num_control = control.shape[1]
-
-        hidden = torch.cat([control, tokens], dim=1)
+        num_control = sum(part.shape[1] for part in control)
+        hidden = torch.cat([*(part.to(tokens.dtype) for part in control), tokens], dim=1)
         key_mask = torch.cat([torch.ones(batch, num_control, dtype=torch.bool, device=device), mask], dim=1)
         rotary = self.rotary(cond_len, seq_len, hidden.dtype)
+        if self.layer_conditioning is not None:
+            sc_states = None if self_condition is None else self_condition.to(dtype)
+            per_layer = (self.layer_conditioning.embed_time(timestep, dtype), sc_states)
 
-        # 3. Blocks, with optional U-Net long skips.
+        # 3. Blocks, with optional U-Net long skips and per-block conditioning (see `denoiser_conditioning`).
         skips = []
         all_hidden = [hidden] if output_hidden_states else None
-        half = len(self.blocks) // 2
+        depth, half = len(self.blocks), len(self.blocks) // 2
+        long_skips, additive = self.config.use_long_skips, self.options.long_skip_merge == "add"
         for i, block in enumerate(self.blocks):
-            if self.skip_projs is not None and i >= len(self.blocks) - half:
-                hidden = self.skip_projs[i - (len(self.blocks) - half)](torch.cat([hidden, skips.pop()], dim=-1))
+            if long_skips and i >= depth - half:
+                hidden = self._merge_skip(hidden, skips.pop(), i - (depth - half))
+            if long_skips and additive and i < half:
+                skips.append(hidden)  # Cosmos saves block inputs
+            if self.layer_conditioning is not None:
+                hidden = self.layer_conditioning(i, hidden, *per_layer)
             hidden = block(hidden, rotary, key_mask, *cross_attention)
-            if self.skip_projs is not None and i < half:
+            if long_skips and not additive and i < half:
                 skips.append(hidden)
             if output_hidden_states:
                 all_hidden.append(hidden)
 
         last_hidden = hidden[:, -seq_len:]
-        sample = self.proj_out(self.norm_out(last_hidden)).to(out_dtype)
+        sample = self._output_head(last_hidden).to(out_dtype)
         output = DenoiserOutput(
             sample=sample, last_hidden_state=last_hidden, hidden_states=tuple(all_hidden) if all_hidden else None
         )
         return output if return_dict else output.to_tuple()
+
+    def _merge_skip(self, hidden: torch.Tensor, skip: torch.Tensor, index: int) -> torch.Tensor:
+        if self.skip_projs is None:
+            return hidden + skip
+        return self.skip_projs[index](torch.cat([hidden, skip], dim=-1))
+
+    def _output_head(self, last_hidden: torch.Tensor) -> torch.Tensor:
+        """`(batch, seq_len, hidden_size)` -> the prediction `(batch, seq_len, latent_dim)`."""
+        if self.options.output_head == "norm_linear":
+            return self.proj_out(self.norm_out(last_hidden))
+        return self.norm_out(last_hidden if self.proj_out is None else self.proj_out(last_hidden))
 
     def _cross_attention_inputs(self, encoder_hidden_states, encoder_attention_mask, batch, device) -> tuple:
         """`(states, mask)` for the blocks' cross-attention: an empty condition when none is given."""
@@ -386,13 +428,13 @@ class DenoiserTransformer(nn.Module):
                 )
             return (None, None)
         if encoder_hidden_states is None:
-            dtype = self.proj_out.weight.dtype
+            dtype = self.norm_out.weight.dtype
             return (
                 torch.zeros(batch, 0, width, device=device, dtype=dtype),
                 torch.zeros(batch, 0, dtype=torch.bool, device=device),
             )
         mask = _ones_if_none(encoder_attention_mask, batch, encoder_hidden_states.shape[1], device)
-        return (encoder_hidden_states.to(self.proj_out.weight.dtype), mask)
+        return (encoder_hidden_states.to(self.norm_out.weight.dtype), mask)
 
 
 def _ones_if_none(mask: torch.Tensor | None, batch: int, length: int, device: torch.device) -> torch.Tensor:

@@ -103,7 +103,13 @@ class StrictConfigMixin:
     * keys that are not fields of the config (a misspelt ``hiden_size`` would otherwise become an attribute and the
       real field keep its default);
     * wrongly typed, non-finite or out-of-range field values (`check_field_values`).
+
+    A config class whose new fields default to a new behaviour lists in ``_absent_key_defaults`` the values that keep
+    the old behaviour: `from_dict` (hence `from_pretrained`) gives them to a saved config that lacks those keys
+    because it was saved before they existed, while a config built in code gets the field defaults.
     """
+
+    _absent_key_defaults: dict = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -127,7 +133,8 @@ class StrictConfigMixin:
                 f"This config has `model_type` {model_type!r} but {cls.__name__} expects {cls.model_type!r}: it "
                 "belongs to another model class."
             )
-        return super().from_dict(config_dict, **kwargs)
+        absent = {key: value for key, value in cls._absent_key_defaults.items() if key not in config_dict}
+        return super().from_dict({**config_dict, **absent}, **kwargs)
 
     def __post_init__(self, **kwargs):
         names = {f.name for f in dataclasses.fields(self)}

@@ -11,8 +11,10 @@ class CosmosLMPipeline(LatentDiffusionTextPipeline):
 
     The loop is latentlm's one loop (`LatentDiffusionTextPipeline`); the autoencoder is a registered component, saved
     and loaded with the pipeline, and the model decodes through it. The sampler lives in the scheduler's config
-    (`EulerMaruyamaVPScheduler`: `solver` "euler_maruyama" as Cosmos, "probability_flow" or "ddim"; Cosmos samples
-    with 200 steps). `gen_length` may be shorter than the autoencoder's L: the text is its first tokens.
+    (`EulerMaruyamaVPScheduler`: `solver` "euler_maruyama" as Cosmos, "probability_flow" or "ddim"). It takes 200
+    steps unless told otherwise, as Cosmos samples (`conf/diffusion/default.yaml`, `dynamic.N`); the steps/quality
+    table in `benchmarks/cosmos-denoiser/` measures what fewer cost. `gen_length` may be shorter than the
+    autoencoder's L: the text is its first tokens.
 
     Conditional models (`config.conditional`) read a `prompt` or `source` by cross-attention (the autoencoder's frozen
     encoder, loaded on first use, encodes it); the generated text follows the prompt and has up to L tokens of its
@@ -31,12 +33,13 @@ class CosmosLMPipeline(LatentDiffusionTextPipeline):
         >>> from latentlm import CosmosLMPipeline
 
         >>> pipe = CosmosLMPipeline.from_pretrained("runs/cosmos")
-        >>> out = pipe(batch_size=4, num_inference_steps=200, generator=torch.Generator().manual_seed(0))
+        >>> out = pipe(batch_size=4, generator=torch.Generator().manual_seed(0))  # 200 steps
         >>> print(out.texts)
         ```
     """
 
     model_cpu_offload_seq = "model->autoencoder"
+    default_num_inference_steps = 200
 
     def __init__(
         self,

@@ -44,6 +44,8 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
     _callback_tensor_inputs = ["latents", "pred_original_sample"]
     # The self-conditioning guidance a pipeline uses when `sc_guidance_scale` is not given (ELF: 3.0).
     default_sc_guidance_scale: float | None = None
+    # The number of steps a pipeline takes when `num_inference_steps` is not given (Cosmos: 200, its paper's).
+    default_num_inference_steps: int = 32
 
     def __init__(self, model, scheduler, tokenizer=None):
         super().__init__()
@@ -325,7 +327,7 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
         num_return_sequences: int = 1,
         max_new_tokens: int | None = None,
         gen_length: int | None = None,
-        num_inference_steps: int = 32,
+        num_inference_steps: int | None = None,
         guidance_scale: float | None = 1.0,
         sc_guidance_scale: float | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -350,7 +352,7 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
             max_new_tokens, gen_length: tokens to generate (two names of one length: transformers' and ours). By
                 default the model's longest, less the prompt for models that read it in the same sequence (ELF).
             num_inference_steps: denoising steps (model evaluations before the final decode; twice the batch with
-                classifier-free guidance).
+                classifier-free guidance). Default: the pipeline's `default_num_inference_steps` (32; Cosmos 200).
             guidance_scale: classifier-free guidance on the prompt or source, `u + w (c - u)` on the x0 prediction;
                 1 turns it off and is the only value allowed without a condition.
             sc_guidance_scale: a guidance scale the model learned to take as input: ELF's self-conditioning guidance
@@ -385,6 +387,8 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
         total = batch_size * num_return_sequences
         if sc_guidance_scale is None:
             sc_guidance_scale = self.default_sc_guidance_scale
+        if num_inference_steps is None:
+            num_inference_steps = self.default_num_inference_steps
         if guidance_scale is None:
             guidance_scale = 1.0
 

@@ -13,6 +13,7 @@ from ..configuration_utils import (
     check_positive,
     check_probability,
 )
+from ..denoiser_conditioning import DenoiserOptions, check_denoiser_options
 from ..perceiver import FEED_FORWARDS
 
 
@@ -209,6 +210,13 @@ class CosmosLMConfig(StrictConfigMixin, PreTrainedConfig):
     [`CosmosLMAutoencoder`], with Cosmos' U-Net long skips and self-conditioning, trained with x0-prediction MSE on
     the variance-preserving tan schedule (`EulerMaruyamaVPScheduler`, t = 0 data, t = 1 noise).
 
+    By default the denoiser is Cosmos' as published (`architecture/score_estimator.py`, `diffusion_trainer.py`): time
+    and self-conditioning added to the residual stream before every block, the time sinusoid's max period 10,
+    additive long skips, an RMSNorm output, one self-conditioning coin per batch. A config saved before these fields
+    existed loads with latentlm's first form (time tokens, max period 10000, self-conditioning concatenated at the
+    input, concat + Linear skips, RMSNorm + zero-initialised Linear output, a coin per example), so old models behave
+    as they did; `_absent_key_defaults` lists those values.
+
     Args:
         autoencoder_name_or_path (`str`, *optional*): the trained autoencoder (a `CosmosLMAutoencoder` folder); the
             CLI's `--autoencoder` sets it. Needed to train; a saved pipeline carries the autoencoder itself.
@@ -218,9 +226,22 @@ class CosmosLMConfig(StrictConfigMixin, PreTrainedConfig):
             only `num_latents` positions.
         hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, rope_theta, rms_norm_eps,
             hidden_dropout, initializer_range: denoiser sizes (`intermediate_size=None`: `int(8 * hidden_size / 3)`).
-        num_time_tokens (`int`, defaults to 4): in-context time tokens (Cosmos adds a time embedding per layer).
+        time_injection (`str`, defaults to `"per_layer"`): `"per_layer"` adds an MLP embedding of the time to the
+            residual stream before every block (Cosmos); `"tokens"` uses `num_time_tokens` in-context time tokens.
+        num_time_tokens (`int`, *optional*): in-context time tokens; defaults to 4 with `time_injection="tokens"`,
+            0 (and must be 0) with `"per_layer"`.
+        time_embedding_max_period (`float`, defaults to 10.0): the time sinusoid's longest period (Cosmos: 10;
+            diffusers' and latentlm's first form: 10000).
         self_conditioning (`bool`, defaults to `True`) and self_cond_prob (`float`, defaults to 0.5).
+        self_conditioning_injection (`str`, defaults to `"per_layer"`): `"per_layer"` adds the estimate through its
+            own Linear before every block (Cosmos); `"input"` concatenates it to the noisy latents at the input.
+        self_cond_per_batch (`bool`, defaults to `True`): one self-conditioning coin per training batch, as Cosmos'
+            trainer (the estimating pass is skipped when it fails); `False` draws one per example.
         use_long_skips (`bool`, defaults to `True`): U-Net skips from the first to the second half of the blocks.
+        long_skip_merge (`str`, defaults to `"add"`): `"add"` (Cosmos) or `"concat_linear"`.
+        output_head (`str`, defaults to `"norm"`): `"norm"` (Cosmos: the prediction is an RMSNorm output, after a
+            Linear to `latent_dim` when `hidden_size` differs) or `"norm_linear"` (RMSNorm, zero-initialised Linear).
+        See `models/denoiser_conditioning.py` for the exact forms.
         schedule_d (`float`, defaults to 5.0): d of the tan schedule (Cosmos: 5 for 16/32 latents, 7 for 64).
         t_min (`float`, defaults to 0.05): the sampler stops here and decodes.
         training_t_min (`float`, defaults to 1e-5): training times are U(training_t_min, 1).
@@ -250,12 +271,18 @@ class CosmosLMConfig(StrictConfigMixin, PreTrainedConfig):
     rms_norm_eps: float = 1e-6
     hidden_dropout: float = 0.0
     initializer_range: float = 0.02
-    num_time_tokens: int = 4
+    time_injection: str = "per_layer"
+    num_time_tokens: int | None = None
+    time_embedding_max_period: float = 10.0
     num_guidance_tokens: int = 0
     num_mode_tokens: int = 0
     self_conditioning: bool = True
     self_cond_prob: float = 0.5
+    self_conditioning_injection: str = "per_layer"
+    self_cond_per_batch: bool = True
     use_long_skips: bool = True
+    long_skip_merge: str = "add"
+    output_head: str = "norm"
 
     schedule_d: float = 5.0
     t_min: float = 0.05
@@ -271,16 +298,22 @@ class CosmosLMConfig(StrictConfigMixin, PreTrainedConfig):
     eos_token_id: int | None = None
     tie_word_embeddings: bool = False
 
+    # Configs saved before the published denoiser became the default keep latentlm's first form.
+    _absent_key_defaults = {**DenoiserOptions().to_dict(), "self_cond_per_batch": False}
+
     def __post_init__(self, **kwargs):
         if self.intermediate_size is None:
             self.intermediate_size = int(8 * self.hidden_size / 3)
+        if self.num_time_tokens is None:
+            self.num_time_tokens = 4 if self.time_injection == "tokens" else 0
         super().__post_init__(**kwargs)
         check_positive(
             self,
             ("vocab_size", "num_latents", "latent_dim", "max_position_embeddings", "hidden_size",
-             "num_hidden_layers", "num_attention_heads", "num_time_tokens", "schedule_d"),
+             "num_hidden_layers", "num_attention_heads", "schedule_d"),
         )  # fmt: skip
         check_heads_divide_hidden(self)
+        check_denoiser_options(self)
         if self.num_guidance_tokens or self.num_mode_tokens:
             raise ValueError(
                 "Cosmos has no guidance or mode tokens: `num_guidance_tokens` and `num_mode_tokens` must be 0."

@@ -8,7 +8,10 @@ Two models, trained one after the other (read against `dbal0503/cosmos`, `encode
   make the latent space smooth.
 * `CosmosLMForDiffusion` (the denoiser): the shared `DenoiserTransformer` with long skips over the autoencoder's
   latents, standardised per latent position and dimension; variance-preserving tan schedule, x0-prediction MSE
-  with times U(1e-5, 1), self-conditioning. Sampling integrates the reverse SDE to `t_min` and decodes once.
+  with times U(1e-5, 1), self-conditioning. By default the denoiser is `architecture/score_estimator.py`'s: time
+  and self-conditioning added before every block, additive skips, an RMSNorm output, one self-conditioning coin per
+  batch (`CosmosLMConfig`; `models/denoiser_conditioning.py`). Sampling integrates the reverse SDE to `t_min`
+  (200 steps by default) and decodes once.
 """
 
 from dataclasses import dataclass
@@ -187,19 +190,35 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
                 )
         x0 = latents.to(self.dtype)
         batch = x0.shape[0]
+        # Cosmos' one coin per batch is drawn first: how much randomness the noise below uses depends on its dtype.
+        batch_coin = None
+        if self.config.self_conditioning and self.config.self_cond_per_batch:
+            batch_coin = bool(torch.rand((), device=x0.device) < self.config.self_cond_prob)
         t = self.noise_scheduler.sample_training_timesteps(batch, device=x0.device).to(x0.dtype)
-        noisy = self.noise_scheduler.add_noise(x0, torch.randn_like(x0), t)
+        # float32 noise whatever the model's dtype: a step draws the same noise in float32, float64 or bfloat16.
+        noisy = self.noise_scheduler.add_noise(x0, torch.randn(x0.shape, device=x0.device).to(x0.dtype), t)
 
         condition_kwargs = _condition_kwargs(condition)
         self_condition = None
         if self.config.self_conditioning:
-            with torch.no_grad():
-                estimate = self.model(noisy, t, **condition_kwargs).sample
-            use = (torch.rand(batch, device=x0.device) < self.config.self_cond_prob).to(x0.dtype)
-            self_condition = estimate * use[:, None, None]
+            self_condition = self._training_self_condition(noisy, t, condition_kwargs, batch_coin)
         prediction = self.model(noisy, t, self_condition=self_condition, **condition_kwargs).sample
         loss = (prediction.float() - x0.float()).pow(2).mean()
         return CosmosLMDiffusionOutput(loss=loss, pred_original_sample=prediction)
+
+    def _training_self_condition(self, noisy, t, condition_kwargs: dict, batch_coin: bool | None) -> torch.Tensor:
+        """The self-conditioning input of a training step: a no-grad x0 estimate on `self_cond_prob` of the batch
+        (``batch_coin`` for the whole batch with `self_cond_per_batch`, as Cosmos' trainer, else one coin per
+        example), zeros elsewhere. A failed batch coin skips the estimating pass."""
+        if batch_coin is not None:
+            if not batch_coin:
+                return torch.zeros_like(noisy)
+            with torch.no_grad():
+                return self.model(noisy, t, **condition_kwargs).sample
+        with torch.no_grad():
+            estimate = self.model(noisy, t, **condition_kwargs).sample
+        use = (torch.rand(noisy.shape[0], device=noisy.device) < self.config.self_cond_prob).to(noisy.dtype)
+        return estimate * use[:, None, None]
 
     # ----------------------------------------------------------------------------------------------------------
     # Sampling interface (LatentDiffusionMixin)
