@@ -37,6 +37,7 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 from transformers.utils import ModelOutput
 
 from .pretrained_mixin import LatentLMModelMixin
+from .warm_start import AbsolutePositions, BertStyleBlock, skip_warm_start, warm_start_denoisers
 
 
 @dataclass
@@ -73,6 +74,11 @@ class DenoiserConfigMixin:
     use_long_skips: U-Net style skips between the first and second half of the blocks.
     cross_attention_dim: width of `encoder_hidden_states` read by cross-attention in every block (`None`: no
         cross-attention). Optional: configs without the field have none.
+    block_type: ``"default"`` (the blocks above) or ``"bert"`` (post-norm BERT layers with absolute positions, reading
+        ``hidden_act`` and ``layer_norm_eps``; see `latentlm.models.warm_start`). Optional: configs without it are
+        ``"default"``.
+    init_denoiser_from: an `AutoModel` encoder whose layers are copied into the ``"bert"`` blocks when the model is
+        built (not when it is loaded). Optional.
     """
 
 
@@ -257,11 +263,19 @@ class DenoiserTransformer(nn.Module):
         )
 
         depth = config.num_hidden_layers
-        self.rotary = RotaryEmbedding(
-            hidden // config.num_attention_heads, config.max_position_embeddings, config.rope_theta
+        bert = getattr(config, "block_type", "default") == "bert"
+        # BERT blocks take absolute positions once, before the first block (`latentlm.models.warm_start`).
+        self.positions = AbsolutePositions(config) if bert else None
+        self.rotary = (
+            None
+            if bert
+            else RotaryEmbedding(
+                hidden // config.num_attention_heads, config.max_position_embeddings, config.rope_theta
+            )
         )
+        block_class = BertStyleBlock if bert else DenoiserBlock
         self.blocks = nn.ModuleList(
-            DenoiserBlock(config, config.hidden_dropout if depth // 4 <= i < 3 * depth // 4 else 0.0)
+            block_class(config, config.hidden_dropout if depth // 4 <= i < 3 * depth // 4 else 0.0)
             for i in range(depth)
         )
         self.skip_projs = (
@@ -354,7 +368,10 @@ class DenoiserTransformer(nn.Module):
 
         hidden = torch.cat([control, tokens], dim=1)
         key_mask = torch.cat([torch.ones(batch, num_control, dtype=torch.bool, device=device), mask], dim=1)
-        rotary = self.rotary(cond_len, seq_len, hidden.dtype)
+        if self.positions is not None:
+            hidden, rotary = self.positions(hidden, num_control), None
+        else:
+            rotary = self.rotary(cond_len, seq_len, hidden.dtype)
 
         # 3. Blocks, with optional U-Net long skips.
         skips = []
@@ -412,8 +429,19 @@ class DenoiserPreTrainedModel(LatentLMModelMixin, PreTrainedModel):
 
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
-    _no_split_modules = ["DenoiserBlock"]
+    _no_split_modules = ["DenoiserBlock", "BertStyleBlock"]
     _supports_sdpa = True
+
+    def post_init(self):
+        """Initialises the weights, then copies ``config.init_denoiser_from`` into the denoiser when it is set (a
+        model being built for training; `from_pretrained` skips the copy, the checkpoint holds every weight)."""
+        super().post_init()
+        warm_start_denoisers(self)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        with skip_warm_start():
+            return super().from_pretrained(*args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module):
