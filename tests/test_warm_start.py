@@ -5,14 +5,17 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModel
 
 from conftest import build_tiny_tokenizer, tiny_pretrained_encoder
+from latentlm import ELFPipeline
 from latentlm.models import ELFConfig, ELFForFlowMatching, ELFModel
 from latentlm.models.registry import get_method
 from latentlm.models.warm_start import pretrained_block_kwargs
-from latentlm.training import load_config
+from latentlm.training import load_config, train
 from latentlm.training.trainer import build_model, model_config_kwargs
+from test_train_elf import elf_config
 
 
 ELF_AROUND_ENCODER = dict(vocab_size=32, latent_dim=16, bottleneck_dim=8, max_position_embeddings=24)
@@ -143,3 +146,24 @@ def test_bert_block_without_warm_start_is_a_plain_model():
     model = ELFModel(ELFConfig(**ELF_AROUND_ENCODER, block_type="bert", hidden_size=32, num_attention_heads=2))
     assert model.transformer.rotary is None and model.transformer.positions is not None
     assert type(model.transformer.blocks[0]).__name__ == "BertStyleBlock"
+
+
+def test_warm_start_trains_saves_alone_and_takes_lora_from_init_from(tmp_path):
+
+    encoder = tmp_path / "encoder"
+    shutil.copytree(tiny_pretrained_encoder("bert"), encoder)
+    warm = {"init_denoiser_from": str(encoder), "bottleneck_dim": 16, "decoder_head_dim": 16}
+    train(elf_config(tmp_path / "warm", model=warm, max_steps=2))
+    shutil.rmtree(encoder)  # the export holds every weight: nothing reads the pretrained encoder again
+    lora = {"r": 4, "lora_alpha": 8, "target_modules": ["qkv", "out_proj", "up_proj", "down_proj"]}
+    train(elf_config(tmp_path / "lora", init_from=str(tmp_path / "warm"), model={}, lora=lora, max_steps=2,
+                     learning_rate=5e-2))  # fmt: skip
+
+    base = load_file(tmp_path / "warm" / "model" / "model.safetensors")
+    tuned = load_file(tmp_path / "lora" / "model" / "model.safetensors")
+    changed = {name for name in base if not torch.equal(base[name], tuned[name])}
+    adapted = tuple(f"{target}.weight" for target in lora["target_modules"])
+    assert changed and all(".blocks." in name and name.endswith(adapted) for name in changed)
+    pipe = ELFPipeline.from_pretrained(tmp_path / "lora")
+    assert pipe.model.config.block_type == "bert"
+    assert pipe(batch_size=1, gen_length=4, num_inference_steps=2).sequences.shape == (1, 4)
