@@ -167,3 +167,33 @@ def test_warm_start_trains_saves_alone_and_takes_lora_from_init_from(tmp_path):
     pipe = ELFPipeline.from_pretrained(tmp_path / "lora")
     assert pipe.model.config.block_type == "bert"
     assert pipe(batch_size=1, gen_length=4, num_inference_steps=2).sequences.shape == (1, 4)
+
+
+def test_fitted_input_projection_maps_latents_to_the_pretrained_word_embeddings():
+    path = tiny_pretrained_encoder("bert")
+    model = warm_elf(path, vocab_size=50, latent_dim=32, init_denoiser_fit_projections=True, bottleneck_dim=None)
+    model.config.latent_mean, model.config.latent_std = 0.0, 1.0
+    table = AutoModel.from_pretrained(path).get_input_embeddings().weight.detach()
+    # Latents that are an invertible linear function of the word embeddings: the fit must recover its inverse.
+    mixing = torch.randn(32, 32)
+    input_ids = torch.randint(0, 50, (6, 10))
+    batches = [{"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
+                "encoder_activations": table[input_ids] @ mixing}]  # fmt: skip
+    model.fit_warm_start_projections(batches)
+    denoiser = model.model.transformer
+    with torch.no_grad():
+        latents = table[input_ids] @ mixing
+        entered = denoiser.input_proj(denoiser.self_cond_proj(torch.cat([latents, torch.randn_like(latents)], -1)))
+    # Exact up to the ridge term; the self-conditioning estimate is ignored at first.
+    torch.testing.assert_close(entered, table[input_ids], atol=1e-2, rtol=0)
+    assert denoiser.proj_out.weight.abs().sum() == 0
+
+
+def test_fitting_projections_needs_a_warm_start_and_a_shared_vocabulary():
+    with pytest.raises(ValueError, match="init_denoiser_fit_projections.*init_denoiser_from"):
+        ELFConfig(init_denoiser_fit_projections=True)
+    model = warm_elf(tiny_pretrained_encoder("bert"), init_denoiser_fit_projections=True)  # vocab 32, encoder's 50
+    model.config.latent_mean, model.config.latent_std = 0.0, 1.0
+    ids = torch.zeros(1, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="init_denoiser_fit_projections.*vocabulary of 50.*32"):
+        model.fit_warm_start_projections([{"input_ids": ids, "encoder_activations": torch.zeros(1, 4, 16)}])

@@ -7,7 +7,9 @@ pretrained model's sizes (hidden size, layers, heads, MLP width, activation, Lay
 `pretrained_block_kwargs` reads them. Copied: every layer's attention, MLP and LayerNorms, the position embeddings
 (with the token-type-0 embedding folded in: every denoiser token is of type 0) and the embedding LayerNorm. Fresh:
 the control tokens (time, guidance, mode), the self-conditioning and input projections, the output norm and head
-(and the method's own heads, e.g. ELF's decoder).
+(and the method's own heads, e.g. ELF's decoder). With ``init_denoiser_fit_projections`` the input projection is
+instead fitted by least squares on the first training batches (`fit_input_projection`): latents enter as the
+pretrained word embeddings of their tokens, the inputs the copied layers were trained on.
 
 Architectures that map, by ``config.model_type``: ``bert`` (also MiniLM, e.g. all-MiniLM-L6-v2, and BERT-shaped
 sentence encoders), ``roberta``, ``xlm-roberta``, ``camembert``, ``electra`` (when its embedding size equals its hidden
@@ -65,6 +67,10 @@ def check_block_config(config) -> None:
             raise ValueError(f"`hidden_act` must be a transformers activation name, got {config.hidden_act!r}.")
         if getattr(config, "cross_attention_dim", None):
             raise ValueError("`block_type='bert'` has no cross-attention: unset `cross_attention_dim`.")
+    if getattr(config, "init_denoiser_fit_projections", False) and getattr(config, "init_denoiser_from", None) is None:
+        raise ValueError(
+            "`init_denoiser_fit_projections` fits projections to copied layers: set `init_denoiser_from`."
+        )
     if getattr(config, "init_denoiser_from", None) is not None and block_type != "bert":
         raise ValueError(
             "`init_denoiser_from` copies a pretrained encoder's layers into BERT blocks: set `block_type='bert'` "
@@ -308,3 +314,67 @@ def warm_start_denoisers(model: nn.Module) -> None:
     for denoiser in denoisers:
         copy_pretrained_layers(denoiser, encoder.to(device), name_or_path)
         denoiser._warm_started_from = name_or_path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Optional: fitting the fresh input projection to the copied layers (`init_denoiser_fit_projections`)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def pretrained_word_embeddings(name_or_path: str, vocab_size: int) -> torch.Tensor:
+    """The word-embedding table `(vocab_size, hidden)` of ``init_denoiser_from``; its vocabulary must be the model's
+    (the fit reads token ids of the model's tokenizer)."""
+    from transformers import AutoModel
+
+    from .encoders import resolve_encoder_path
+
+    encoder = AutoModel.from_pretrained(resolve_encoder_path(name_or_path), dtype=torch.float32)
+    table = encoder.get_input_embeddings().weight.detach()
+    if table.shape[0] != vocab_size:
+        raise ValueError(
+            f"`init_denoiser_fit_projections`: `init_denoiser_from` ({name_or_path}) has a vocabulary of "
+            f"{table.shape[0]} tokens but the model has `vocab_size` {vocab_size}: they must share the tokenizer."
+        )
+    return table
+
+
+def _least_squares(inputs: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-4) -> tuple[torch.Tensor, ...]:
+    """Ridge regression ``targets ~ inputs @ W.T + b`` in float64: `(N, a), (N, b)` -> `W (b, a)`, `b (b,)`."""
+    inputs, targets = inputs.double(), targets.double()
+    mean_in, mean_out = inputs.mean(0), targets.mean(0)
+    centred = inputs - mean_in
+    gram = centred.T @ centred
+    gram += ridge * gram.diagonal().mean() * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    weight = torch.linalg.solve(gram, centred.T @ (targets - mean_out)).T
+    return weight.float(), (mean_out - weight @ mean_in).float()
+
+
+@torch.no_grad()
+def fit_input_projection(denoiser: nn.Module, latents: torch.Tensor, embeddings: torch.Tensor) -> None:
+    """Sets the denoiser's input path so that clean latents enter as the pretrained encoder's word embeddings of
+    their tokens (a least-squares fit): the copied layers then see inputs like those they were trained on.
+
+    Args:
+        latents: `(N, latent_dim)` clean latents of N real tokens.
+        embeddings: `(N, hidden)` the pretrained word embeddings of the same tokens.
+
+    The self-conditioning projection (if any) starts as ``[I | 0]`` (the estimate is ignored until trained); with a
+    bottleneck the fitted map is truncated to its rank by SVD and split over the two linear layers.
+    """
+    if denoiser.self_cond_proj is not None:
+        width = latents.shape[1]
+        eye = torch.eye(width, dtype=denoiser.self_cond_proj.weight.dtype, device=latents.device)
+        denoiser.self_cond_proj.weight.copy_(torch.cat([eye, torch.zeros_like(eye)], dim=1))
+        denoiser.self_cond_proj.bias.zero_()
+    weight, bias = _least_squares(latents, embeddings)
+    if isinstance(denoiser.input_proj, nn.Sequential):
+        down, up = denoiser.input_proj
+        u, s, vh = torch.linalg.svd(weight, full_matrices=False)
+        rank = down.out_features
+        root = s[:rank].sqrt()
+        down.weight.copy_(root[:, None] * vh[:rank])
+        up.weight.copy_(u[:, :rank] * root)
+        up.bias.copy_(bias)
+    else:
+        denoiser.input_proj.weight.copy_(weight)
+        denoiser.input_proj.bias.copy_(bias)

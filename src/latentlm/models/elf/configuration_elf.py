@@ -59,6 +59,10 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
             for training; needs `block_type="bert"` and the encoder's sizes, which
             `latentlm.models.warm_start.pretrained_block_kwargs(path)` returns (`latentlm train` fills them in). A
             saved model holds the copied weights and loads without it.
+        init_denoiser_fit_projections (`bool`, defaults to `False`): with `init_denoiser_from`, fit the fresh input
+            projection (latents -> the pretrained word embeddings of their tokens, least squares) on the first
+            training batches instead of initialising it randomly; the pretrained encoder must share the model's
+            tokenizer.
         conditional (`bool`, defaults to `False`): the model is trained with conditions (sources of paired data, or
             prompts to continue) and its pipeline accepts `prompt=` / `source=`. Condition tokens are encoded by the
             frozen encoder and sit clean before the target in the denoiser's sequence (ELF's conditional path), so
@@ -99,6 +103,7 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
     hidden_act: str = "gelu"
     layer_norm_eps: float = 1e-12
     init_denoiser_from: str | None = None
+    init_denoiser_fit_projections: bool = False
 
     noise_scale: float = 2.0
     sigma_clamp: float = 0.05
