@@ -118,6 +118,15 @@ def _elf_config_without_control_tokens():
     return ELFConfig(**TINY_ELF, num_guidance_tokens=0, num_mode_tokens=0, self_conditioning=False)
 
 
+def _elf_warm_config():
+    """ELF warm-started from a tiny BERT (`init_denoiser_from`): BERT blocks holding the encoder's layers."""
+    from conftest import TINY_ELF, tiny_pretrained_encoder
+    from latentlm.models import ELFConfig
+    from latentlm.models.warm_start import pretrained_block_kwargs
+
+    return ELFConfig(**{**TINY_ELF, **pretrained_block_kwargs(tiny_pretrained_encoder("bert"))})
+
+
 def _cosmos_config():
     from latentlm.models import CosmosLMConfig
 
@@ -235,6 +244,10 @@ def model_cases() -> list[ModelCase]:
             extra={"id": "ELFModel-no-control-tokens"},
         ),
         ModelCase(ELFForFlowMatching, _elf_config, elf_latents, "loss", "AutoModelForTextDiffusion"),
+        ModelCase(
+            ELFForFlowMatching, _elf_warm_config, elf_latents, "loss", "AutoModelForTextDiffusion",
+            extra={"id": "ELFForFlowMatching-warm-start-bert"},
+        ),
         ModelCase(CosmosLMModel, _cosmos_config, _denoiser_inputs, "sample", "AutoModel"),
         ModelCase(
             CosmosLMModel, _cosmos_first_form_config, _denoiser_inputs, "sample", "AutoModel",

@@ -1,6 +1,8 @@
 """Test-wide settings: offline Hub, slow tests behind RUN_SLOW=1, tiny shared fixtures."""
 
+import functools
 import os
+import tempfile
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,6 +39,31 @@ TINY_COSMOS_AE = dict(
 )
 NO_AUGMENTATION = dict(activation_mask_fraction=0.0, activation_noise_fraction=0.0, latent_dropout=0.0)
 WORDS = "the a cat dog sat ran on in mat park and quickly slowly big small red house tree bird sang".split()
+
+
+# Tiny pretrained encoders for warm starts (`init_denoiser_from`): hidden 32, 2 layers of 2 heads, MLP 48.
+TINY_ENCODERS = {
+    "bert": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48),
+    "roberta": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, pad_token_id=1),
+    "electra": dict(hidden_size=32, embedding_size=32, num_hidden_layers=2, num_attention_heads=2,
+                    intermediate_size=48),
+    "distilbert": dict(dim=32, n_layers=2, n_heads=2, hidden_dim=48),
+    "gpt2": dict(n_embd=32, n_layer=2, n_head=2),
+}  # fmt: skip
+
+
+@functools.cache
+def tiny_pretrained_encoder(model_type: str = "bert") -> str:
+    """Saves a tiny randomly initialised `AutoModel` of ``model_type`` once per session; returns its folder."""
+    from transformers import AutoConfig, AutoModel
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(model_type, vocab_size=50, max_position_embeddings=40, **TINY_ENCODERS[model_type])
+    if model_type == "gpt2":
+        config.n_positions = 40
+    path = os.path.join(tempfile.mkdtemp(prefix="latentlm-tiny-encoder-"), model_type)
+    AutoModel.from_config(config).save_pretrained(path)
+    return path
 
 
 def pytest_collection_modifyitems(config, items):

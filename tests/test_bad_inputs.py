@@ -256,6 +256,8 @@ ROWS += _config_rows(ELFConfig, TINY_ELF, [
     ("rms_norm_eps", 0.0, None), ("initializer_range", -0.1, None), ("self_conditioning", "yes", None),
     ("num_time_tokens", 0, None), ("num_guidance_tokens", -1, None), ("decoder_noise_scale", NAN, None),
     ("encoder_name_or_path", 5, None), ("hiden_size", 64, "hiden_size"),
+    ("block_type", "post_norm", None), ("block_type", 1, None), ("layer_norm_eps", 0.0, None),
+    ("init_denoiser_from", 5, None), ("init_denoiser_from", "some/encoder", "init_denoiser_from"),
 ])  # fmt: skip
 ROWS += _config_rows(CosmosLMConfig, COSMOS, [
     ("schedule_d", 0.0, None), ("schedule_d", NAN, None), ("t_min", 0.0, None), ("t_min", 1.0, None),

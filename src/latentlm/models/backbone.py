@@ -42,6 +42,7 @@ from transformers.utils import ModelOutput
 
 from .denoiser_conditioning import DenoiserOptions, LayerwiseConditioning, SinusoidalTimesteps
 from .pretrained_mixin import LatentLMModelMixin
+from .warm_start import AbsolutePositions, BertStyleBlock, skip_warm_start, warm_start_denoisers
 
 
 @dataclass
@@ -81,6 +82,11 @@ class DenoiserConfigMixin:
         (see `DenoiserOptions`); a config without them gets the forms described in the module docstring.
     cross_attention_dim: width of `encoder_hidden_states` read by cross-attention in every block (`None`: no
         cross-attention). Optional: configs without the field have none.
+    block_type: ``"default"`` (the blocks above) or ``"bert"`` (post-norm BERT layers with absolute positions, reading
+        ``hidden_act`` and ``layer_norm_eps``; see `latentlm.models.warm_start`). Optional: configs without it are
+        ``"default"``.
+    init_denoiser_from: an `AutoModel` encoder whose layers are copied into the ``"bert"`` blocks when the model is
+        built (not when it is loaded). Optional.
     """
 
 
@@ -271,11 +277,19 @@ class DenoiserTransformer(nn.Module):
         )
 
         depth = config.num_hidden_layers
-        self.rotary = RotaryEmbedding(
-            hidden // config.num_attention_heads, config.max_position_embeddings, config.rope_theta
+        bert = getattr(config, "block_type", "default") == "bert"
+        # BERT blocks take absolute positions once, before the first block (`latentlm.models.warm_start`).
+        self.positions = AbsolutePositions(config) if bert else None
+        self.rotary = (
+            None
+            if bert
+            else RotaryEmbedding(
+                hidden // config.num_attention_heads, config.max_position_embeddings, config.rope_theta
+            )
         )
+        block_class = BertStyleBlock if bert else DenoiserBlock
         self.blocks = nn.ModuleList(
-            DenoiserBlock(config, config.hidden_dropout if depth // 4 <= i < 3 * depth // 4 else 0.0)
+            block_class(config, config.hidden_dropout if depth // 4 <= i < 3 * depth // 4 else 0.0)
             for i in range(depth)
         )
         self.layer_conditioning = (
@@ -377,7 +391,10 @@ class DenoiserTransformer(nn.Module):
         num_control = sum(part.shape[1] for part in control)
         hidden = torch.cat([*(part.to(tokens.dtype) for part in control), tokens], dim=1)
         key_mask = torch.cat([torch.ones(batch, num_control, dtype=torch.bool, device=device), mask], dim=1)
-        rotary = self.rotary(cond_len, seq_len, hidden.dtype)
+        if self.positions is not None:
+            hidden, rotary = self.positions(hidden, num_control), None
+        else:
+            rotary = self.rotary(cond_len, seq_len, hidden.dtype)
         if self.layer_conditioning is not None:
             sc_states = None if self_condition is None else self_condition.to(dtype)
             per_layer = (self.layer_conditioning.embed_time(timestep, dtype), sc_states)
@@ -454,8 +471,19 @@ class DenoiserPreTrainedModel(LatentLMModelMixin, PreTrainedModel):
 
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
-    _no_split_modules = ["DenoiserBlock"]
+    _no_split_modules = ["DenoiserBlock", "BertStyleBlock"]
     _supports_sdpa = True
+
+    def post_init(self):
+        """Initialises the weights, then copies ``config.init_denoiser_from`` into the denoiser when it is set (a
+        model being built for training; `from_pretrained` skips the copy, the checkpoint holds every weight)."""
+        super().post_init()
+        warm_start_denoisers(self)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        with skip_warm_start():
+            return super().from_pretrained(*args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module):

@@ -40,6 +40,7 @@ from ..data import DataCollatorForFixedLength, eos_token_id_for
 from ..hub import save_training_card
 from ..models.encoders import default_encoder_path
 from ..models.registry import MethodSpec, get_method
+from ..models.warm_start import pretrained_block_kwargs, skip_warm_start
 from .adapters import save_adapter
 from .checkpointing import (
     MODEL_DIR,
@@ -412,8 +413,14 @@ def build_model(spec: MethodSpec, config: TrainingConfig, tokenizer, checkpoint:
             "`lora` fine-tunes a pretrained model: set `init_from` (a folder, a Hub id or `pretrained:<name>`)."
         )
     if checkpoint is not None and config.lora is None:
-        return spec.model_class(spec.config_class.from_pretrained(checkpoint / MODEL_DIR))
+        with skip_warm_start():  # the checkpoint's weights replace the copy
+            return spec.model_class(spec.config_class.from_pretrained(checkpoint / MODEL_DIR))
     _check_model_keys(spec.config_class, config.model)
+    if config.init_from is not None and config.model.get("init_denoiser_from") is not None:
+        raise ValueError(
+            "`model.init_denoiser_from` builds a new denoiser from a pretrained encoder, `init_from` loads a trained "
+            "model: set one of them."
+        )
     if config.init_from is not None:
         source = init_source(config)
         return spec.model_class.from_pretrained(
@@ -459,6 +466,9 @@ def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -
     defaults = get_method(config.method).model_defaults
     if any(key in config.model for key in defaults):
         defaults = {}
+    # A warm start takes the pretrained encoder's block sizes (`model` entries still win, and must then match it).
+    warm_start = config.model.get("init_denoiser_from")
+    defaults = {**defaults, **(pretrained_block_kwargs(warm_start) if warm_start is not None else {})}
     return {**{key: value for key, value in derived.items() if key in known}, **defaults, **config.model}
 
 

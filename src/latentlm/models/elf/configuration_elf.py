@@ -9,6 +9,7 @@ from ..configuration_utils import (
     check_positive,
     check_probability,
 )
+from ..warm_start import check_block_config
 
 
 class ELFConfig(StrictConfigMixin, PreTrainedConfig):
@@ -48,6 +49,20 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
         guidance_min, guidance_max (`float`, defaults to 0.5, 5.0): range of the self-conditioning guidance scale
             omega sampled in training (log-uniform in `1 + omega`) and fed to the model.
         hidden_dropout (`float`, defaults to 0.0): dropout in the middle half of the blocks.
+        block_type (`str`, defaults to `"default"`): the backbone's blocks, `"default"` (pre-norm RMSNorm, SwiGLU,
+            RoPE, qk-norm) or `"bert"` (a BERT encoder layer exactly, with absolute positions; reads `hidden_act` and
+            `layer_norm_eps`). See `latentlm.models.warm_start`.
+        hidden_act (`str`, defaults to `"gelu"`), layer_norm_eps (`float`, defaults to 1e-12): the `"bert"` blocks'
+            MLP activation and LayerNorm eps.
+        init_denoiser_from (`str`, *optional*): an `AutoModel` encoder (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA,
+            DistilBERT; all-MiniLM-L6-v2 is a BERT) whose layers are copied into the denoiser when the model is built
+            for training; needs `block_type="bert"` and the encoder's sizes, which
+            `latentlm.models.warm_start.pretrained_block_kwargs(path)` returns (`latentlm train` fills them in). A
+            saved model holds the copied weights and loads without it.
+        init_denoiser_fit_projections (`bool`, defaults to `False`): with `init_denoiser_from`, fit the fresh input
+            projection (latents -> the pretrained word embeddings of their tokens, least squares) on the first
+            training batches instead of initialising it randomly; the pretrained encoder must share the model's
+            tokenizer.
         conditional (`bool`, defaults to `False`): the model is trained with conditions (sources of paired data, or
             prompts to continue) and its pipeline accepts `prompt=` / `source=`. Condition tokens are encoded by the
             frozen encoder and sit clean before the target in the denoiser's sequence (ELF's conditional path), so
@@ -84,6 +99,11 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
     self_conditioning: bool = True
     use_long_skips: bool = False
     initializer_range: float = 0.02
+    block_type: str = "default"
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-12
+    init_denoiser_from: str | None = None
+    init_denoiser_fit_projections: bool = False
 
     noise_scale: float = 2.0
     sigma_clamp: float = 0.05
@@ -123,6 +143,7 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
         check_heads_divide_hidden(self)
         check_probability(self, ("decoder_prob", "self_cond_prob"))
         check_conditioning(self)
+        check_block_config(self)
         if not 0.0 < self.guidance_min <= self.guidance_max:
             raise ValueError(
                 f"`guidance_min` and `guidance_max` must satisfy 0 < min <= max, got {self.guidance_min}, "

@@ -142,9 +142,34 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
     def prepare_for_training(self, dataloader, num_batches: int = 16) -> None:
         """Training-loop hook: loads the frozen encoder and fits the latent statistics if they are not set."""
         self.load_text_encoder()
+        fit_projections = self.config.init_denoiser_fit_projections and getattr(
+            self.model.transformer, "_warm_started_from", None
+        )
+        if self.config.latent_std is None or fit_projections:
+            # One pass over the loader for both fits: the training data order is the same with and without them.
+            batches = [batch for _, batch in zip(range(num_batches), dataloader)]
         if self.config.latent_std is None:
-            batches = (batch for _, batch in zip(range(num_batches), dataloader))
             self.fit_latent_statistics(batches)
+        if fit_projections:
+            self.fit_warm_start_projections(batches)
+
+    @torch.no_grad()
+    def fit_warm_start_projections(self, batches) -> None:
+        """Fits the warm-started denoiser's input projection on ``batches`` so that clean latents enter as the
+        pretrained encoder's word embeddings of their tokens (`latentlm.models.warm_start.fit_input_projection`).
+        The output head stays zero-initialised: an untrained denoiser still predicts zeros."""
+        from ..warm_start import fit_input_projection, pretrained_word_embeddings
+
+        table = pretrained_word_embeddings(self.config.init_denoiser_from, self.config.vocab_size).to(self.device)
+        latents, embeddings = [], []
+        for batch in batches:
+            input_ids = batch["input_ids"].to(self.device)
+            mask = batch.get("attention_mask")
+            mask = torch.ones_like(input_ids) if mask is None else mask.to(self.device)
+            x0 = self.encode_text(input_ids, mask, batch.get("encoder_activations"))
+            latents.append(x0.to(self.device)[mask.bool()])
+            embeddings.append(table[input_ids[mask.bool()]])
+        fit_input_projection(self.model.transformer, torch.cat(latents), torch.cat(embeddings))
 
     # ----------------------------------------------------------------------------------------------------------
     # Training objective
