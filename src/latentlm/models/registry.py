@@ -49,7 +49,7 @@ def _method_specs() -> dict[str, MethodSpec]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from .cosmos_lm import CosmosLMAutoencoder, CosmosLMAutoencoderConfig, CosmosLMConfig, CosmosLMForDiffusion
-    from .elf import ELFConfig, ELFForFlowMatching
+    from .elf import ELFConfig, ELFForDistillation, ELFForFlowMatching
     from .ldlm import LDLMConfig, LDLMForDiffusion
     from .nfdm import NFDMConfig, NFDMForDiffusion
 
@@ -60,6 +60,8 @@ def _method_specs() -> dict[str, MethodSpec]:
             "cosmos", CosmosLMConfig, CosmosLMForDiffusion, "CosmosLMPipeline", condition_layout="cross_attention"
         ),
         "elf": MethodSpec("elf", ELFConfig, ELFForFlowMatching, "ELFPipeline", condition_layout="in_sequence"),
+        # A few-step ELF student distilled from a frozen ELF teacher (`model.distill_teacher`); exported as ELF.
+        "elf-distill": MethodSpec("elf-distill", ELFConfig, ELFForDistillation, "ELFPipeline"),
         "nfdm": MethodSpec("nfdm", NFDMConfig, NFDMForDiffusion, pipeline_class="NFDMPipeline"),
         # LDLM trains encoder, decoder and denoiser jointly in one stage; the export is the decoder side only.
         # Unconditional for now (no `encode_condition` yet).

@@ -76,6 +76,12 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
         return getattr(self, "_do_classifier_free_guidance", False)
 
     @property
+    def default_num_inference_steps(self) -> int:
+        """The steps of a call that gives none: the scheduler's `default_num_inference_steps` (a distilled student's
+        steps, saved with it), else 32."""
+        return getattr(self.scheduler.config, "default_num_inference_steps", None) or 32
+
+    @property
     def num_timesteps(self) -> int:
         """Denoising steps of the current (or last) call."""
         return getattr(self, "_num_timesteps", 0)
@@ -325,7 +331,7 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
         num_return_sequences: int = 1,
         max_new_tokens: int | None = None,
         gen_length: int | None = None,
-        num_inference_steps: int = 32,
+        num_inference_steps: int | None = None,
         guidance_scale: float | None = 1.0,
         sc_guidance_scale: float | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -350,7 +356,7 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
             max_new_tokens, gen_length: tokens to generate (two names of one length: transformers' and ours). By
                 default the model's longest, less the prompt for models that read it in the same sequence (ELF).
             num_inference_steps: denoising steps (model evaluations before the final decode; twice the batch with
-                classifier-free guidance).
+                classifier-free guidance); default `default_num_inference_steps` (32, or a distilled student's steps).
             guidance_scale: classifier-free guidance on the prompt or source, `u + w (c - u)` on the x0 prediction;
                 1 turns it off and is the only value allowed without a condition.
             sc_guidance_scale: a guidance scale the model learned to take as input: ELF's self-conditioning guidance
@@ -387,6 +393,8 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
             sc_guidance_scale = self.default_sc_guidance_scale
         if guidance_scale is None:
             guidance_scale = 1.0
+        if num_inference_steps is None:
+            num_inference_steps = self.default_num_inference_steps
 
         # 1. Check inputs (a condition's length is checked once it is tokenised)
         self.check_inputs(
