@@ -5,7 +5,8 @@
 #   bash benchmarks/distill/run.sh round8a   # round 1 (8 steps, teacher 4 sub-steps), first 45 optimizer steps
 #   bash benchmarks/distill/run.sh round8b   # ... resumed to 75 steps
 #   bash benchmarks/distill/run.sh round4    # round 2 (4 steps, teacher 8 sub-steps) from the 8-step student
-#   bash benchmarks/distill/run.sh quality   # latentlm bench: teacher and students at 4/8/16/32 steps
+#   bash benchmarks/distill/run.sh quality   # latentlm bench: teacher and students at 4/8/16/32 steps (long: ~13 rows)
+#   bash benchmarks/distill/run.sh quality8  # latentlm bench: the 8-step student at 8 steps alone (same protocol)
 #   bash benchmarks/distill/run.sh speed     # latentlm bench: batch-1 latency, 128 tokens, vs the AR peer's shape
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +16,7 @@ RUNS=${RUNS:-runs/distill}
 CONFIG=examples/configs/elf-tiny-distill.yaml
 OUT=benchmarks/distill
 
-case "${1:?stage: round8a | round8b | round4 | quality | speed}" in
+case "${1:?stage: round8a | round8b | round4 | quality | quality8 | speed}" in
   round8a)
     $LATENTLM train $CONFIG --output_dir $RUNS/student-8 --max_steps 45 --resume_from_checkpoint latest ;;
   round8b)
@@ -27,6 +28,9 @@ case "${1:?stage: round8a | round8b | round4 | quality | speed}" in
     $LATENTLM bench --model teacher=src/latentlm/pretrained/elf-tiny-prose --model student-8=$RUNS/student-8 \
       --model student-4=$RUNS/student-4 --steps 4 8 16 32 --guidance-scales 3 --gammas 0 --sweep-steps 32 \
       --num-samples 64 --gen-length 128 --batch-size 32 --no-speed --out-dir $OUT/quality ;;
+  quality8)
+    $LATENTLM bench --model student-8=$RUNS/student-8 --steps 8 --guidance-scales 3 --gammas 0 --sweep-steps 8 \
+      --num-samples 64 --gen-length 128 --batch-size 32 --no-speed --out-dir $OUT/quality-student-8 ;;
   speed)
     # The AR peer's latency depends on its shape, not its weights (it emits exactly 128 tokens): one training step of
     # examples/configs/ar-small-prose.yaml gives a folder of that shape.
