@@ -258,6 +258,9 @@ ROWS += _config_rows(ELFConfig, TINY_ELF, [
     ("encoder_name_or_path", 5, None), ("hiden_size", 64, "hiden_size"),
     ("block_type", "post_norm", None), ("block_type", 1, None), ("layer_norm_eps", 0.0, None),
     ("init_denoiser_from", 5, None), ("init_denoiser_from", "some/encoder", "init_denoiser_from"),
+    ("distill_steps", 0, None), ("distill_steps", 2.5, None), ("distill_teacher_steps", 0, None),
+    ("distill_time_schedule", "cosine", None), ("distill_teacher_time_schedule", "linear", None),
+    ("distill_teacher", 3, None), ("distil_steps", 8, "distil_steps"),
 ])  # fmt: skip
 ROWS += _config_rows(CosmosLMConfig, COSMOS, [
     ("schedule_d", 0.0, None), ("schedule_d", NAN, None), ("t_min", 0.0, None), ("t_min", 1.0, None),
@@ -363,7 +366,7 @@ ROWS += [
         ("noise_scale", NAN), ("noise_scale", 0.0), ("noise_scale", -1.0), ("sigma_clamp", 0.0), ("sigma_clamp", -1.0),
         ("sigma_clamp", NAN), ("sigma_clamp", 2.0), ("gamma", -1.0), ("gamma", NAN), ("time_grid", "cosine"),
         ("prediction_type", "epsilon"), ("time_grid_std", 0.0), ("time_grid_mean", INF), ("num_train_timesteps", 0),
-        ("num_train_timesteps", 1.5),
+        ("num_train_timesteps", 1.5), ("default_num_inference_steps", 0), ("default_num_inference_steps", 2.5),
     ]
 ]  # fmt: skip
 ROWS += [

@@ -1,7 +1,7 @@
 """The ``latentlm`` command.
 
     latentlm train CONFIG.yaml [--key value ...]
-    latentlm sample PATH [--num_samples 4 --num_inference_steps 32 --seed 0 ...]
+    latentlm sample PATH [--num_samples 4 --num_inference_steps N --seed 0 ...]
     latentlm sample PATH --prompt "the government said" [--prompt ...] [--num_return_sequences 2]
     latentlm sample PATH --source "an article" --guidance_scale 2
     latentlm sample --pretrained elf-tiny-prose
@@ -175,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--gen_length", type=positive_int, default=None, help="tokens per sample (default: the model's max)"
     )
     sample.add_argument(
-        "--num_inference_steps", type=positive_int, default=None, help="default: the pipeline's (32; Cosmos 200)"
+        "--num_inference_steps",
+        type=positive_int,
+        default=None,
+        help="denoising steps (default: the pipeline's: 32, Cosmos 200, or a distilled student's steps)",
     )
     sample.add_argument("--prompt", action="append", help="text to continue (repeat for several)")
     sample.add_argument(

@@ -7,7 +7,14 @@ from .cosmos_lm import (
     CosmosLMModel,
     CosmosLMPreTrainedModel,
 )
-from .elf import ELFConfig, ELFFlowMatchingOutput, ELFForFlowMatching, ELFModel, ELFPreTrainedModel
+from .elf import (
+    ELFConfig,
+    ELFFlowMatchingOutput,
+    ELFForDistillation,
+    ELFForFlowMatching,
+    ELFModel,
+    ELFPreTrainedModel,
+)
 from .ldlm import (
     LDLMConfig,
     LDLMDecoder,
@@ -33,6 +40,7 @@ __all__ = [
     "DenoiserTransformer",
     "ELFConfig",
     "ELFFlowMatchingOutput",
+    "ELFForDistillation",
     "ELFForFlowMatching",
     "ELFModel",
     "ELFPreTrainedModel",

@@ -52,7 +52,7 @@ def _method_specs() -> dict[str, MethodSpec]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from .cosmos_lm import CosmosLMAutoencoder, CosmosLMAutoencoderConfig, CosmosLMConfig, CosmosLMForDiffusion
-    from .elf import ELFConfig, ELFForFlowMatching
+    from .elf import ELFConfig, ELFForDistillation, ELFForFlowMatching
     from .ldlm import LDLMConfig, LDLMForDiffusion
     from .nfdm import NFDMConfig, NFDMForDiffusion
 
@@ -72,6 +72,8 @@ def _method_specs() -> dict[str, MethodSpec]:
         "elf": MethodSpec(
             "elf", ELFConfig, ELFForFlowMatching, "ELFPipeline", condition_layout="in_sequence", framed_by_default=True
         ),
+        # A few-step ELF student distilled from a frozen ELF teacher (`model.distill_teacher`); exported as ELF.
+        "elf-distill": MethodSpec("elf-distill", ELFConfig, ELFForDistillation, "ELFPipeline"),
         "nfdm": MethodSpec("nfdm", NFDMConfig, NFDMForDiffusion, pipeline_class="NFDMPipeline"),
         # LDLM trains encoder, decoder and denoiser jointly in one stage; the export is the decoder side only.
         # Unconditional for now (no `encode_condition` yet).

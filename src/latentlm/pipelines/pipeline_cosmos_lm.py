@@ -39,7 +39,7 @@ class CosmosLMPipeline(LatentDiffusionTextPipeline):
     """
 
     model_cpu_offload_seq = "model->autoencoder"
-    default_num_inference_steps = 200
+    _default_num_inference_steps = 200
 
     def __init__(
         self,

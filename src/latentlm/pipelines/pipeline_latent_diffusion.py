@@ -44,8 +44,9 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
     _callback_tensor_inputs = ["latents", "pred_original_sample"]
     # The self-conditioning guidance a pipeline uses when `sc_guidance_scale` is not given (ELF: 3.0).
     default_sc_guidance_scale: float | None = None
-    # The number of steps a pipeline takes when `num_inference_steps` is not given (Cosmos: 200, its paper's).
-    default_num_inference_steps: int = 32
+    # The steps a call takes when neither it nor the scheduler's config (a distilled student's) gives them (Cosmos:
+    # 200, its paper's). Read through `default_num_inference_steps`.
+    _default_num_inference_steps: int = 32
 
     def __init__(self, model, scheduler, tokenizer=None):
         super().__init__()
@@ -76,6 +77,13 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
     @property
     def do_classifier_free_guidance(self) -> bool:
         return getattr(self, "_do_classifier_free_guidance", False)
+
+    @property
+    def default_num_inference_steps(self) -> int:
+        """The steps of a call that gives none: the scheduler's `default_num_inference_steps` (a distilled student's
+        steps, saved with it), else the pipeline's own default (32; Cosmos 200)."""
+        scheduler_steps = getattr(self.scheduler.config, "default_num_inference_steps", None)
+        return scheduler_steps or self._default_num_inference_steps
 
     @property
     def num_timesteps(self) -> int:
@@ -352,7 +360,8 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
             max_new_tokens, gen_length: tokens to generate (two names of one length: transformers' and ours). By
                 default the model's longest, less the prompt for models that read it in the same sequence (ELF).
             num_inference_steps: denoising steps (model evaluations before the final decode; twice the batch with
-                classifier-free guidance). Default: the pipeline's `default_num_inference_steps` (32; Cosmos 200).
+                classifier-free guidance). Default: `default_num_inference_steps` (a distilled student's steps, else
+                32; Cosmos 200).
             guidance_scale: classifier-free guidance on the prompt or source, `u + w (c - u)` on the x0 prediction;
                 1 turns it off and is the only value allowed without a condition.
             sc_guidance_scale: a guidance scale the model learned to take as input: ELF's self-conditioning guidance

@@ -160,6 +160,9 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
             ``"uniform"``: evenly spaced.
         time_grid_mean (`float`, defaults to -1.5), time_grid_std (`float`, defaults to 0.8):
             The logit-normal law **in ELF's convention**: ``t_elf = sigmoid(N(mean, std))``, ``sigma = 1 - t_elf``.
+        default_num_inference_steps (`int`, *optional*):
+            The steps `set_timesteps` (and the pipeline) use when none are given: a distilled few-step student's
+            steps (`ELFConfig.distill_steps`). `None`: the pipeline's usual 32.
     """
 
     _compatibles = []
@@ -177,6 +180,7 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         time_grid: str = "logit_normal",
         time_grid_mean: float = -1.5,
         time_grid_std: float = 0.8,
+        default_num_inference_steps: int | None = None,
     ):
         if prediction_type not in _PREDICTION_TYPES:
             raise ValueError(f"`prediction_type` must be one of {_PREDICTION_TYPES}, got {prediction_type!r}.")
@@ -193,6 +197,14 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         check_finite("gamma", gamma, low=0.0)
         check_finite("time_grid_mean", time_grid_mean)
         check_finite("time_grid_std", time_grid_std, positive=True)
+        if default_num_inference_steps is not None and (
+            isinstance(default_num_inference_steps, bool)
+            or not isinstance(default_num_inference_steps, int)
+            or default_num_inference_steps < 1
+        ):
+            raise ValueError(
+                f"`default_num_inference_steps` must be a positive integer or None, got {default_num_inference_steps!r}."
+            )
 
         self.num_inference_steps: int | None = None
         self.sigmas: torch.Tensor | None = None
@@ -276,7 +288,7 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
 
         Args:
             num_inference_steps (`int`, *optional*): N, the number of model evaluations. May be omitted when `sigmas`
-                is given.
+                is given, or when the config has `default_num_inference_steps` (a distilled student).
             device (`str` or `torch.device`, *optional*): where ``sigmas`` / ``timesteps`` live.
             generator (`torch.Generator`, *optional*): used only by ``time_grid="logit_normal_random"``, which
                 requires it (one generator, or a list of one). The default grids are deterministic and ignore it.
@@ -298,6 +310,8 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
                     f"`num_inference_steps` ({num_inference_steps}) does not match the {len(grid) - 1} steps of `sigmas`."
                 )
         else:
+            if num_inference_steps is None:
+                num_inference_steps = self.config.default_num_inference_steps
             if (
                 not isinstance(num_inference_steps, int)
                 or isinstance(num_inference_steps, bool)

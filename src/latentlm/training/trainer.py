@@ -16,6 +16,8 @@ The contract with a method's training head (``MethodSpec.model_class``):
   uses it to load frozen parts or fit statistics; what it fits belongs in ``model.config`` so that checkpoints and
   the export carry it. On resume the model is rebuilt from the checkpoint's config, so the fitted values are
   already there (or refitted identically, then overwritten by the checkpoint's weights and buffers).
+* Optional ``model.model_for_export()``: the model `export` saves in place of the training head (a distillation head
+  exports its student as a plain model of the method it distils).
 * Optional ``model.load_text_encoder()`` and ``model.encoder_activations(input_ids, attention_mask)``: with
   ``cache_encoder_activations`` the loop runs the frozen encoder once over the data (`cache_encoder_activations`)
   and every batch then carries ``encoder_activations``, which ``forward`` accepts in place of running the encoder.
@@ -610,6 +612,8 @@ def export(model, tokenizer, spec: MethodSpec, output_dir: Path) -> None:
     if getattr(model, "peft_config", None) is not None:
         save_adapter(model, output_dir / ADAPTER_DIR)
         model = model.merge_and_unload()
+    if hasattr(model, "model_for_export"):
+        model = model.model_for_export()
     if spec.pipeline_class is None:
         model.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)

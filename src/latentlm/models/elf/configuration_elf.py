@@ -12,6 +12,9 @@ from ..configuration_utils import (
 from ..warm_start import check_block_config
 
 
+DISTILL_TIME_SCHEDULES = ("logit_normal", "uniform")
+
+
 class ELFConfig(StrictConfigMixin, PreTrainedConfig):
     r"""
     Configuration of [`ELFModel`] and [`ELFForFlowMatching`].
@@ -73,6 +76,17 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
             the sequence.
         condition_dropout (`float`, defaults to 0.1): each conditioned example loses its condition with this
             probability in training (ELF's `label_drop_prob`): the unconditional branch of classifier-free guidance.
+        distill_steps (`int`, *optional*): set on a few-step student (`method: elf-distill`, see
+            `ELFForDistillation`): the number of sampling steps it was distilled for, each spanning `1 / distill_steps`
+            of time. The exported pipeline's scheduler samples with this many steps by default. `None` (every model
+            that is not a student) keeps the usual default of 32.
+        distill_teacher (`str`, *optional*): the frozen teacher a student is distilled from (a pipeline or model
+            folder, a Hub id or `pretrained:<bundled name>`, as `init_from`); recorded with the student.
+        distill_teacher_steps (`int`, defaults to 4): Euler sub-steps of the teacher inside one student step (the
+            official `pd_teacher_steps`; the teacher's resolution is `distill_steps * distill_teacher_steps`).
+        distill_time_schedule, distill_teacher_time_schedule (`str`, default `"logit_normal"`): how the student's
+            start times and the teacher's interior sub-step times are drawn: ELF's logit-normal law (`time_mean`,
+            `time_std`) or `"uniform"` (the official `pd_student_schedule` / `pd_teacher_schedule`).
     """
 
     model_type = "latentlm_elf"
@@ -120,6 +134,11 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
     prompt_prob: float = 0.0
     max_prompt_fraction: float = 0.5
     condition_dropout: float = 0.1
+    distill_steps: int | None = None
+    distill_teacher: str | None = None
+    distill_teacher_steps: int = 4
+    distill_time_schedule: str = "logit_normal"
+    distill_teacher_time_schedule: str = "logit_normal"
 
     pad_token_id: int | None = 0
     bos_token_id: int | None = None
@@ -149,6 +168,13 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
                 f"`guidance_min` and `guidance_max` must satisfy 0 < min <= max, got {self.guidance_min}, "
                 f"{self.guidance_max}."
             )
+        if self.distill_steps is not None and self.distill_steps < 1:
+            raise ValueError(f"`distill_steps` must be a positive integer or None, got {self.distill_steps}.")
+        if self.distill_teacher_steps < 1:
+            raise ValueError(f"`distill_teacher_steps` must be a positive integer, got {self.distill_teacher_steps}.")
+        for name in ("distill_time_schedule", "distill_teacher_time_schedule"):
+            if getattr(self, name) not in DISTILL_TIME_SCHEDULES:
+                raise ValueError(f"`{name}` must be one of {DISTILL_TIME_SCHEDULES}, got {getattr(self, name)!r}.")
         if self.latent_std is not None and self.latent_std <= 0:
             raise ValueError(f"`latent_std` must be positive, got {self.latent_std}.")
 

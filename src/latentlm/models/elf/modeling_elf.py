@@ -308,7 +308,8 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
     # ----------------------------------------------------------------------------------------------------------
 
     def get_default_scheduler(self) -> FlowMatchEulerSDEScheduler:
-        """The sampler matching this model's path: Euler ODE on ELF's logit-normal grid.
+        """The sampler matching this model's path: Euler ODE on ELF's logit-normal grid (a distilled student's
+        `distill_steps` steps by default, as the official few-step sampler).
 
         The paper samples its 105M+ models with the SDE (`gamma=1.5`); the small models we train collapse to
         repetitive, low-entropy text under it (benchmarks/RESULTS.md), so the ODE is the default and the SDE one
@@ -321,6 +322,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
             gamma=0.0,
             time_grid_mean=self.config.time_mean,
             time_grid_std=self.config.time_std,
+            default_num_inference_steps=getattr(self.config, "distill_steps", None),
         )
 
     def latent_shape(self, gen_length: int) -> tuple[int, int]:
