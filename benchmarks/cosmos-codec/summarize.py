@@ -61,7 +61,7 @@ def load(num_latents: int):
 def project(points: dict[int, float], target: float) -> dict[str, float | None]:
     """Steps at which `target` is reached: last-two-checkpoint linear rate, and `c0 + c1 log s` from step 200."""
     steps = sorted(points)
-    linear = log_fit = None
+    linear = log_fit = "n/a"
     if len(steps) >= 2:
         (s0, a0), (s1, a1) = (steps[-2], points[steps[-2]]), (steps[-1], points[steps[-1]])
         rate = (a1 - a0) / (s1 - s0)
@@ -76,7 +76,9 @@ def project(points: dict[int, float], target: float) -> dict[str, float | None]:
     return {"linear": linear, "log": log_fit}
 
 
-def fmt_steps(steps: float | None, batch: int) -> str:
+def fmt_steps(steps: float | str | None, batch: int) -> str:
+    if steps == "n/a":
+        return "n/a (too few checkpoints)"
     if steps is None:
         return "never (not rising)"
     return f"{steps:,.0f} ({steps * batch / 1e6:.2g} M seq.)" if steps < 1e12 else "> 1e12"
@@ -98,7 +100,11 @@ def main() -> None:
               f"- Commands: `bash benchmarks/cosmos-codec/run.sh train` (NUM_LATENTS={n}), then "
               "`bash benchmarks/cosmos-codec/run.sh evaluate`, which ran:"]  # fmt: skip
     lines += [f"  - step {s}: `{c}`" for s, c in sorted(commands.items())]
-    lines += ["", "## Held-out clean token accuracy vs training step (test split, 256 sequences)", ""]
+    lines += [
+        "",
+        f"## Held-out clean token accuracy vs training step (test split, {(settings or {}).get('num_sequences')} sequences)",
+        "",
+    ]
     steps = sorted({s for v in variants for s in held_out[v]})
     lines += ["| variant | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
     for v in variants:
@@ -122,11 +128,14 @@ def main() -> None:
         "",
     ]
     marks = [s for s in (50, 100, 150, 200, 300, 400) if any(s in t for t in train.values())]
-    lines += ["| variant | " + " | ".join(f"step {s}" for s in marks) + " |", "|---|" + "---|" * len(marks)]
+    lines += [
+        "| variant | " + " | ".join(f"step {s}" for s in marks) + " | last logged |",
+        "|---|" + "---|" * (len(marks) + 1),
+    ]
     for v in [v for v in VARIANTS if v in train]:
-        lines.append(
-            f"| {DESCRIPTIONS[v]} | " + " | ".join(f"{train[v].get(s, float('nan')):.4f}" for s in marks) + " |"
-        )
+        cells = [f"{train[v][s]:.4f}" if s in train[v] else "" for s in marks]
+        cells.append(f"{train[v][max(train[v])]:.4f} (step {max(train[v])})")
+        lines.append(f"| {DESCRIPTIONS[v]} | " + " | ".join(cells) + " |")
     lines += ["", f"## Budget projection to 90% / 98% held-out clean accuracy (steps of batch {batch})", ""]
     lines += ["| variant | 90%, linear | 90%, log fit | 98%, linear | 98%, log fit |", "|---|---|---|---|---|"]
     projections = {}
