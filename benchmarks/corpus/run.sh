@@ -21,7 +21,7 @@ if [[ $STAGE == all || $STAGE == table ]]; then
   "${NICE[@]}" "$PY" benchmarks/corpus/table.py
 fi
 if [[ $STAGE == all || $STAGE == train ]]; then
-  for corpus in prose large; do
+  for corpus in ${CORPORA:-prose large}; do
     out=runs/corpus-ar-$corpus
     rm -rf "$out"
     # Everything else as in the config: lr 1e-3 (constant after warm-up), AdamW wd 0.1, beta2 0.95, clip 1.0.
