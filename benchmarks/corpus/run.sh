@@ -7,7 +7,7 @@
 #
 #   bash benchmarks/corpus/run.sh                 # table, both runs, summary
 #   bash benchmarks/corpus/run.sh table|train|evaluate|summary
-#   MODEL_ARGS= STEPS=3000 BATCH=128 EVAL_STEPS=250 EVAL_BATCHES=8 bash benchmarks/corpus/run.sh train  # full budget
+#   MODEL_ARGS= STEPS=3000 BATCH=128 EVAL_STEPS=250 EVAL_BATCHES=43 bash benchmarks/corpus/run.sh train  # full budget
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1
