@@ -150,3 +150,19 @@ def test_the_cosmos_autoencoder_trains_on_framed_windows(tmp_path, monkeypatch):
     result = train(load_config(None, config))
     assert torch.isfinite(torch.tensor(result.eval_loss))
     _check_framed(batches)
+
+
+@pytest.mark.parametrize("autoencoder_framing", [True, False])
+def test_a_cosmos_diffusion_run_reads_its_autoencoders_framing(tmp_path, autoencoder_framing):
+    autoencoder = tmp_path / "autoencoder"
+    autoencoder.mkdir()
+    (autoencoder / "training_config.yaml").write_text(f"method: cosmos-autoencoder\nframing: {autoencoder_framing}\n")
+    config = {"method": "cosmos", "autoencoder": str(autoencoder), "output_dir": str(tmp_path / "run")}
+    assert load_config(None, config).framing is autoencoder_framing  # unset: the autoencoder's
+    with pytest.raises(ValueError, match="`framing`: the autoencoder"):
+        load_config(None, {**config, "framing": not autoencoder_framing})
+
+
+def test_an_autoencoder_folder_without_a_run_config_leaves_the_methods_default(tmp_path):
+    config = load_config(None, {"method": "cosmos", "autoencoder": str(tmp_path), "output_dir": str(tmp_path / "r")})
+    assert config.framing is True

@@ -216,17 +216,6 @@ def load_autoencoder(path, device):
     return autoencoder, AutoTokenizer.from_pretrained(tokenizer_path)
 
 
-def trained_framing(path) -> bool:
-    """Whether the run that exported ``path`` trained on framed sequences (its ``training_config.yaml``); False for
-    folders without one (runs from before `TrainingConfig.framing`, checkpoints)."""
-    import yaml
-
-    config_file = Path(path) / "training_config.yaml"
-    if not config_file.is_file():
-        return False
-    return bool((yaml.safe_load(config_file.read_text()) or {}).get("framing"))
-
-
 def _resolve_dataset(dataset):
     if isinstance(dataset, (str, os.PathLike)):
         from ..data import load_text_dataset
@@ -284,11 +273,13 @@ def run_reconstruction(
         raise ValueError(f"fit_batches must be a non-negative integer, got {fit_batches!r}.")
     levels = _check_noise_levels(noise_levels)
     source = _SequenceSource(_resolve_dataset(dataset), device, batch_size)
+    from ..training.config import trained_framing
+
     rows = {}
     for name, path in autoencoders.items():
         autoencoder, tokenizer = load_autoencoder(path, device)
         config = autoencoder.config
-        framing = trained_framing(path)
+        framing = bool(trained_framing(path))  # runs from before `framing` packed
         evaluated = source.sequences(autoencoder, tokenizer, split, 0, num_sequences, framing)
         if len(evaluated) == 0:
             raise ValueError(

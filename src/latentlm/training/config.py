@@ -31,6 +31,7 @@ from .sources import check_in_memory_dataset, describe_dataset, is_in_memory_dat
 MIXED_PRECISION = ("no", "bf16", "fp16")
 REPORT_TO = ("tensorboard", "none")
 # `transformers.get_scheduler` names whose `step()` needs no metric and no extra arguments.
+CONFIG_NAME = "training_config.yaml"  # the run's config, saved beside its export
 OPTIMIZERS = ("adamw", "muon")
 MUON_ADJUST_LR_FNS = ("original", "match_rms_adamw")  # `torch.optim.Muon(adjust_lr_fn=...)`
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
@@ -81,8 +82,9 @@ class TrainingConfig:
             (`latentlm.data.tokenize_and_chunk`), as the official Cosmos code feeds its frozen BERT; False packs
             documents into ``[CLS]``-less blocks (``packing``). None (the default) is the method's default: True for
             ELF and Cosmos (both stages), whose frozen BERT-family encoder reads the text, False otherwise. Configs
-            of models trained before this option (the bundled ``elf-tiny-prose``) set ``framing: false``; a Cosmos
-            diffusion run should use its autoencoder's framing. Not used with paired data (``source_column``).
+            of models trained before this option (the bundled ``elf-tiny-prose``) set ``framing: false``. A Cosmos
+            diffusion run (``autoencoder``) takes its autoencoder run's framing, and refuses another. Not used with
+            paired data (``source_column``).
         max_train_samples / max_eval_samples: keep only the first N sequences (quick runs).
         cache_encoder_activations: run the method's frozen encoder over the data once and keep its activations
             on disk with the tokenised sequences (``$LATENTLM_CACHE/encoder-activations``, float16), so training steps
@@ -235,6 +237,8 @@ class TrainingConfig:
             raise ValueError(f"`source_column`: method {self.method!r} cannot be trained on paired data.")
         if self.source_column is not None and self.framing:
             raise ValueError("`framing` applies to plain text; paired data (`source_column`) has its own layout.")
+        if self.autoencoder is not None and self.source_column is None:
+            self._match_autoencoder_framing()
         if self.framing is None and self.source_column is None:  # the method's default, recorded in saved configs
             self.framing = get_method(self.method).framed_by_default
         if not 0 < self.validation_split < 1:
@@ -268,10 +272,34 @@ class TrainingConfig:
             return dataclasses.asdict(dataclasses.replace(self, dataset=describe_dataset(self.dataset)))
         return dataclasses.asdict(self)
 
+    def _match_autoencoder_framing(self) -> None:
+        """A latent diffusion run reads its autoencoder's latents of the sequences the autoencoder was trained on:
+        ``framing`` defaults to the autoencoder run's, and a different explicit value is refused."""
+        autoencoder_framing = trained_framing(self.autoencoder)
+        if autoencoder_framing is None:  # not a `latentlm train` export (or from before `framing`): nothing to match
+            return
+        if self.framing is None:
+            self.framing = autoencoder_framing
+        elif self.framing != autoencoder_framing:
+            raise ValueError(
+                f"`framing`: the autoencoder {self.autoencoder!r} was trained with framing={autoencoder_framing}, "
+                f"so its diffusion run must use the same sequences; got framing={self.framing}."
+            )
+
     def save(self, path: str | Path) -> None:
         """Writes the config as YAML (the file `load_config` reads back)."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def trained_framing(path: str | os.PathLike) -> bool | None:
+    """Whether the `latentlm train` run that exported ``path`` trained on framed sequences (its ``CONFIG_NAME``);
+    None for folders without one or runs from before `TrainingConfig.framing` (which packed)."""
+    config_file = Path(path) / CONFIG_NAME
+    if not config_file.is_file():
+        return None
+    framing = (yaml.safe_load(config_file.read_text()) or {}).get("framing")
+    return None if framing is None else bool(framing)
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] | Mapping[str, Any] = ()) -> TrainingConfig:

@@ -52,7 +52,7 @@ from .checkpointing import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from .config import TrainingConfig
+from .config import CONFIG_NAME, TrainingConfig
 from .distributed import (
     OutputDirLock,
     check_launch,
@@ -68,7 +68,6 @@ from .sources import PretrainedSource, resolve_init_from
 
 logger = get_logger(__name__)
 
-CONFIG_NAME = "training_config.yaml"
 LOG_NAME = "train_log.jsonl"
 ADAPTER_DIR = "adapter"
 
