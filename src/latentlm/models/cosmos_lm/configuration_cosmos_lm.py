@@ -146,13 +146,9 @@ class CosmosLMAutoencoderConfig(StrictConfigMixin, PreTrainedConfig):
     mask_token_id: int | None = None
     tie_word_embeddings: bool = False
 
-    @classmethod
-    def from_dict(cls, config_dict, **kwargs):
-        """A saved config from before `codec_version` existed is latentlm's original codec: version 1, whose
-        defaults fill the form fields it lacks."""
-        if "codec_version" not in config_dict:
-            config_dict = {**config_dict, "codec_version": 1}
-        return super().from_dict(config_dict, **kwargs)
+    # A saved config from before `codec_version` existed is latentlm's original codec: version 1, whose defaults fill
+    # the form fields it lacks (`StrictConfigMixin.from_dict`).
+    _absent_key_defaults = {"codec_version": 1}
 
     def __post_init__(self, **kwargs):
         if self.codec_version not in CODEC_FORMS:
