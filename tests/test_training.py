@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from datasets import Dataset
 from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -353,3 +354,10 @@ def test_logged_means_skip_values_a_batch_did_not_measure():
     running.add({"loss": torch.tensor(2.0), "unmeasured": torch.tensor(float("nan"))})
     assert running.pop(Accelerator(cpu=True)) == {"loss": 2.0, "decode_loss": 4.0}
     assert running.pop(Accelerator(cpu=True)) == {}
+
+
+def test_evaluation_reads_batches_spread_over_the_whole_validation_split():
+    config = TrainingConfig(method="ar", output_dir="unused", eval_batches=2, per_device_eval_batch_size=3)
+    validation = trainer_module.eval_subset(config, Dataset.from_dict({"row": list(range(60))}))
+    assert validation["row"] == [0, 10, 20, 30, 40, 50]  # not the first six rows
+    assert len(trainer_module.eval_subset(config, Dataset.from_dict({"row": [0, 1, 2]}))) == 3  # a short split: all

@@ -374,9 +374,11 @@ def cache_encoder_activations(model, datasets: tuple, accelerator: Accelerator) 
 
 
 def eval_subset(config: TrainingConfig, eval_dataset, num_processes: int = 1):
-    """The validation sequences every evaluation reads: the first ``eval_batches`` batches of every process."""
-    num_eval = config.eval_batches * config.per_device_eval_batch_size * num_processes
-    return eval_dataset.select(range(min(num_eval, len(eval_dataset))))
+    """The validation sequences every evaluation reads: ``eval_batches`` batches of every process, spread evenly over
+    the whole split (validation splits are in document order, and a mix such as english-large lists its sources one
+    after another, so the first batches would score one source only)."""
+    num_eval = min(config.eval_batches * config.per_device_eval_batch_size * num_processes, len(eval_dataset))
+    return eval_dataset.select([i * len(eval_dataset) // num_eval for i in range(num_eval)])
 
 
 def build_dataloaders(config: TrainingConfig, train_dataset, eval_dataset, accelerator: Accelerator):
