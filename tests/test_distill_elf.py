@@ -96,7 +96,7 @@ def test_a_distillation_round_exports_an_elf_pipeline_that_samples_its_distilled
     result = train(distill_config(tmp_path / "student", teacher))
     assert result.step == 3
     logged = [r for r in log_of(tmp_path / "student") if "loss" in r]
-    assert {"distill_loss", "decode_loss"} <= logged[0].keys()
+    assert {"distill_loss", "decode_loss"} <= set().union(*logged)  # a step without decode rows omits decode_loss
 
     pipe = ELFPipeline.from_pretrained(tmp_path / "student")
     assert type(pipe.model) is ELFForFlowMatching  # saved and loaded like any ELF model

@@ -266,8 +266,9 @@ class ELFForDistillation(ELFForFlowMatching):
         )
         loss = per_example.mean()
         metrics = {
-            "distill_loss": per_example[~is_decode].mean().detach() if (~is_decode).any() else loss.new_zeros(()),
-            "decode_loss": per_example[is_decode].mean().detach() if is_decode.any() else loss.new_zeros(()),
+            # The mean of no rows is NaN, which the trainer's running mean skips (as ELF's metrics).
+            "distill_loss": per_example[~is_decode].mean().detach(),
+            "decode_loss": per_example[is_decode].mean().detach(),
         }
         return ELFFlowMatchingOutput(loss=loss, logits=logits, metrics=metrics)
 
