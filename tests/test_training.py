@@ -348,7 +348,9 @@ def test_example_ar_config_is_valid():
 def test_logged_means_skip_values_a_batch_did_not_measure():
     from accelerate import Accelerator
 
-    running = trainer_module.RunningMean()
+    from latentlm.training.metrics_log import RunningMean
+
+    running = RunningMean()
     running.add({"loss": torch.tensor(1.0), "decode_loss": torch.tensor(4.0)})
     running.add({"loss": torch.tensor(3.0), "decode_loss": torch.tensor(float("nan"))})  # no decode rows
     running.add({"loss": torch.tensor(2.0), "unmeasured": torch.tensor(float("nan"))})
