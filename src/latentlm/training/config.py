@@ -125,7 +125,8 @@ class TrainingConfig:
     Bookkeeping:
         output_dir: where checkpoints, logs and the final model go.
         eval_steps: evaluate every N steps (and always at the end); None evaluates at the end only.
-        eval_batches: number of validation batches per evaluation (the same batches every time).
+        eval_batches: number of validation batches per evaluation, the same every time, their sequences spread evenly
+            over the whole validation split.
         save_steps: checkpoint every N steps (and always at the end); None checkpoints at the end only.
         save_total_limit: keep the newest N checkpoints; None keeps all.
         logging_steps: log the mean training loss every N steps.
