@@ -22,14 +22,16 @@ NUM_SEQUENCES=${NUM_SEQUENCES:-256}
 NOISE_LEVELS=${NOISE_LEVELS:-0 0.25 0.5 1 1.5 2}
 RUNS=${RUNS:-runs/cosmos-codec}
 OUT=benchmarks/cosmos-codec
+# The example config switches latentlm's three additions on; every variant states all three.
+OFF="--model.locality_bias false --model.chunk_shortcut false --model.init_lm_head_from_encoder false"
 declare -A ARGS=(
-  [published]=""
-  [original]="--model.codec_version 1"
-  [published+locality]="--model.locality_bias true"
-  [published+chunk]="--model.chunk_shortcut true"
-  [published+embedhead]="--model.init_lm_head_from_encoder true"
+  [published]="$OFF"
+  [original]="--model.codec_version 1 --model.locality_bias true --model.chunk_shortcut true --model.init_lm_head_from_encoder true"
+  [published+locality]="$OFF --model.locality_bias true"
+  [published+chunk]="$OFF --model.chunk_shortcut true"
+  [published+embedhead]="$OFF --model.init_lm_head_from_encoder true"
   [published+all3]="--model.locality_bias true --model.chunk_shortcut true --model.init_lm_head_from_encoder true"
-  [published-noaug]="--model.activation_mask_fraction 0 --model.activation_noise_fraction 0 --model.latent_dropout 0"
+  [published-noaug]="$OFF --model.activation_mask_fraction 0 --model.activation_noise_fraction 0 --model.latent_dropout 0"
 )
 VARIANTS=${VARIANTS:-published original published+locality published+chunk published+embedhead published+all3 published-noaug}
 
