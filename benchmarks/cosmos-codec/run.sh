@@ -9,7 +9,7 @@
 #   bash benchmarks/cosmos-codec/run.sh evaluate   # latentlm reconstruct on every checkpoint -> benchmarks/cosmos-codec
 #   python benchmarks/cosmos-codec/summarize.py    # the tables of README.md from the results
 #
-# Environment: NUM_LATENTS (16), MAX_STEPS (400), BATCH (16), VARIANTS (all below), RUNS (runs/cosmos-codec),
+# Environment: OUT (benchmarks/cosmos-codec; the batch-16 runs: benchmarks/cosmos-codec/batch16), NUM_LATENTS (16), MAX_STEPS (400), BATCH (16), VARIANTS (all below), RUNS (runs/cosmos-codec),
 # EVAL_STEPS (every 100th), NUM_SEQUENCES (256), NOISE_LEVELS ("0 0.25 0.5 1 1.5 2") and FIT_BATCHES (16, of 32
 # train sequences: the latent statistics) of the evaluation.
 set -euo pipefail
@@ -21,7 +21,7 @@ BATCH=${BATCH:-16}
 NUM_SEQUENCES=${NUM_SEQUENCES:-256}
 NOISE_LEVELS=${NOISE_LEVELS:-0 0.25 0.5 1 1.5 2}
 RUNS=${RUNS:-runs/cosmos-codec}
-OUT=benchmarks/cosmos-codec
+OUT=${OUT:-benchmarks/cosmos-codec}
 # The example config switches latentlm's three additions on; every variant states all three.
 OFF="--model.locality_bias false --model.chunk_shortcut false --model.init_lm_head_from_encoder false"
 declare -A ARGS=(
