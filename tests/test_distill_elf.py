@@ -148,3 +148,22 @@ def test_a_distillation_round_without_steps_or_teacher_fails_by_name(tmp_path, t
     model = {key: str(teacher) if value == "TEACHER" else value for key, value in model.items()}
     with pytest.raises(ValueError, match=pattern):
         train(distill_config(tmp_path / "run", teacher, model=model))
+
+
+def test_the_student_class_trains_against_an_attached_teacher_and_exports_as_plain_elf():
+    from conftest import TINY_ELF
+    from latentlm.models.elf import ELFConfig
+    from latentlm.models.elf.distillation_elf import ELFForDistillation
+
+    config = ELFConfig(**{**TINY_ELF, "latent_mean": 0.0, "latent_std": 1.0, "eos_token_id": 3, "distill_steps": 2})
+    student = ELFForDistillation(config)
+    with pytest.raises(ValueError, match="`distill_teacher` is not set"):
+        student.load_teacher()
+    student.set_teacher(ELFForFlowMatching(config))
+    ids = torch.randint(5, 32, (2, 6))
+    out = student(ids, latents=torch.randn(2, 6, config.latent_dim))
+    assert out.loss.isfinite() and out.loss.requires_grad
+    exported = student.model_for_export()
+    assert type(exported) is ELFForFlowMatching
+    assert exported.state_dict().keys() == student.state_dict().keys()
+    torch.testing.assert_close(exported.state_dict(), student.state_dict())
