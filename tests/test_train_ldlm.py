@@ -113,3 +113,29 @@ def test_killed_and_resumed_run_continues_with_the_same_losses_and_sampler_state
     assert weights_a.keys() == weights_b.keys() and "timestep_sampler.bin_loss" in weights_a
     for name in weights_a:
         torch.testing.assert_close(weights_b[name], weights_a[name], rtol=0, atol=1e-6)
+
+
+def test_reconstruct_measures_the_latent_space_of_a_run_with_the_weights_its_export_samples_with(cli_run, tmp_path,
+                                                                                                 monkeypatch, capsys):  # fmt: skip
+    from latentlm.evaluation.reconstruction import load_autoencoder
+
+    # The run folder: the newest checkpoint's encoder and decoder, with the EMA weights the export was made from.
+    codec, tokenizer = load_autoencoder(cli_run, "cpu")
+    exported = load_file(cli_run / "decoder" / "model.safetensors")
+    for name, value in exported.items():
+        torch.testing.assert_close(codec.decoder.state_dict()[name].to(value.dtype), value, rtol=0, atol=0)
+    assert len(tokenizer) == 30522
+    raw, _ = load_autoencoder(cli_run / "checkpoints" / "checkpoint-4" / "model", "cpu")  # a checkpoint: its weights
+    assert not torch.equal(raw.decoder.hidden_head.weight, codec.decoder.hidden_head.weight)
+
+    monkeypatch.setenv("LATENTLM_CACHE", str(tmp_path / "cache"))
+    main(["reconstruct", "--autoencoder", f"ldlm={cli_run}", "--num-sequences", "8", "--noise-levels", "0", "1",
+          "--batch-size", "4", "--out-dir", str(tmp_path / "out")])  # fmt: skip
+    row = json.loads((tmp_path / "out" / "reconstruction.json").read_text())["autoencoders"]["ldlm"]
+    assert row["num_latents"] == 4 and row["compression_ratio"] == 8.0 and row["num_tokens"] == 8 * 32
+    assert row["latent_statistics"] == "saved with the model"  # LDLM diffuses its latents as encoded
+    assert all(0.0 <= value <= 1.0 for value in row["accuracy"].values())
+    assert "| ldlm | 4 | 8 | no | 256 |" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit, match="holds LDLM's denoiser, not its encoder"):
+        main(["reconstruct", "--autoencoder", f"denoiser={cli_run / 'model'}", "--out-dir", str(tmp_path / "x")])

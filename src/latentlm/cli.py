@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluation.reconstruction import add_reconstruct_arguments, run_reconstruct_from_args
 
     reconstruct = subcommands.add_parser(
-        "reconstruct", help="reconstruction accuracy of Cosmos autoencoders under latent noise", allow_abbrev=False
+        "reconstruct", help="reconstruction accuracy of Cosmos / LDLM codecs under latent noise", allow_abbrev=False
     )
     add_reconstruct_arguments(reconstruct).set_defaults(func=run_reconstruct_from_args)
 

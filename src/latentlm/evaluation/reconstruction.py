@@ -1,4 +1,5 @@
-"""Reconstruction accuracy of Cosmos autoencoders, clean and under latent noise: the compression sweep's measurement.
+"""Reconstruction accuracy of latent codecs (Cosmos autoencoders, LDLM's jointly trained encoder and decoder), clean
+and under latent noise: the compression sweep's measurement, and LDLM's report of its latent space.
 
 Cosmos (arXiv 2506.21170) compares autoencoders of several compression ratios L / N, trained with and without the
 augmentations that smooth the latent space, by the token accuracy of their reconstructions of held-out text, clean
@@ -23,6 +24,7 @@ from the first ``fit_batches`` batches of the *train* split, never from the eval
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -109,7 +111,7 @@ def reconstruction_counts(
 def reconstruction_accuracy(
     autoencoder, batches: Iterable[Mapping[str, torch.Tensor]], noise_levels=(0.0,), *, seed: int = 0
 ) -> dict[float, float]:
-    """Token accuracy of a `CosmosLMAutoencoder`'s reconstructions, clean and with noise on the normalised latents.
+    """Token accuracy of a codec's reconstructions, clean and with noise on the normalised latents.
 
     For every batch: clean latents ``z = encode(input_ids, attention_mask, encoder_activations)`` `(batch,
     num_latents, latent_dim)`, normalised ``zn = normalize_latents(z)`` (the diffusion space, standardised per latent
@@ -122,7 +124,8 @@ def reconstruction_accuracy(
     so two autoencoders of the same latent shape see the same noise for the same batches, on any device.
 
     Args:
-        autoencoder: a `CosmosLMAutoencoder` with fitted latent statistics (``has_latent_statistics``), and either
+        autoencoder: a `CosmosLMAutoencoder` or `LDLMForDiffusion` (whose latents are diffused as encoded:
+            its normalisation is the identity) with fitted statistics (``has_latent_statistics``), and either
             its frozen encoder attached or ``encoder_activations`` in every batch.
         batches: dicts of ``input_ids`` `(batch, seq_len <= max_position_embeddings)`, optionally ``attention_mask``
             `(batch, seq_len)` (1 on real tokens, 0 on padding; default all real) and ``encoder_activations``
@@ -191,7 +194,8 @@ class _SequenceSource:
         seq_len = autoencoder.config.max_position_embeddings
         tokens_key, tokenized = self.tokenized(tokenizer, seq_len, split, framing)
         encoder = autoencoder.load_text_encoder()
-        key = (tokens_key, type(encoder).__name__, getattr(encoder.config, "_name_or_path", ""), start, count)
+        name = getattr(encoder.config, "_name_or_path", "")
+        key = (tokens_key, type(encoder).__name__, name, getattr(autoencoder, "encoder_layer", -1), start, count)
         if key not in self._encoded:
             rows = tokenized.select(range(min(start, len(tokenized)), min(start + count, len(tokenized))))
             if len(rows) > 0:
@@ -201,19 +205,73 @@ class _SequenceSource:
 
 
 def load_autoencoder(path, device):
-    """A saved `CosmosLMAutoencoder` (float32, eval mode, on ``device``) and the tokenizer saved beside it; a folder
-    without one (a training checkpoint's ``model/``) gets its encoder's, the tokenizer training uses by default."""
+    """A saved codec (float32, eval mode, on ``device``) and its tokenizer. ``path`` is one of:
+
+    * a `CosmosLMAutoencoder` folder (the export of a ``cosmos-autoencoder`` run, or a checkpoint's ``model/``);
+    * an LDLM training head, `LDLMForDiffusion` (encoder and decoder; a checkpoint's ``model/``);
+    * an LDLM run folder: its export holds no encoder (sampling needs none), so the codec is read from the run's newest
+      intact checkpoint, with the EMA weights the export was made from when the run kept an EMA.
+
+    The tokenizer is the one saved with the folder (or the run's ``tokenizer/``), else the frozen encoder's, which
+    training uses by default.
+    """
     from transformers import AutoTokenizer
 
-    from ..models.cosmos_lm import CosmosLMAutoencoder
     from ..models.encoders import resolve_encoder_path
 
-    autoencoder = CosmosLMAutoencoder.from_pretrained(str(path), dtype=torch.float32).to(device).eval()
-    tokenizer_path = str(path)
-    if not (Path(path) / "tokenizer_config.json").is_file():
-        tokenizer_path = resolve_encoder_path(autoencoder.config.encoder_name_or_path)
+    path = Path(path)
+    folder, ema_weights = _codec_weights(path)
+    config = json.loads((folder / "config.json").read_text())
+    if config.get("model_type") == "latentlm_ldlm":
+        from ..models.ldlm import LDLMForDiffusion
+
+        if "LDLMForDiffusion" not in config.get("architectures", []):
+            raise ValueError(
+                f"{folder} holds LDLM's denoiser, not its encoder: give the LDLM run folder or a checkpoint's `model/`."
+            )
+        codec = LDLMForDiffusion.from_pretrained(str(folder), dtype=torch.float32)
+        if ema_weights is not None:
+            _load_ema_weights(codec, ema_weights)
+    else:
+        from ..models.cosmos_lm import CosmosLMAutoencoder
+
+        codec = CosmosLMAutoencoder.from_pretrained(str(folder), dtype=torch.float32)
+    codec = codec.to(device).eval()
+    tokenizer_path = next(
+        (str(p) for p in (path, path / "tokenizer") if (p / "tokenizer_config.json").is_file()), None
+    )
+    if tokenizer_path is None:
+        tokenizer_path = resolve_encoder_path(codec.config.encoder_name_or_path)
         logger.warning(f"{path} holds no tokenizer: using the encoder's, {tokenizer_path}.")
-    return autoencoder, AutoTokenizer.from_pretrained(tokenizer_path)
+    return codec, AutoTokenizer.from_pretrained(tokenizer_path)
+
+
+def _codec_weights(path: Path) -> tuple[Path, Path | None]:
+    """The folder holding a codec's config and weights, and the EMA weights to apply (LDLM runs only)."""
+    from ..training.checkpointing import EMA_WEIGHTS_NAME, MODEL_DIR, list_checkpoints, resolve_checkpoint
+
+    if (path / "config.json").is_file():
+        return path, None
+    if (path / "model_index.json").is_file() and list_checkpoints(path):  # a run: its newest intact checkpoint
+        checkpoint = resolve_checkpoint(path, "latest")
+        ema_weights = checkpoint / EMA_WEIGHTS_NAME
+        return checkpoint / MODEL_DIR, ema_weights if ema_weights.is_file() else None
+    raise ValueError(
+        f"{path} is neither a codec folder (no config.json) nor a training run with checkpoints: give a Cosmos "
+        "autoencoder folder, an LDLM run folder or an LDLM checkpoint's `model/`."
+    )
+
+
+@torch.no_grad()
+def _load_ema_weights(model, file: Path) -> None:
+    from safetensors.torch import load_file
+
+    parameters = dict(model.named_parameters())
+    shadow = load_file(file)
+    if shadow.keys() - parameters.keys():
+        raise ValueError(f"{file} holds weights the model does not have: {sorted(shadow.keys() - parameters.keys())}.")
+    for name, value in shadow.items():
+        parameters[name].copy_(value)
 
 
 def _resolve_dataset(dataset):
@@ -247,7 +305,8 @@ def run_reconstruction(
     ``reconstruction.json``, ``reconstruction.md`` and ``reconstruction.png`` to ``out_dir``.
 
     Args:
-        autoencoders: ``{name: folder}`` of saved `CosmosLMAutoencoder` s, each with its tokenizer.
+        autoencoders: ``{name: path}`` of saved codecs (see :func:`load_autoencoder`: Cosmos autoencoder folders,
+            LDLM run folders or LDLM checkpoints' ``model/``).
         dataset: a corpus name, a local file or folder (:func:`latentlm.data.load_text_dataset`, splits as stored),
             or a ``DatasetDict`` with a ``text`` column.
         split: the evaluated split.
@@ -402,7 +461,7 @@ def add_reconstruct_arguments(parser: argparse.ArgumentParser) -> argparse.Argum
     from .bench_args import _model_argument
 
     parser.add_argument("--autoencoder", dest="autoencoders", action="append", type=_model_argument, default=[],
-                        metavar="NAME=PATH", help="a saved Cosmos autoencoder folder (repeatable)")  # fmt: skip
+                        metavar="NAME=PATH", help="a Cosmos autoencoder folder, an LDLM run or an LDLM checkpoint's model/ (repeatable)")  # fmt: skip
     parser.add_argument("--dataset", default="english-prose", help="corpus name or local file/folder of texts")
     parser.add_argument("--split", default="test", help="the evaluated split (default test)")
     parser.add_argument("--num-sequences", type=int, default=512, help="first packed sequences of the split")

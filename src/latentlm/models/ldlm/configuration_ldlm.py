@@ -207,6 +207,11 @@ class LDLMConfig(StrictConfigMixin, PreTrainedConfig):
             raise ValueError(f"`num_token_decoder_layers` must be >= 0, got {self.num_token_decoder_layers}.")
         _check_chunks(self)
 
+    @property
+    def compression_ratio(self) -> float:
+        """Tokens per latent vector, L / N."""
+        return self.max_position_embeddings / self.num_latents
+
     def decoder_config(self) -> LDLMDecoderConfig:
         """The config of the decoder side (`LDLMDecoder`), the part sampling needs."""
         return LDLMDecoderConfig(

@@ -382,6 +382,46 @@ class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin):
             )
 
     # ----------------------------------------------------------------------------------------------------------
+    # The codec, as `CosmosLMAutoencoder` exposes it (what `latentlm reconstruct` measures)
+    # ----------------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_activations: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Tokens `(batch, seq_len <= L)` -> latents `(batch, num_latents, latent_dim)`: the RMS-normalised vectors
+        the denoiser diffuses. `encoder_activations` `(batch, seq_len, encoder_dim)`, the frozen LM's raw states when
+        precomputed, skips the LM."""
+        if encoder_activations is None:
+            encoder_activations = self.encoder_activations(input_ids, attention_mask)
+        real = None if attention_mask is None else attention_mask.bool()
+        return self.encoder(self.normalize_hidden_states(encoder_activations).to(self.dtype), real)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents `(batch, num_latents, latent_dim)` -> token logits `(batch, L, vocab_size)` (the exported decoder)."""
+        return self.decoder.decode(latents)
+
+    @property
+    def has_latent_statistics(self) -> bool:
+        """LDLM diffuses its latents as encoded (no latent statistics); encoding needs the LM's state statistics."""
+        return self.has_hidden_statistics
+
+    def fit_latent_statistics(self, batches) -> None:
+        """Fits what encoding needs: the frozen LM's state statistics (`fit_hidden_statistics`)."""
+        self.fit_hidden_statistics(batches)
+
+    def normalize_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """The identity: the encoder's RMS-normalised latents are already the diffusion space."""
+        return latents
+
+    def denormalize_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """The identity (see `normalize_latents`)."""
+        return latents
+
+    # ----------------------------------------------------------------------------------------------------------
     # The recipe
     # ----------------------------------------------------------------------------------------------------------
 
