@@ -4,16 +4,19 @@
 #   bash benchmarks/nfdm/run.sh [STEPS [MODEL ...]]   MODEL in: learned fixed learned-b2 ar (default: all four)
 #   (models in runs/nfdm-compare-STEPS, results in benchmarks/nfdm/likelihood-MODEL-STEPS.json)
 # learned-b2 is the learned process with `forward_log_std_bound: 2.0` (not in the official code).
+# SEED (default 0) seeds training; another seed writes runs/nfdm-compare-STEPS-seedN and likelihood-MODEL-STEPS-seedN.json.
 set -euo pipefail
 STEPS=${1:-200}
 shift || true
 MODELS=("${@:-learned fixed learned-b2 ar}")
 read -r -a MODELS <<< "${MODELS[*]}"
-OUT=runs/nfdm-compare-$STEPS
+SEED=${SEED:-0}
+SUFFIX=$([ "$SEED" = 0 ] || echo "-seed$SEED")
+OUT=runs/nfdm-compare-$STEPS$SUFFIX
 RES=benchmarks/nfdm
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1
 COMMON=(--seq_len 64 --per_device_train_batch_size 16 --max_steps "$STEPS" --warmup_steps 20 --learning_rate 2.0e-3
-        --eval_steps "$STEPS" --save_steps "$STEPS" --logging_steps 10 --report_to none --seed 0)
+        --eval_steps "$STEPS" --save_steps "$STEPS" --logging_steps 10 --report_to none --seed "$SEED")
 SMALL=(--model.latent_dim 64 --model.hidden_size 64 --model.num_hidden_layers 2 --model.num_attention_heads 2
        --model.forward_hidden_size 64 --model.forward_num_layers 1 --model.forward_num_heads 2)
 for model in "${MODELS[@]}"; do
@@ -36,5 +39,5 @@ for model in "${MODELS[@]}"; do
       "${extra[@]}"
   fi
   nice -n 10 latentlm likelihood "$OUT/$name" --corpus english-prose --seq-len 64 --num-sequences 128 \
-    --num-draws 4 --batch-size 32 --output "$RES/likelihood-$name-$STEPS.json"
+    --num-draws 4 --batch-size 32 --output "$RES/likelihood-$name-$STEPS$SUFFIX.json"
 done
