@@ -110,7 +110,6 @@ def test_init_from_resolves_pipelines_models_bundled_names_and_refuses_others(tm
         resolve_init_from("nobody/nothing-here")  # offline and not cached
 
 
-@pytest.mark.slow  # the whole-story test covers the same path from a Hub id in the default suite, without resuming
 def test_lora_fine_tune_from_a_pipeline_folder_keeps_only_the_adapter(tmp_path):
     base = train(elf_config(tmp_path / "base", max_steps=2))
     run = tmp_path / "lora"
@@ -152,7 +151,6 @@ def test_lora_fine_tune_from_a_pipeline_folder_keeps_only_the_adapter(tmp_path):
     assert [r["step"] for r in log if "loss" in r] == [result.step, result.step + 1]  # logged at the ends
 
 
-@pytest.mark.slow
 def test_init_from_the_bundled_model_by_name_uses_its_tokenizer(tmp_path):
     config = elf_config(tmp_path / "run", init_from="pretrained:elf-tiny-prose", model={}, max_steps=1, seq_len=16)
     config.lora = {"r": 2, "target_modules": ["qkv"]}
