@@ -1,10 +1,12 @@
 #!/bin/bash
 # LDLM recipe ablation: same data, size, steps and seed for every row; only the recipe switches differ.
 # Usage: benchmarks/ldlm-ablation/train_rows.sh ROW... (rows: full no-mse no-warmup no-adaptive no-noise naive; a row
-# whose log exists is skipped, so several queues can share the list). Runs go to $LDLM_ABLATION_DIR (runs/ldlm-ablation).
+# whose log exists is skipped, so several queues can share the list). Runs go to $LDLM_ABLATION_DIR (runs/ldlm-ablation);
+# STEPS (default 100) optimizer steps per row, the encoder warm-up S_wu at 30% of them.
 cd "$(dirname "$0")/../.."
 export PYTHONPATH=$PWD/src HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1
-COMMON="--seq_len 64 --max_train_samples 4000 --max_steps 100 --warmup_steps 20 --per_device_train_batch_size 16 --eval_steps 100 --save_steps 1000 --logging_steps 10 --model.num_latents 8 --model.latent_dim 32 --model.codec_hidden_size 64 --model.codec_num_attention_heads 2 --model.num_encoder_layers 1 --model.num_decoder_layers 1 --model.lm_head_dim 32 --model.hidden_size 64 --model.num_hidden_layers 2 --model.encoder_warmup_steps 30"
+STEPS=${STEPS:-100}
+COMMON="--seq_len 64 --max_train_samples 4000 --max_steps $STEPS --warmup_steps 20 --per_device_train_batch_size 16 --eval_steps $STEPS --save_steps $STEPS --logging_steps 10 --model.num_latents 8 --model.latent_dim 32 --model.codec_hidden_size 64 --model.codec_num_attention_heads 2 --model.num_encoder_layers 1 --model.num_decoder_layers 1 --model.lm_head_dim 32 --model.hidden_size 64 --model.num_hidden_layers 2 --model.encoder_warmup_steps $(( STEPS * 3 / 10 ))"
 declare -A ROWS=(
   [full]=""
   [no-mse]="--model.mse_decoder_loss false"

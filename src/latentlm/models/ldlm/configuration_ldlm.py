@@ -107,7 +107,9 @@ class LDLMConfig(StrictConfigMixin, PreTrainedConfig):
         schedule_d (`float`, defaults to 3.0): d of the tan schedule. t_min (`float`, defaults to 0.05): where the
             sampler stops and decodes. training_t_min (`float`, defaults to 1e-5).
         mse_decoder_loss, encoder_warmup, adaptive_timesteps, decoder_input_noise (`bool`, all `True`): the recipe.
-        decoder_noise_std (`float`, defaults to 3.0): sigma_dec (paper: 3.0).
+        decoder_noise_std (`float`, defaults to 3.0): sigma_dec (paper: 3.0, on a latent scale it does not state). The
+            latents here have unit RMS per dimension, so 3.0 is a signal-to-noise ratio of 1/9: at the 1.3M-parameter
+            scale of `benchmarks/ldlm-ablation` it stops the codec from learning (every row with it collapses).
         encoder_warmup_steps (`int`, defaults to 1000): S_wu, in training forward passes (micro-batches).
         encoder_warmup_gamma_min (`float`, defaults to 1e-3; not in the paper, as Open-dLLM),
             encoder_warmup_k (10.0), encoder_warmup_c (0.8): the warm-up curve.
