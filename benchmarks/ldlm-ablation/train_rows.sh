@@ -1,6 +1,7 @@
 #!/bin/bash
 # LDLM recipe ablation: same data, size, steps and seed for every row; only the recipe switches differ.
-# Usage: benchmarks/ldlm-ablation/train_rows.sh ROW... (rows: full no-mse no-warmup no-adaptive no-noise naive; a row
+# Usage: benchmarks/ldlm-ablation/train_rows.sh ROW... (rows: full no-mse no-warmup no-adaptive no-noise naive, and
+# the full recipe with a smaller decoder noise: sigma-0.5 sigma-1; a row
 # whose log exists is skipped, so several queues can share the list). Runs go to $LDLM_ABLATION_DIR (runs/ldlm-ablation);
 # STEPS (default 100) optimizer steps per row, the encoder warm-up S_wu at 30% of them.
 cd "$(dirname "$0")/../.."
@@ -14,6 +15,8 @@ declare -A ROWS=(
   [no-adaptive]="--model.adaptive_timesteps false"
   [no-noise]="--model.decoder_input_noise false"
   [naive]="--model.mse_decoder_loss false --model.encoder_warmup false --model.adaptive_timesteps false --model.decoder_input_noise false"
+  [sigma-0.5]="--model.decoder_noise_std 0.5"
+  [sigma-1]="--model.decoder_noise_std 1.0"
 )
 for name in "$@"; do
   mkdir -p ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}; [ -f ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}/$name.log ] && continue
