@@ -473,7 +473,7 @@ class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin):
         target = self.normalize_hidden_states(encoder_activations)
         batch, seq_len, _ = target.shape
         real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-        latents = self.encode(input_ids, real, encoder_activations=encoder_activations)
+        latents = self.encoder(target.to(self.dtype), real)  # `encode`, on the states normalised once above
 
         # Decoder: L_h on noisy latents, L_w on (stop-gradient) decoded states.
         decoder_input = latents
