@@ -264,14 +264,15 @@ def _codec_weights(path: Path) -> tuple[Path, Path | None]:
 
 @torch.no_grad()
 def _load_ema_weights(model, file: Path) -> None:
+    """Copies a checkpoint's EMA averages into ``model`` through the trainer's `EMA` (which refuses a mismatch)."""
     from safetensors.torch import load_file
 
-    parameters = dict(model.named_parameters())
-    shadow = load_file(file)
-    if shadow.keys() - parameters.keys():
-        raise ValueError(f"{file} holds weights the model does not have: {sorted(shadow.keys() - parameters.keys())}.")
-    for name, value in shadow.items():
-        parameters[name].copy_(value)
+    from ..training.checkpointing import EMA_STATE_NAME
+    from ..training.ema import EMA
+
+    ema = EMA(model, decay=0.0)
+    ema.load_state_dict({**json.loads((file.parent / EMA_STATE_NAME).read_text()), "shadow": load_file(file)})
+    ema.copy_to(model)
 
 
 def _resolve_dataset(dataset):
