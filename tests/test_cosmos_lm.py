@@ -60,6 +60,16 @@ def test_encode_compresses_tokens_to_latents_and_decode_gives_logits_for_every_s
     assert autoencoder.config.compression_ratio == 4.0
 
 
+@pytest.mark.parametrize("codec_version", [1, 2])
+def test_decode_to_ids_is_the_argmax_of_decode(codec_version):
+    autoencoder = tiny_autoencoder(codec_version=codec_version).eval()
+    latents = torch.randn(2, 3, 8)
+    with torch.inference_mode():
+        assert torch.equal(autoencoder.decode_to_ids(latents), autoencoder.decode(latents).argmax(dim=-1))
+    with pytest.raises(ValueError, match="latents"):
+        autoencoder.decode_to_ids(torch.zeros(1, 4, 8))
+
+
 def test_padding_is_invisible_to_the_compressor():
     autoencoder = tiny_autoencoder().eval()
     ids = torch.randint(5, 40, (1, 12))

@@ -76,7 +76,7 @@ class LatentDiffusionMixin:
 
     * `latent_shape(gen_length)`: the shape of one sample's latents for `gen_length` tokens;
     * `denoise(latents, timestep, ...)`: the clean-latent (x0) prediction at one step;
-    * `decode_latents(latents, ...)`: token logits for clean latents;
+    * `decode_latents(latents, ...)`: token logits for clean latents (and `decode_latents_to_ids`, their argmax);
     * `get_default_scheduler()`: the scheduler matching the path the model was trained on;
     * for models trained with conditions (`config.conditional`): `encode_condition(input_ids, attention_mask)`, the
       `TextCondition` that `denoise` and `decode_latents` read through their `condition` argument. Classifier-free
@@ -112,6 +112,19 @@ class LatentDiffusionMixin:
     ) -> torch.Tensor:
         """Token logits `(batch, gen_length, vocab_size)` for clean latents."""
         raise NotImplementedError
+
+    def decode_latents_to_ids(
+        self,
+        latents: torch.Tensor,
+        *,
+        sc_guidance_scale: float | None = None,
+        condition: TextCondition | None = None,
+    ) -> torch.LongTensor:
+        """Greedy token ids `(batch, gen_length)` for clean latents: the argmax of `decode_latents`.
+
+        Models with a wide output head override it with `greedy_token_ids`, which skips the float32 logits.
+        """
+        return self.decode_latents(latents, sc_guidance_scale=sc_guidance_scale, condition=condition).argmax(dim=-1)
 
     def encode_condition(
         self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None

@@ -479,8 +479,8 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
         sequences = texts = None
         if output_type != "latent":
             # A codec may decode a fixed length (Cosmos: the autoencoder's L); the text is its first tokens.
-            logits = self.model.decode_latents(latents, sc_guidance_scale=sc_guidance_scale, condition=condition)
-            sequences = self.cut_at_eos(logits[:, :gen_length].argmax(dim=-1))
+            ids = self.model.decode_latents_to_ids(latents, sc_guidance_scale=sc_guidance_scale, condition=condition)
+            sequences = self.cut_at_eos(ids[:, :gen_length])
             prompt_lengths = None
             if prompt_ids is not None:
                 sequences = self.with_prompts(sequences, prompt_ids, prompt_mask, num_return_sequences)

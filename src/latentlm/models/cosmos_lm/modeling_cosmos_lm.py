@@ -257,6 +257,11 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
         autoencoder = self.get_autoencoder()
         return autoencoder.decode(autoencoder.denormalize_latents(latents.to(autoencoder.dtype)))
 
+    @apply_forward_hook
+    def decode_latents_to_ids(self, latents, *, sc_guidance_scale=None, condition=None):
+        autoencoder = self.get_autoencoder()
+        return autoencoder.decode_to_ids(autoencoder.denormalize_latents(latents.to(autoencoder.dtype)))
+
 
 def _condition_kwargs(condition: TextCondition | None) -> dict:
     """The backbone's cross-attention arguments."""

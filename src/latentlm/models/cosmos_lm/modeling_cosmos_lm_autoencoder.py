@@ -27,7 +27,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ..encoders import FrozenTextEncoderMixin, resolve_encoder_path
-from ..heads import FactoredLMHead
+from ..heads import FactoredLMHead, greedy_token_ids
 from ..perceiver import GELUFeedForward, PerceiverAttention, PerceiverStack, latent_positions, token_positions
 from ..pretrained_mixin import LatentLMModelMixin
 from .configuration_cosmos_lm import CosmosLMAutoencoderConfig
@@ -345,12 +345,21 @@ class CosmosLMAutoencoder(LatentLMModelMixin, PreTrainedModel, FrozenTextEncoder
 
     def token_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """Decompressor states `(..., hidden_size)` -> logits `(..., vocab_size)`: through `h_hat` when coupled."""
-        return self.lm_head(self.predict_activations(hidden_states) if self.config.couple_heads else hidden_states)
+        return self.lm_head(self._token_head_input(hidden_states))
+
+    def _token_head_input(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.predict_activations(hidden_states) if self.config.couple_heads else hidden_states
 
     @apply_forward_hook
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents `(batch, num_latents, latent_dim)` -> token logits `(batch, L, vocab_size)`."""
         return self.token_logits(self.decompress(latents))
+
+    @apply_forward_hook
+    def decode_to_ids(self, latents: torch.Tensor) -> torch.LongTensor:
+        """Latents `(batch, num_latents, latent_dim)` -> greedy tokens `(batch, L)`: `decode(latents).argmax(-1)`
+        without the float32 logits (`greedy_token_ids`)."""
+        return greedy_token_ids(self._token_head_input(self.decompress(latents)), self.lm_head)
 
     # ----------------------------------------------------------------------------------------------------------
     # Training objective

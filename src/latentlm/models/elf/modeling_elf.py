@@ -35,7 +35,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 from ...schedulers import FlowMatchEulerSDEScheduler, sample_training_sigmas
 from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
 from ..encoders import FrozenTextEncoderMixin
-from ..heads import FactoredLMHead
+from ..heads import FactoredLMHead, greedy_token_ids
 from ..modeling_utils import ConditionalTrainingMixin, LatentDiffusionMixin, TextCondition, left_align
 from .configuration_elf import ELFConfig
 
@@ -368,6 +368,14 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
 
     @apply_forward_hook
     def decode_latents(self, latents, *, sc_guidance_scale=None, condition=None):
+        return self.lm_head(self._decoder_hidden_states(latents, sc_guidance_scale, condition))
+
+    @apply_forward_hook
+    def decode_latents_to_ids(self, latents, *, sc_guidance_scale=None, condition=None):
+        return greedy_token_ids(self._decoder_hidden_states(latents, sc_guidance_scale, condition), self.lm_head)
+
+    def _decoder_hidden_states(self, latents, sc_guidance_scale, condition) -> torch.Tensor:
+        """The network's last hidden states in decode mode (sigma 0), the input of the token head."""
         out = self.model(
             latents,
             0.0,
@@ -375,7 +383,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
             mode=1.0 if self.config.num_mode_tokens else None,
             **_condition_kwargs(condition),
         )
-        return self.lm_head(out.last_hidden_state)
+        return out.last_hidden_state
 
 
 def _condition_kwargs(condition: TextCondition | None) -> dict:
