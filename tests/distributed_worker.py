@@ -1,12 +1,15 @@
 """One process of `test_distributed.py`'s multi-process runs: ``latentlm train`` with what the test inspects recorded.
 
-    accelerate launch --multi_gpu --num_processes 2 tests/distributed_worker.py RECORD_DIR [--kill-after-step K] \
-        CONFIG.yaml [--key value ...]
+    accelerate launch --multi_gpu --num_processes 2 tests/distributed_worker.py RECORD_DIR [--fsdp] \
+        [--kill-after-step K] CONFIG.yaml [--key value ...]
 
 Records, per rank, in RECORD_DIR: ``batches-<rank>.jsonl`` (the ``input_ids`` of every training batch the rank
 collated) and ``writes-<rank>.jsonl`` (every file opened for writing, directory made, renamed or removed under the
 run's ``output_dir``, seen through Python's audit hooks, `torch.save` and safetensors). With ``--kill-after-step K`` every rank dies (``os._exit``)
-right after the checkpoint of step K is complete, as a killed job would.
+right after the checkpoint of step K is complete, as a killed job would. With ``--fsdp`` the run's Accelerator is an
+FSDP2 one as `examples/accelerate_configs/fsdp.yaml` configures it (full shard, the model's `_no_split_modules` as the
+wrap unit, full state dicts): Accelerate enables FSDP only on GPU-like devices, but torch's FSDP2 itself runs on CPU
+processes (gloo), so the test sets Accelerate's state to FSDP after it chose MULTI_CPU.
 """
 
 import json
@@ -18,6 +21,9 @@ from pathlib import Path
 def main(argv: list[str]) -> None:
     record_dir, argv = Path(argv[0]), argv[1:]
     kill_after = None
+    if argv[0] == "--fsdp":
+        _run_accelerate_fsdp_on_cpu_processes()
+        argv = argv[1:]
     if argv[0] == "--kill-after-step":
         kill_after, argv = int(argv[1]), argv[2:]
     rank = int(os.environ.get("RANK", 0))
@@ -50,6 +56,28 @@ def main(argv: list[str]) -> None:
 
         trainer.save_checkpoint = save_then_die
     cli_main(["train", *argv])
+
+
+def _run_accelerate_fsdp_on_cpu_processes() -> None:
+    import accelerate
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DistributedType
+
+    init = accelerate.Accelerator.__init__
+
+    def fsdp_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        plugin = accelerate.FullyShardedDataParallelPlugin(
+            fsdp_version=2,
+            auto_wrap_policy="transformer_based_wrap",
+            reshard_after_forward=True,
+            state_dict_type="FULL_STATE_DICT",
+        )
+        for state in (PartialState, AcceleratorState):
+            state._shared_state["distributed_type"] = DistributedType.FSDP
+        AcceleratorState._shared_state["fsdp_plugin"] = plugin
+
+    accelerate.Accelerator.__init__ = fsdp_init
 
 
 def _record_native_writers(record) -> None:

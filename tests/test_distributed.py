@@ -37,7 +37,9 @@ RUN = {"total_train_batch_size": 4, "max_steps": 4, "save_steps": 2, "eval_steps
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 
 
-def launch(launcher: list[str], record_dir: Path, config: Path, output_dir: Path, *overrides: str, kill_after=None):
+def launch(
+    launcher: list[str], record_dir: Path, config: Path, output_dir: Path, *overrides: str, kill_after=None, fsdp=False
+):
     record_dir.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     kill = ["--kill-after-step", str(kill_after)] if kill_after is not None else []
@@ -45,6 +47,7 @@ def launch(launcher: list[str], record_dir: Path, config: Path, output_dir: Path
         *launcher,
         str(WORKER),
         str(record_dir),
+        *(["--fsdp"] if fsdp else []),
         *kill,
         str(config),
         "--output_dir",
@@ -123,6 +126,49 @@ def test_two_cpu_processes_train_like_one_and_resume_exactly(corpus, tmp_path, m
             else:
                 assert write["event"] == "torch.save" and write["path"].endswith("/random_states_1.pkl"), write
     assert any(w["path"] == "model.safetensors" for w in read_jsonl(tmp_path / "rec-b" / "writes-0.jsonl"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="compares CPU (gloo) runs with an in-process run on the CPU")
+def test_fsdp_checkpoints_resume_and_export_whole_weights(corpus, tmp_path):  # noqa: F811
+    """FSDP2 (full shard, as examples/accelerate_configs/fsdp.yaml) with an EMA: killed after the step-2 checkpoint,
+    resumed, and exported, it matches one process with the same global batch."""
+    fsdp_run = {**RUN, "ema_decay": 0.9}
+    single = tiny_config(corpus, tmp_path / "single", **fsdp_run)
+    train(single)
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(json.dumps({**single.to_dict(), "output_dir": None}))
+    out = tmp_path / "fsdp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    killed = launch(torchrun, tmp_path / "rec-a", config_path, out, kill_after=2, fsdp=True)
+    assert killed.returncode != 0, killed.stderr[-3000:]
+    checkpoint = out / "checkpoints" / "checkpoint-2"
+    assert (checkpoint / "pytorch_model_fsdp.bin").is_file()  # Accelerate saved through its FSDP path
+    reference_checkpoint = tmp_path / "single" / "checkpoints" / "checkpoint-2"
+    for name in ("model/model.safetensors", "ema.safetensors"):  # whole tensors, gathered from the shards
+        saved, reference = load_file(checkpoint / name), load_file(reference_checkpoint / name)
+        assert saved.keys() == reference.keys()
+        for key in saved:
+            torch.testing.assert_close(saved[key], reference[key], **TOLERANCE)
+
+    resumed = launch(torchrun, tmp_path / "rec-b", config_path, out, "--resume_from_checkpoint", "latest", fsdp=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    losses, reference = train_losses(out), train_losses(tmp_path / "single")
+    assert sorted(losses) == [1, 2, 3, 4]
+    for step in range(1, 5):
+        assert losses[step] == pytest.approx(reference[step], rel=TOLERANCE["rtol"], abs=TOLERANCE["atol"])
+    weights, reference_weights = load_file(out / "model.safetensors"), load_file(tmp_path / "single" / "model.safetensors")
+    assert weights.keys() == reference_weights.keys()  # the exported EMA weights
+    for name in weights:
+        torch.testing.assert_close(weights[name], reference_weights[name], **TOLERANCE)
+
+
+def test_lora_under_fsdp_is_refused_by_name():
+    from latentlm.training.distributed import check_lora_sharding
+
+    with pytest.raises(LaunchError, match="`lora` under FSDP is not supported"):
+        check_lora_sharding(True, "FSDP")
+    check_lora_sharding(True, "MULTI_GPU")
+    check_lora_sharding(False, "FSDP")
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ Layout of ``<output_dir>/checkpoints/checkpoint-<step>/``::
     ema.safetensors          `EMA` shadow weights (when ``ema_decay > 0``), its decay and count in ``ema.json``
     manifest.json            size and SHA-256 of every other file, written last
 
+Under FSDP, ``model/`` and ``ema.safetensors`` hold whole tensors gathered from the shards (every process takes part),
+and Accelerate adds its own FSDP files (``pytorch_model_fsdp.bin``, ``optimizer.bin``), which restore the shards.
+
 A checkpoint is written into a hidden sibling directory, fsynced, then renamed into place, so a crash mid-save leaves
 the previous checkpoints intact and an incomplete one is never mistaken for a complete one. Nothing of latentlm's own
 is a pickle (a LoRA run's adapter is safetensors too), and Accelerate's files are loaded with ``weights_only=True``,
@@ -32,6 +35,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from safetensors.torch import load_file, save_file
 
 from .adapters import load_adapter_weights, save_adapter
@@ -185,11 +189,11 @@ def load_checkpoint(accelerator: Accelerator, path: str | Path, state: TrainStat
         )
 
 
-def _write_own_state(directory: Path, state: TrainState | None, ema) -> None:
+def _write_own_state(directory: Path, state: TrainState | None, ema_state: dict | None) -> None:
     if state is not None:
         (directory / TRAIN_STATE_NAME).write_text(json.dumps(state.state_dict()))
-    if ema is not None:
-        ema_state = ema.state_dict()
+    if ema_state is not None:
+        ema_state = dict(ema_state)
         save_file({k: v.detach().cpu().contiguous() for k, v in ema_state.pop("shadow").items()},
                   directory / EMA_WEIGHTS_NAME)  # fmt: skip
         (directory / EMA_STATE_NAME).write_text(json.dumps(ema_state))
@@ -235,9 +239,10 @@ def save_checkpoint(
             shutil.rmtree(leftover)  # from a crash mid-save or mid-rotation
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
+    ema_state = None if ema is None else ema.state_dict()  # collective under FSDP: it gathers the shards
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _write_own_state(partial, state, ema)
+        _write_own_state(partial, state, ema_state)
         _write_manifest(partial)
         _fsync_tree(partial)
         _replace_dir(partial, final)
@@ -257,12 +262,15 @@ def register_model_hooks(accelerator: Accelerator) -> None:
 
     def save_model_hook(models, weights, output_dir):
         model = accelerator.unwrap_model(models[0])
+        state_dict = full_state_dict(accelerator, models[0])
         if accelerator.is_main_process:
-            save_model(model, Path(output_dir) / MODEL_DIR)
+            save_model(model, Path(output_dir) / MODEL_DIR, state_dict)
         if weights:
             weights.pop()
 
     def load_model_hook(models, input_dir):
+        if not models:  # FSDP / DeepSpeed: Accelerate restored the weights from its own files
+            return
         model = accelerator.unwrap_model(models[0])
         models.pop()
         if _has_adapters(model):
@@ -275,13 +283,22 @@ def register_model_hooks(accelerator: Accelerator) -> None:
     accelerator.register_load_state_pre_hook(load_model_hook)
 
 
-def save_model(model, path: str | Path) -> None:
-    """``save_pretrained``, or for a PEFT model its adapter (`save_adapter`) plus the base model's ``config.json``."""
+def full_state_dict(accelerator: Accelerator, model) -> dict[str, torch.Tensor] | None:
+    """Under FSDP, the whole weights of a sharded model on the main process (call on every process: gathering the
+    shards is collective); None otherwise, where every process holds the whole model."""
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return None
+    return accelerator.get_state_dict(model)
+
+
+def save_model(model, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """``save_pretrained`` (of `state_dict` when given: the gathered weights of a sharded model), or for a PEFT model
+    its adapter (`save_adapter`) plus the base model's ``config.json``."""
     if _has_adapters(model):
         save_adapter(model, path)
         model.get_base_model().config.save_pretrained(path)
     else:
-        model.save_pretrained(path)
+        model.save_pretrained(path, state_dict=state_dict)
 
 
 def _has_adapters(model) -> bool:

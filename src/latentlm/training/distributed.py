@@ -12,7 +12,9 @@ Accelerate is the distributed engine; this module only fills the gaps between it
 * **Global batch.** ``total_train_batch_size`` (optional) fixes the sequences per optimizer step whatever the
   number of processes; `per_device_batch_size` splits it and refuses a world size that does not divide it.
 * **Output folder.** `OutputDirLock` keeps a second live run from writing into a folder a running job holds.
-* **Sharding.** `check_sharding` refuses FSDP where Accelerate would silently drop it (CPU processes).
+* **Sharding.** `check_sharding` refuses FSDP where Accelerate would silently drop it (CPU processes), and the
+  `check_*_sharding` functions what does not work sharded. Under FSDP, checkpoints and the export gather the
+  shards (`latentlm.training.checkpointing.full_state_dict`) and the EMA averages each process's shards.
 """
 
 import fcntl
@@ -104,6 +106,16 @@ def check_optimizer_sharding(optimizer: str, distributed_type: str) -> None:
         raise LaunchError(
             f"`optimizer: muon` needs whole weight matrices, but {distributed_type} shards them; "
             "use DDP (examples/accelerate_configs/ddp.yaml) or `optimizer: adamw`."
+        )
+
+
+def check_lora_sharding(uses_lora: bool, distributed_type: str) -> None:
+    """Raises for LoRA under FSDP: a run's adapter checkpoints and its merged export read whole PEFT layers, which
+    latentlm does not gather from FSDP shards yet. DDP and DeepSpeed ZeRO-2 (whole weights on every process) work."""
+    if uses_lora and distributed_type == "FSDP":
+        raise LaunchError(
+            "`lora` under FSDP is not supported: a LoRA fine-tune fits in one process's memory, so use DDP "
+            "(examples/accelerate_configs/ddp.yaml)."
         )
 
 

@@ -46,6 +46,7 @@ from .adapters import save_adapter
 from .checkpointing import (
     MODEL_DIR,
     TrainState,
+    full_state_dict,
     load_checkpoint,
     register_model_hooks,
     resolve_checkpoint,
@@ -55,6 +56,7 @@ from .config import CONFIG_NAME, TrainingConfig
 from .distributed import (
     OutputDirLock,
     check_launch,
+    check_lora_sharding,
     check_optimizer_sharding,
     check_sharding,
     per_device_batch_size,
@@ -114,6 +116,7 @@ def train(config: TrainingConfig) -> TrainResult:
     check_launch(accelerator.num_processes)
     check_sharding(accelerator.distributed_type.value)
     check_optimizer_sharding(config.optimizer, accelerator.distributed_type.value)
+    check_lora_sharding(config.lora is not None, accelerator.distributed_type.value)
     per_device = per_device_batch_size(
         config.total_train_batch_size,
         config.per_device_train_batch_size,
@@ -156,7 +159,6 @@ def _train(config: TrainingConfig, accelerator: Accelerator) -> TrainResult:
         model.prepare_for_training(train_dataloader)
     if config.lora is not None:
         model = apply_lora(model, config.lora)
-    ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
     optimizer = build_optimizer(model, config)
     lr_scheduler = get_scheduler(
         config.lr_scheduler_type,
@@ -168,6 +170,7 @@ def _train(config: TrainingConfig, accelerator: Accelerator) -> TrainResult:
     model, optimizer, train_dataloader, eval_dataloader, lr_scheduler = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader, lr_scheduler
     )
+    ema = EMA(accelerator.unwrap_model(model), config.ema_decay) if config.ema_decay > 0 else None  # FSDP: shards
     # Every process built the same model from `seed`; from here on each draws its own training noise (diffusion
     # time, noise, dropout), else the processes of one step would share it. One process keeps the stream of `seed`.
     set_seed(config.seed, device_specific=True)
@@ -205,9 +208,10 @@ def _train(config: TrainingConfig, accelerator: Accelerator) -> TrainResult:
     elif eval_loss is None:
         eval_loss = evaluate(model, eval_dataloader, accelerator, config.seed)
     accelerator.wait_for_everyone()
+    final = _whole_model(accelerator, model, spec)
     if accelerator.is_main_process:
-        export(unwrapped, tokenizer, spec, output_dir)
-        save_training_card(output_dir, unwrapped, config, eval_loss=eval_loss, num_processes=accelerator.num_processes)
+        export(final, tokenizer, spec, output_dir)
+        save_training_card(output_dir, final, config, eval_loss=eval_loss, num_processes=accelerator.num_processes)
     accelerator.end_training()
     logger.info(f"Step {state.step}: train loss {train_loss}, eval loss {eval_loss:.4f}. Exported to {output_dir}")
     return TrainResult(output_dir, state.step, train_loss, eval_loss, checkpoint)
@@ -527,6 +531,19 @@ def evaluate(model, dataloader, accelerator: Accelerator, seed: int) -> float:
             losses.append(accelerator.gather(model(**batch).loss.detach().float().reshape(1)))
     model.train()
     return torch.cat(losses).mean().item()
+
+
+def _whole_model(accelerator: Accelerator, model, spec: MethodSpec):
+    """The trained model with whole weights on the main process. Under FSDP every process takes part in gathering
+    the shards, and the main process loads them into a fresh model of the same config (None on the others)."""
+    unwrapped = accelerator.unwrap_model(model)
+    state_dict = full_state_dict(accelerator, model)
+    if state_dict is None or not accelerator.is_main_process:
+        return unwrapped if state_dict is None else None
+    with skip_warm_start():
+        whole = spec.model_class(unwrapped.config)
+    whole.load_state_dict(state_dict)
+    return whole
 
 
 def export(model, tokenizer, spec: MethodSpec, output_dir: Path) -> None:
