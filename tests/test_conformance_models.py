@@ -150,6 +150,15 @@ def test_float64_matches_float32(case):
     torch.testing.assert_close(out64.float(), out32, rtol=1e-3, atol=1e-4)
 
 
+def test_fsdp_wrap_units_are_blocks_the_model_is_built_of(case):
+    """Accelerate's FSDP wraps the `_no_split_modules` classes, and refuses a listed class the model does not have."""
+    model = _build(case)
+    present = {type(module).__name__ for module in model.modules()}
+    assert model._no_split_modules and set(model._no_split_modules) <= present, (model._no_split_modules, case.id)
+    embeddings = model.get_input_embeddings()  # FSDP shards a token table as its own unit; None: the model has none
+    assert embeddings is None or isinstance(embeddings, torch.nn.Embedding)
+
+
 def test_main_input_name_is_the_first_forward_argument(case):
     params = [p for p in inspect.signature(case.model_class.forward).parameters if p != "self"]
     assert case.model_class.main_input_name == params[0]

@@ -478,6 +478,9 @@ class DenoiserPreTrainedModel(LatentLMModelMixin, PreTrainedModel):
         """Initialises the weights, then copies ``config.init_denoiser_from`` into the denoiser when it is set (a
         model being built for training; `from_pretrained` skips the copy, the checkpoint holds every weight)."""
         super().post_init()
+        # FSDP's wrap unit: the block classes this model is built of (Accelerate refuses a listed class it cannot find).
+        present = {type(module).__name__ for module in self.modules()}
+        self._no_split_modules = {name for name in self._no_split_modules if name in present}
         warm_start_denoisers(self)
 
     @classmethod

@@ -19,7 +19,12 @@ class LatentLMModelMixin(PushToHubMixin):
       misspelt or dropped builds a differently shaped model and would silently train from random weights), names
       the folder or file when the weights or the config cannot be read, and says so when a local path is missing.
     * ``push_to_hub`` writes latentlm's model card (`latentlm.hub.PushToHubMixin`).
+    * ``get_input_embeddings`` is None unless the model has a token embedding table (NFDM): the others read continuous
+      inputs (a frozen encoder's states, latents). Accelerate's FSDP asks every model for it.
     """
+
+    def get_input_embeddings(self):
+        return None
 
     def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, **kwargs):
         if attn_implementation not in (None, "sdpa"):
