@@ -268,6 +268,8 @@ def test_the_decoder_and_denoiser_load_on_their_own(tmp_path):
     latents = torch.randn(2, 3, 8)
     torch.testing.assert_close(decoder.decode(latents), model.decoder.decode(latents))
     torch.testing.assert_close(denoiser(latents, 0.5).sample, model.model(latents, 0.5).sample)
+    with torch.inference_mode():  # greedy decoding is the argmax of the logits
+        assert torch.equal(decoder.decode_to_ids(latents), decoder.decode(latents).argmax(dim=-1))
 
 
 class LayeredEncoder(EmbeddingEncoder):

@@ -28,7 +28,7 @@ from ...schedulers import EulerMaruyamaVPScheduler
 from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
 from ..cosmos_lm.modeling_cosmos_lm_autoencoder import _RunningMoments
 from ..encoders import FrozenTextEncoderMixin
-from ..heads import FactoredLMHead
+from ..heads import FactoredLMHead, greedy_token_ids
 from ..modeling_utils import LatentDiffusionMixin
 from ..perceiver import PerceiverAttention, PerceiverStack, latent_positions, token_positions
 from ..pretrained_mixin import LatentLMModelMixin
@@ -216,16 +216,25 @@ class LDLMDecoder(LatentLMModelMixin, PreTrainedModel):
 
     def token_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """Standardised LM states `(batch, seq_len <= L, encoder_dim)` -> token logits `(batch, seq_len, vocab_size)`."""
+        return self.lm_head(self._token_states(hidden_states))
+
+    def _token_states(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The token decoder's output, the input of `lm_head`."""
         cfg = self.config
         tokens = self.token_proj(hidden_states.to(self.dtype))
         if self.token_decoder is not None:  # self-attention: the queries attend to themselves, no other context
             positions = token_positions(tokens.shape[1], cfg.max_position_embeddings, cfg.num_latents, tokens.device)
             tokens = self.token_decoder(tokens, tokens[:, :0], positions, positions[:0])
-        return self.lm_head(tokens)
+        return tokens
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents `(batch, N, latent_dim)` -> token logits `(batch, L, vocab_size)`."""
         return self.token_logits(self.decode_hidden_states(latents))
+
+    def decode_to_ids(self, latents: torch.Tensor) -> torch.LongTensor:
+        """Latents `(batch, N, latent_dim)` -> greedy tokens `(batch, L)`: `decode(latents).argmax(-1)` without the
+        float32 logits (`greedy_token_ids`)."""
+        return greedy_token_ids(self._token_states(self.decode_hidden_states(latents)), self.lm_head)
 
     @can_return_tuple
     def forward(self, latents: torch.Tensor) -> LDLMDecoderOutput:
@@ -303,6 +312,11 @@ class LDLMModel(LDLMPreTrainedModel, LatentDiffusionMixin):
     def decode_latents(self, latents, *, sc_guidance_scale=None, condition=None):
         decoder = self.get_text_decoder()
         return decoder.decode(latents.to(decoder.dtype))
+
+    @apply_forward_hook
+    def decode_latents_to_ids(self, latents, *, sc_guidance_scale=None, condition=None):
+        decoder = self.get_text_decoder()
+        return decoder.decode_to_ids(latents.to(decoder.dtype))
 
 
 class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin):
