@@ -124,6 +124,17 @@ def test_guidance_runs_both_halves_in_one_forward_and_the_negative_prompt_replac
     assert pipe.do_classifier_free_guidance and pipe.guidance_scale == 2.0 and pipe.num_timesteps == 3
 
 
+def test_batch_slicing_with_guidance_and_uneven_prompts_gives_the_same_continuations(tiny_tokenizer):
+    pipe = conditional_elf(tiny_tokenizer)
+    call = dict(prompt=["the cat sat", "a big red dog ran quickly"], num_return_sequences=2, max_new_tokens=6,
+                num_inference_steps=3, guidance_scale=2.0)  # fmt: skip
+    whole = pipe(**call, generator=seeded())
+    pipe.enable_batch_slicing(3)  # the 8-row guidance batch (4 conditional, 4 unconditional) in slices of 3
+    sliced = pipe(**call, generator=seeded())
+    torch.testing.assert_close(sliced.latents, whole.latents)
+    assert sliced.texts == whole.texts
+
+
 # ----------------------------------------------------------------------------------------------------- training
 
 

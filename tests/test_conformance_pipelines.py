@@ -101,3 +101,29 @@ def test_latents_without_a_length_set_the_batch_and_the_length(pipe):
     out = pipe(latents=latents, num_inference_steps=2, output_type="seq")
     fixed_shape = pipe.model.latent_shape(1) == pipe.model.latent_shape(2)
     assert out.sequences.shape == (2, pipe.model.max_gen_length if fixed_shape else latents.shape[1])
+
+
+def test_batch_slicing_gives_the_same_samples_from_smaller_model_calls(pipe):
+    whole = _run(pipe, batch_size=5, output_type="seq")
+    rows = []
+
+    def recording(method):
+        def call(latents, *args, **kwargs):
+            rows.append(latents.shape[0])
+            return method(latents, *args, **kwargs)
+
+        return call
+
+    pipe.enable_batch_slicing(2)
+    pipe.model.denoise = recording(pipe.model.denoise)
+    pipe.model.decode_latents_to_ids = recording(pipe.model.decode_latents_to_ids)
+    sliced = _run(pipe, batch_size=5, output_type="seq")
+    assert rows == [2, 2, 1] * 4  # 3 steps and the decode, each in slices of at most 2 sequences
+    torch.testing.assert_close(sliced.latents, whole.latents)
+    assert torch.equal(sliced.sequences, whole.sequences)
+    pipe.disable_batch_slicing()
+    rows.clear()
+    _run(pipe, batch_size=5, output_type="seq")
+    assert rows == [5] * 4
+    with pytest.raises(ValueError, match="`slice_size` must be a positive integer"):
+        pipe.enable_batch_slicing(0)

@@ -50,6 +50,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--batch-size", type=positive_int, help="generation batch size of the quality rows")
     parser.add_argument("--speed-lengths", type=int, nargs="+", help="token counts of the speed tables")
     parser.add_argument("--speed-batch-size", type=int, help="batch size of the throughput measurement")
+    parser.add_argument("--batch-slice", type=positive_int, metavar="N",
+                        help="diffusion pipelines run their model on at most N sequences at a time "
+                        "(pipe.enable_batch_slicing(N); faster for large batches on CPUs); default off")  # fmt: skip
     parser.add_argument("--speed-reference", metavar="NAME",
                         help="a --model NAME: also report every other diffusion model's speed as a ratio to it at the "
                         "same tokens, batch and steps")  # fmt: skip
@@ -114,7 +117,7 @@ def add_conditional_arguments(parser: argparse.ArgumentParser) -> argparse.Argum
     return parser
 
 
-BENCH_OVERRIDES = ("sweep_steps", "batch_size", "speed_lengths", "speed_batch_size", "latency_repeats",
-                   "throughput_repeats", "matmul_size", "judge_batch_size", "mauve", "task_samples", "task_steps",
+BENCH_OVERRIDES = ("sweep_steps", "batch_size", "batch_slice", "speed_lengths", "speed_batch_size",
+                   "latency_repeats", "throughput_repeats", "matmul_size", "judge_batch_size", "mauve", "task_samples", "task_steps",
                    "cfg_scales", "task_gen_length", "task_source_tokens", "continuation", "prompt_tokens",
                    "continuation_tokens")  # fmt: skip

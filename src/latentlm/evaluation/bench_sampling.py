@@ -20,10 +20,11 @@ logger = logging.getLogger(__name__)
 # -------------------------------------------------------------------------------------------------------- loading
 
 
-def load_diffusion_pipeline(path_or_pipeline, device):
+def load_diffusion_pipeline(path_or_pipeline, device, batch_slice: int | None = None):
     """A latentlm pipeline of any kind (from a folder through `AutoPipelineForTextGeneration`, or as given) on
     ``device``, every module component (the model, a codec such as Cosmos' autoencoder) in eval mode, progress bar
-    off."""
+    off, and with ``batch_slice`` its model runs on at most that many sequences at a time
+    (`enable_batch_slicing`)."""
     from ..pipelines import AutoPipelineForTextGeneration
 
     pipe = path_or_pipeline
@@ -33,6 +34,8 @@ def load_diffusion_pipeline(path_or_pipeline, device):
     for component in module_components(pipe).values():
         component.eval()
     pipe.set_progress_bar_config(disable=True)
+    if batch_slice is not None:
+        pipe.enable_batch_slicing(batch_slice)
     return pipe
 
 

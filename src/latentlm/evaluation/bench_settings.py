@@ -38,6 +38,7 @@ class BenchmarkSettings:
     mauve: bool = True
     speed_lengths: tuple[int, ...] = (64, 128)
     speed_batch_size: int = 64
+    batch_slice: int | None = None
     speed_reference: str | None = None
     latency_repeats: int = 5
     throughput_repeats: int = 3
@@ -76,9 +77,10 @@ def resolve_settings(quick: bool, **given) -> BenchmarkSettings:
     values = {key: tuple(value) if isinstance(value, (list, tuple)) else value
               for key, value in given.items() if value is not None}  # fmt: skip
     settings = replace(BenchmarkSettings.defaults(quick), **values)
-    for name in ("task_samples", "prompt_tokens", "continuation_tokens", "task_source_tokens", "task_gen_length"):
+    optional = ("task_source_tokens", "task_gen_length", "batch_slice")
+    for name in ("task_samples", "prompt_tokens", "continuation_tokens", *optional):
         value = getattr(settings, name)
-        if value is None and name in ("task_source_tokens", "task_gen_length"):
+        if value is None and name in optional:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
@@ -112,7 +114,9 @@ def protocol_text(settings: BenchmarkSettings) -> dict[str, str]:
         f"the train split, MAUVE on judge last-token features (k-means buckets max(2, n / 10), seed {MAUVE_SEED}).",
         "speed": f"median of {s.latency_repeats} (latency, batch 1) / {s.throughput_repeats} (throughput, batch "
         f"{s.speed_batch_size}) repeats after {s.warmup} warm-up, torch.inference_mode, {s.device}; diffusion: "
-        "output_type='seq' (ids, no text decoding), default guidance and sampler; AR: greedy (do_sample=False) "
+        "output_type='seq' (ids, no text decoding), default guidance and sampler"
+        + (f", the model on at most {s.batch_slice} sequences at a time (enable_batch_slicing)" if s.batch_slice else "")
+        + "; AR: greedy (do_sample=False) "
         "KV-cache generate of exactly L new tokens after one BOS (min_new_tokens = max_new_tokens = L). Ratios are "
         "to the AR baseline of the same run: time_ratio = seconds / AR seconds (>1: slower), throughput_ratio = "
         "tokens/s / AR tokens/s (>1: faster)."

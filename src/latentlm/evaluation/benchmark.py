@@ -155,7 +155,8 @@ def run_benchmark(
             with ``models``.
         task_ar: task -> the AR peer trained on that task's ``source [SEP] target`` (folder or ``(model,
             tokenizer)``); a task not listed uses ``ar_baseline``.
-        overrides: any other :class:`BenchmarkSettings` field (``sweep_steps``, ``batch_size``, ``speed_lengths``,
+        overrides: any other :class:`BenchmarkSettings` field (``sweep_steps``, ``batch_size``, ``batch_slice``
+            (diffusion pipelines run their model on at most that many sequences at a time), ``speed_lengths``,
             ``speed_batch_size``, ``latency_repeats``, ``throughput_repeats``, ``judge_batch_size``, ``mauve``, and
             for the conditional rows ``task_samples``, ``task_steps``, ``cfg_scales`` (input CFG sweep),
             ``task_gen_length``, ``task_source_tokens``, ``continuation`` (prompt continuation rows on ``corpus``
@@ -181,7 +182,7 @@ def run_benchmark(
     command = command or bench_command(models, ar_baseline, out_dir=out_dir, settings=settings, given=flags,
                                        **conditional)  # fmt: skip
     started = time.perf_counter()
-    pipes = {name: load_diffusion_pipeline(path, settings.device) for name, path in models.items()}
+    pipes = {name: load_diffusion_pipeline(path, settings.device, settings.batch_slice) for name, path in models.items()}
     ar = None
     if ar_baseline is not None:
         ar = (_ar_name(ar_baseline), load_autoregressive(ar_baseline, settings.device))
@@ -193,7 +194,7 @@ def run_benchmark(
         check_gen_length(pipes, settings.gen_length)
     task_pipes, task_peers = {}, {}
     if task_names:
-        task_pipes, task_peers = resolve_task_models(tasks, pipes, ar, task_models, task_ar, _loader(settings.device))
+        task_pipes, task_peers = resolve_task_models(tasks, pipes, ar, task_models, task_ar, _loader(settings))
         for task in task_names:
             peer = task_peers[task]
             check_same_tokenizer({n: p.tokenizer for n, p in task_pipes[task].items()} | ({peer[0]: peer[1][1]}
@@ -220,13 +221,13 @@ def run_benchmark(
     return results
 
 
-def _loader(device):
+def _loader(settings: BenchmarkSettings):
     """``load(kind, value, name)`` for :func:`resolve_task_models`: a diffusion pipeline or a named AR peer."""
 
     def load(kind, value, name):
         if kind == "pipe":
-            return load_diffusion_pipeline(value, device)
-        return _ar_name(value), load_autoregressive(value, device)
+            return load_diffusion_pipeline(value, settings.device, settings.batch_slice)
+        return _ar_name(value), load_autoregressive(value, settings.device)
 
     return load
 

@@ -24,6 +24,10 @@ class TextCondition:
     def __len__(self) -> int:
         return self.hidden_states.shape[0]
 
+    def __getitem__(self, rows: slice) -> "TextCondition":
+        """The condition of a slice of the batch's rows."""
+        return TextCondition(self.hidden_states[rows], self.attention_mask[rows])
+
     def dropped(self, rows: torch.Tensor | None = None) -> "TextCondition":
         """The same condition with `rows` (a `(batch,)` bool mask; all rows when `None`) made unconditional: their
         states are zeroed and masked out."""

@@ -273,21 +273,65 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
     # Denoising and outputs
     # ------------------------------------------------------------------------------------------------------------
 
+    def enable_batch_slicing(self, slice_size: int = 16) -> None:
+        """Runs the model on at most `slice_size` sequences at a time: the denoiser at every step (both halves of a
+        classifier-free-guidance batch included) and the final decode. Samples are the same as without slicing.
+
+        On CPUs it makes large batches faster: each forward's activations stay small enough (tens of MB) for the
+        memory allocator to reuse them, where a whole batch-64 forward asks the OS for fresh pages every time (glibc
+        maps every block over 32 MB anew). Measured on a 2-core CPU: ELF's batch-64 forward 1.35x faster at 16
+        (`benchmarks/speed-cpu`). On GPUs it lowers peak memory at some cost in speed.
+        """
+        _check_positive_int("slice_size", slice_size)
+        self._batch_slice_size = slice_size
+
+    def disable_batch_slicing(self) -> None:
+        """Runs the model on the whole batch at once again (the default)."""
+        self._batch_slice_size = None
+
+    def _in_slices(self, call, latents, self_condition=None, condition=None) -> torch.Tensor:
+        """`call(latents, self_condition, condition)` on at most `enable_batch_slicing`'s rows at a time."""
+        size = getattr(self, "_batch_slice_size", None)
+        if size is None or latents.shape[0] <= size:
+            return call(latents, self_condition, condition)
+        outputs = []
+        for start in range(0, latents.shape[0], size):
+            rows = slice(start, start + size)
+            outputs.append(
+                call(
+                    latents[rows],
+                    None if self_condition is None else self_condition[rows],
+                    None if condition is None else condition[rows],
+                )
+            )
+        return torch.cat(outputs)
+
     def predict_original_sample(self, latents, t, self_condition, sc_guidance_scale, condition, unconditional):
         """The model's x0 prediction; with classifier-free guidance, `u + w (c - u)` from one batched forward."""
-        if not self.do_classifier_free_guidance:
+
+        def denoise(latents, self_condition, condition):
             return self.model.denoise(
                 latents, t, self_condition=self_condition, sc_guidance_scale=sc_guidance_scale, condition=condition
             )
-        both = self.model.denoise(
+
+        if not self.do_classifier_free_guidance:
+            return self._in_slices(denoise, latents, self_condition, condition)
+        both = self._in_slices(
+            denoise,
             torch.cat([latents, latents]),
-            t,
-            self_condition=None if self_condition is None else torch.cat([self_condition, self_condition]),
-            sc_guidance_scale=sc_guidance_scale,
-            condition=TextCondition.cat([condition, unconditional]),
+            None if self_condition is None else torch.cat([self_condition, self_condition]),
+            TextCondition.cat([condition, unconditional]),
         )
         conditional, unconditional_pred = both.chunk(2)
         return unconditional_pred + self.guidance_scale * (conditional - unconditional_pred)
+
+    def decode_to_ids(self, latents, sc_guidance_scale, condition) -> torch.LongTensor:
+        """Greedy token ids `(batch, length)` of clean latents (`model.decode_latents_to_ids`)."""
+
+        def decode(latents, _, condition):
+            return self.model.decode_latents_to_ids(latents, sc_guidance_scale=sc_guidance_scale, condition=condition)
+
+        return self._in_slices(decode, latents, condition=condition)
 
     def cut_at_eos(self, sequences: torch.LongTensor) -> torch.LongTensor:
         """Replaces the first end-of-sequence token and everything after it with the pad id."""
@@ -479,7 +523,7 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
         sequences = texts = None
         if output_type != "latent":
             # A codec may decode a fixed length (Cosmos: the autoencoder's L); the text is its first tokens.
-            ids = self.model.decode_latents_to_ids(latents, sc_guidance_scale=sc_guidance_scale, condition=condition)
+            ids = self.decode_to_ids(latents, sc_guidance_scale, condition)
             sequences = self.cut_at_eos(ids[:, :gen_length])
             prompt_lengths = None
             if prompt_ids is not None:

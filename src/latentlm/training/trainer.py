@@ -538,8 +538,10 @@ def _whole_model(accelerator: Accelerator, model, spec: MethodSpec):
     the shards, and the main process loads them into a fresh model of the same config (None on the others)."""
     unwrapped = accelerator.unwrap_model(model)
     state_dict = full_state_dict(accelerator, model)
-    if state_dict is None or not accelerator.is_main_process:
-        return unwrapped if state_dict is None else None
+    if state_dict is None:
+        return unwrapped
+    if not accelerator.is_main_process:
+        return None
     with skip_warm_start():
         whole = spec.model_class(unwrapped.config)
     whole.load_state_dict(state_dict)
