@@ -3,8 +3,9 @@
     OMP_NUM_THREADS=1 python examples/profile_sampling.py [--methods elf cosmos] [--batches 1 64] [--seq_len 128]
 
 Builds ELF at the examples/configs/elf-tiny.yaml sizes and Cosmos at the cosmos-tiny / cosmos-autoencoder-tiny sizes
-(16 latents for 128 tokens, 8x) with random weights (the time does not depend on them), and times the pipeline's
-call at each batch size, with `model.denoise`, `scheduler.step` / `scale_model_input` and `model.decode_latents`
+(16 latents for 128 tokens, 8x) with random weights (the time barely depends on them, except the greedy decode's:
+random weights leave more rows to its full float32 pass, see `greedy_token_ids`), and times the pipeline's
+call at each batch size, with `model.denoise`, `scheduler.step` / `scale_model_input` and `model.decode_latents_to_ids`
 (for Cosmos: the autoencoder's decompressor and head) wrapped by timers. "rest" is the call's wall time minus those: latents preparation, the
 Python of the loop, argmax and end-of-sequence cutting. Medians of ``--repeats`` calls after one warm-up call.
 """
@@ -66,7 +67,7 @@ def profile(pipe, batch: int, args) -> dict[str, float]:
     for repeat in range(args.repeats + 1):
         totals = defaultdict(float)
         model.denoise = timer(totals, "denoiser", type(model).denoise.__get__(model))
-        model.decode_latents = timer(totals, "decode", type(model).decode_latents.__get__(model))
+        model.decode_latents_to_ids = timer(totals, "decode", type(model).decode_latents_to_ids.__get__(model))
         scheduler.step = timer(totals, "scheduler", type(scheduler).step.__get__(scheduler))
         scheduler.scale_model_input = timer(totals, "scheduler", type(scheduler).scale_model_input.__get__(scheduler))
         start = time.perf_counter()
