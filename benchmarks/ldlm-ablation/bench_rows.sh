@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Scores the six ablation rows that train_rows.sh trained: sample quality at 4/8/16/32 steps (`latentlm bench --quick`)
-# and the latent space (`latentlm reconstruct`: held-out token accuracy of decode(encode(x) + sigma * noise)).
-#   bash benchmarks/ldlm-ablation/bench_rows.sh OUT_DIR          (runs from $LDLM_ABLATION_DIR, default runs/ldlm-ablation)
+# Scores ablation rows that train_rows.sh trained (default the six of the recipe; ROWS="a b ..." for others): sample
+# quality at 4/8/16/32 steps (`latentlm bench --quick`) and the latent space (`latentlm reconstruct`: held-out token accuracy of decode(encode(x) + sigma * noise)).
+#   [ROWS="..."] bash benchmarks/ldlm-ablation/bench_rows.sh OUT_DIR   (runs from $LDLM_ABLATION_DIR, default runs/ldlm-ablation)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${LDLM_ABLATION_DIR:-runs/ldlm-ablation}
 OUT=${1:?give the folder the tables go to}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
-ROWS=(full no-mse no-warmup no-adaptive no-noise naive)
+read -r -a ROWS <<< "${ROWS:-full no-mse no-warmup no-adaptive no-noise naive}"
 models=() codecs=()
 for row in "${ROWS[@]}"; do
   models+=(--model "$row=$RUNS/$row")

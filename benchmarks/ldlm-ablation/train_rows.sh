@@ -1,7 +1,8 @@
 #!/bin/bash
 # LDLM recipe ablation: same data, size, steps and seed for every row; only the recipe switches differ.
 # Usage: benchmarks/ldlm-ablation/train_rows.sh ROW... (rows: full no-mse no-warmup no-adaptive no-noise naive, and
-# the full recipe with a smaller decoder noise: sigma-0.5 sigma-1; a row
+# the full recipe with a smaller decoder noise: sigma-0.5 sigma-1, and without decoder noise each other part removed:
+# no-noise-no-mse no-noise-no-warmup no-noise-no-adaptive; a row
 # whose log exists is skipped, so several queues can share the list). Runs go to $LDLM_ABLATION_DIR (runs/ldlm-ablation);
 # STEPS (default 100) optimizer steps per row, the encoder warm-up S_wu at 30% of them.
 cd "$(dirname "$0")/../.."
@@ -17,6 +18,9 @@ declare -A ROWS=(
   [naive]="--model.mse_decoder_loss false --model.encoder_warmup false --model.adaptive_timesteps false --model.decoder_input_noise false"
   [sigma-0.5]="--model.decoder_noise_std 0.5"
   [sigma-1]="--model.decoder_noise_std 1.0"
+  [no-noise-no-mse]="--model.decoder_input_noise false --model.mse_decoder_loss false"
+  [no-noise-no-warmup]="--model.decoder_input_noise false --model.encoder_warmup false"
+  [no-noise-no-adaptive]="--model.decoder_input_noise false --model.adaptive_timesteps false"
 )
 for name in "$@"; do
   mkdir -p ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}; [ -f ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}/$name.log ] && continue
