@@ -118,6 +118,6 @@ def add_conditional_arguments(parser: argparse.ArgumentParser) -> argparse.Argum
 
 
 BENCH_OVERRIDES = ("sweep_steps", "batch_size", "batch_slice", "speed_lengths", "speed_batch_size",
-                   "latency_repeats", "throughput_repeats", "matmul_size", "judge_batch_size", "mauve", "task_samples", "task_steps",
-                   "cfg_scales", "task_gen_length", "task_source_tokens", "continuation", "prompt_tokens",
-                   "continuation_tokens")  # fmt: skip
+                   "latency_repeats", "throughput_repeats", "matmul_size", "judge_batch_size", "mauve",
+                   "task_samples", "task_steps", "cfg_scales", "task_gen_length", "task_source_tokens",
+                   "continuation", "prompt_tokens", "continuation_tokens")  # fmt: skip

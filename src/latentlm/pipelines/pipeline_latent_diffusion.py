@@ -309,7 +309,8 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
         return torch.cat(outputs)
 
     def predict_original_sample(self, latents, t, self_condition, sc_guidance_scale, condition, unconditional):
-        """The model's x0 prediction; with classifier-free guidance, `u + w (c - u)` from one batched forward."""
+        """The model's x0 prediction; with classifier-free guidance, `u + w (c - u)` from one batched forward (or
+        its slices, `enable_batch_slicing`)."""
 
         def denoise(latents, self_condition, condition):
             return self.model.denoise(
