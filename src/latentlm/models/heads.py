@@ -55,14 +55,16 @@ def greedy_token_ids(features: torch.Tensor, head: nn.Module, shortlist: int = 8
     if type(head) is not nn.Linear or not _shortlist_pays_off(features, head, shortlist):
         return head(features).argmax(dim=-1)
     flat = features.reshape(-1, features.shape[-1])
-    ids = torch.cat([_shortlist_argmax(rows, head, shortlist) for rows in flat.split(_ROWS_PER_CHUNK)])
-    return ids.view(features.shape[:-1])
+    weight_bf16, max_weight_norm = _bfloat16_copy(head), head.weight.norm(dim=-1).max()
+    ids = [_shortlist_argmax(rows, head, weight_bf16, max_weight_norm, shortlist) for rows in flat.split(_ROWS_PER_CHUNK)]
+    return torch.cat(ids).view(features.shape[:-1])
 
 
-def _shortlist_argmax(rows: torch.Tensor, head: nn.Linear, shortlist: int) -> torch.LongTensor:
-    """`greedy_token_ids` of `(n, hidden_size)` float32 rows."""
+def _shortlist_argmax(rows, head: nn.Linear, weight_bf16, max_weight_norm, shortlist: int) -> torch.LongTensor:
+    """`greedy_token_ids` of `(n, hidden_size)` float32 rows; `weight_bf16` is the head's weight in bfloat16,
+    `max_weight_norm` the largest norm of its rows."""
     weight, bias = head.weight, head.bias
-    approx = F.linear(rows.to(torch.bfloat16), _bfloat16_copy(head), None if bias is None else bias.to(torch.bfloat16))
+    approx = F.linear(rows.to(torch.bfloat16), weight_bf16, None if bias is None else bias.to(torch.bfloat16))
     approx_top = approx.topk(shortlist, dim=-1)
     del approx
     candidates = approx_top.indices.sort(dim=-1).values  # in id order: ties go to the lowest id, as in argmax
@@ -73,7 +75,7 @@ def _shortlist_argmax(rows: torch.Tensor, head: nn.Linear, shortlist: int) -> to
     ids = candidates.gather(1, best_slot[:, None]).squeeze(1)
     # A token off the shortlist has a bfloat16 logit <= the shortlist's lowest, and an exact one at most `bound` above.
     rel = 3 * _BF16_UNIT_ROUNDOFF + _BF16_UNIT_ROUNDOFF**2 + rows.shape[-1] * 2.0**-23
-    bound = rel * rows.norm(dim=-1) * weight.norm(dim=-1).max()
+    bound = rel * rows.norm(dim=-1) * max_weight_norm
     if bias is not None:
         bound = bound + 3 * _BF16_UNIT_ROUNDOFF * bias.abs().max()
     proven = best_exact > approx_top.values[:, -1].float() + 1.01 * bound  # False for NaN: those rows go the long way
