@@ -280,9 +280,8 @@ class LatentDiffusionTextPipeline(PushToHubMixin, LatentLMLoraLoaderMixin, Diffu
         On CPUs it can make large batches faster: each forward's activations stay small enough (tens of MB) for
         the memory allocator to reuse them, where a whole batch-64 forward asks the OS for fresh pages every time
         (glibc maps every block over 32 MB anew). Measured on a 2-core CPU (`benchmarks/speed-cpu`): 32 ELF steps
-        at batch 64 take 34.1 s in slices of 16 against 39.9 s whole (1.17x); Cosmos, whose denoiser sees 16
-        latents per sequence, gains nothing (1.93 s against 1.64 s). On GPUs it lowers peak memory at some cost in
-        speed.
+        at batch 64 are 1.17-1.19x faster in slices of 16; Cosmos, whose denoiser sees 16 latents per sequence,
+        gains nothing beyond run-to-run noise. On GPUs it lowers peak memory at some cost in speed.
         """
         _check_positive_int("slice_size", slice_size)
         self._batch_slice_size = slice_size
