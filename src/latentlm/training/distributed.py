@@ -13,7 +13,7 @@ Accelerate is the distributed engine; this module only fills the gaps between it
   number of processes; `per_device_batch_size` splits it and refuses a world size that does not divide it.
 * **Output folder.** `OutputDirLock` keeps a second live run from writing into a folder a running job holds.
 * **Sharding.** `check_sharding` refuses FSDP where Accelerate would silently drop it (CPU processes), and the
-  `check_*_sharding` functions what does not work sharded. Under FSDP, checkpoints and the export gather the
+  `check_*_sharding` functions refuse what does not work sharded. Under FSDP, checkpoints and the export gather the
   shards (`latentlm.training.checkpointing.full_state_dict`) and the EMA averages each process's shards.
 """
 
