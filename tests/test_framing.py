@@ -57,6 +57,32 @@ def test_framed_examples_split_documents_into_cls_chunk_sep_and_masked_padding()
     assert column(first_chunks, "input_ids") == [[CLS, *ids_of(tokenizer, short), SEP, PAD], [CLS, *w[0:4], SEP]]
 
 
+def test_filled_frames_pack_several_documents_each_closed_by_sep():
+    tokenizer = bert_like_tokenizer()
+    a, b, c = "the cat sat", "a dog ran", "the park"  # 3, 3 and 2 words; 4 fit in a frame of 6
+    out = tokenize_and_chunk(
+        Dataset.from_dict({"text": [a, "", b, c]}), tokenizer, seq_len=6, framing=True, fill_frames=True
+    )
+    stream = [*ids_of(tokenizer, a), SEP, *ids_of(tokenizer, b), SEP, *ids_of(tokenizer, c), SEP]  # 11 tokens
+    assert column(out, "input_ids") == [
+        [CLS, *stream[0:4], SEP],
+        [CLS, *stream[4:8], SEP],
+        [CLS, *stream[8:11], SEP, PAD],
+    ]  # the empty document adds no separator; only the last frame is padded
+    assert column(out, "attention_mask") == [[1] * 6, [1] * 6, [1] * 5 + [0]]
+
+
+def test_filled_frames_need_framed_packed_examples():
+    data = Dataset.from_dict({"text": ["the cat"]})
+    with pytest.raises(ValueError, match="`fill_frames=True`.*framing=False"):
+        tokenize_and_chunk(data, bert_like_tokenizer(), seq_len=6, fill_frames=True)
+    with pytest.raises(ValueError, match="`fill_frames=True`.*packing=False"):
+        tokenize_and_chunk(data, bert_like_tokenizer(), seq_len=6, framing=True, packing=False, fill_frames=True)
+    with pytest.raises(ValueError, match="`fill_frames`.*framing=False"):
+        load_config(None, {"method": "elf", "output_dir": "runs/x", "framing": False, "fill_frames": True})
+    assert load_config(None, {"method": "elf", "output_dir": "runs/x", "fill_frames": True}).fill_frames is True
+
+
 def test_a_tokenizer_without_a_closing_token_ends_frames_with_the_end_of_document_id():
     tokenizer = build_tiny_tokenizer()  # adds no special tokens; its end-of-document id is [SEP]
     out = tokenize_and_chunk(Dataset.from_dict({"text": ["the cat sat"]}), tokenizer, seq_len=5, framing=True)
@@ -140,6 +166,19 @@ def test_elf_trains_on_framed_windows_and_samples_clean_text(tmp_path, monkeypat
         batch_size=2, gen_length=32, num_inference_steps=2, generator=torch.Generator().manual_seed(0)
     )
     assert not any(token in text for text in out.texts for token in ("[CLS]", "[SEP]", "[PAD]"))
+
+
+def test_elf_trains_on_frames_filled_with_short_documents(tmp_path, monkeypatch):
+    batches = _record_batches(monkeypatch)
+    glosses = Dataset.from_dict({"text": [f"a short gloss number {i} of a few words" for i in range(200)]})
+    model = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, bottleneck_dim=16, decoder_head_dim=16)
+    config = {**TINY_RUN, "dataset": glosses, "fill_frames": True, "method": "elf", "model": model,
+              "output_dir": str(tmp_path)}  # fmt: skip
+    train(load_config(None, config))
+    batch = batches[0]
+    assert (batch["input_ids"][:, 0] == 101).all()  # one [CLS] opens each row
+    assert ((batch["input_ids"] == 102).sum(dim=1) >= 3).all()  # several glosses per row, each closed by [SEP]
+    assert batch["attention_mask"].all()  # no padding
 
 
 def test_the_cosmos_autoencoder_trains_on_framed_windows(tmp_path, monkeypatch):

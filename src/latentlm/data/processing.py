@@ -149,12 +149,30 @@ def _frame_documents(
     chunk of ``seq_len - len(prefix) - len(suffix)`` consecutive tokens (``split_documents``), or per document (its
     first chunk)."""
     room = seq_len - len(prefix) - len(suffix)
+    chunks = (
+        ids[start : start + room]
+        for ids in batch["input_ids"]
+        for start in (range(0, len(ids), room) if split_documents else range(min(len(ids), 1)))
+    )
+    return _framed_examples(chunks, seq_len, prefix, suffix, pad_id)
+
+
+def _fill_frames(batch: dict[str, list], seq_len: int, prefix: list[int], suffix: list[int], pad_id: int) -> dict:
+    """Batched map over tokenised documents: the batch's documents, each closed by ``suffix`` (``[SEP]``), one
+    stream cut into chunks of ``seq_len - len(prefix) - len(suffix)`` tokens, each framed as ``prefix + chunk +
+    suffix``; only the batch's last example is padded."""
+    room = seq_len - len(prefix) - len(suffix)
+    stream = [token for ids in batch["input_ids"] if ids for token in ids + suffix]
+    chunks = (stream[start : start + room] for start in range(0, len(stream), room))
+    return _framed_examples(chunks, seq_len, prefix, suffix, pad_id)
+
+
+def _framed_examples(chunks, seq_len: int, prefix: list[int], suffix: list[int], pad_id: int) -> dict[str, list]:
     input_ids, attention_mask = [], []
-    for ids in batch["input_ids"]:
-        for start in range(0, len(ids), room) if split_documents else range(min(len(ids), 1)):
-            ids_row, mask_row = _pad(prefix + ids[start : start + room] + suffix, seq_len, pad_id)
-            input_ids.append(ids_row)
-            attention_mask.append(mask_row)
+    for chunk in chunks:
+        ids_row, mask_row = _pad(prefix + chunk + suffix, seq_len, pad_id)
+        input_ids.append(ids_row)
+        attention_mask.append(mask_row)
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
@@ -216,7 +234,9 @@ def _tokenize_documents_once(ds: Dataset, tokenizer, text_column: str, eos_id: i
     )
 
 
-def _process_split(ds: Dataset, tokenizer, seq_len, packing, framing, text_column, add_eos, num_proc) -> Dataset:
+def _process_split(
+    ds: Dataset, tokenizer, seq_len, packing, framing, text_column, add_eos, num_proc, fill_frames
+) -> Dataset:
     datasets = require_datasets()
     eos_id = eos_token_id_for(tokenizer) if add_eos and not framing else None
     features = _fixed_length_features(seq_len)
@@ -224,18 +244,15 @@ def _process_split(ds: Dataset, tokenizer, seq_len, packing, framing, text_colum
         return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
     if framing:  # documents tokenised once (cached for every seq_len), then framed
         prefix, suffix = _frame(tokenizer, add_eos)
+        frame_kwargs = {"seq_len": seq_len, "prefix": prefix, "suffix": suffix, "pad_id": int(tokenizer.pad_token_id)}
+        if not fill_frames:
+            frame_kwargs["split_documents"] = packing
         return _tokenize_documents_once(ds, tokenizer, text_column, None, num_proc).map(
-            _frame_documents,
+            _fill_frames if fill_frames else _frame_documents,
             batched=True,
             remove_columns=["input_ids"],
             features=features,
-            fn_kwargs={
-                "seq_len": seq_len,
-                "prefix": prefix,
-                "suffix": suffix,
-                "pad_id": int(tokenizer.pad_token_id),
-                "split_documents": packing,
-            },
+            fn_kwargs=frame_kwargs,
             desc=f"Framing into examples of {seq_len}",
         )
     if not packing:
@@ -279,6 +296,7 @@ def tokenize_and_chunk(
     text_column: str = "text",
     add_eos: bool = True,
     num_proc: int | None = None,
+    fill_frames: bool = False,
 ) -> DatasetDict | Dataset:
     """Tokenise documents into fixed-length training examples.
 
@@ -295,6 +313,11 @@ def tokenize_and_chunk(
       document keeps its first chunk (truncated, as the official Cosmos collator). The frame's closing ``[SEP]``
       ends every example; a tokenizer that adds no closing token (GPT-2) gets the end-of-document id there instead
       (with ``add_eos``).
+    - ``fill_frames=True`` (with ``framing`` and ``packing``): framed examples filled with consecutive documents,
+      BERT pre-training style: every document is closed by the frame's ``[SEP]``, the documents of each batch of
+      1,000 are concatenated and the stream is cut into framed chunks, ``[CLS] ...a [SEP] b... [SEP]``, so only the
+      last example of a batch is padded. For corpora of short documents: per-document frames of ``english-large``
+      (WordNet glosses, fortunes) are half padding, and half of its examples hold under 32 tokens.
 
     Results are cached by ``datasets`` (fingerprints of the input, the tokenizer and the arguments), so a second call
     on a dataset that lives on disk (e.g. from [`load_corpus`]) reads the cache instead of tokenising again.
@@ -310,6 +333,7 @@ def tokenize_and_chunk(
         text_column: the column holding the text.
         add_eos: append the end-of-document id to each document.
         num_proc: processes for tokenisation (packing itself is one vectorised pass per split).
+        fill_frames: fill each framed example with several documents instead of one (see above).
 
     Returns:
         The same container type with exactly the columns ``input_ids`` and ``attention_mask``, each a fixed-length
@@ -323,7 +347,12 @@ def tokenize_and_chunk(
     """
     datasets = require_datasets()
     _check_arguments(dataset_dict, tokenizer, seq_len, packing, framing, text_column, add_eos, num_proc)
-    args = (tokenizer, seq_len, packing, framing, text_column, add_eos, num_proc)
+    if fill_frames and not (framing and packing):
+        raise ValueError(
+            f"`fill_frames=True` fills framed, packed examples; it needs `framing=True` and `packing=True`, got "
+            f"framing={framing!r}, packing={packing!r}."
+        )
+    args = (tokenizer, seq_len, packing, framing, text_column, add_eos, num_proc, fill_frames)
     if isinstance(dataset_dict, datasets.DatasetDict):
         out = datasets.DatasetDict({name: _process_split(ds, *args) for name, ds in dataset_dict.items()})
     else:

@@ -85,6 +85,10 @@ class TrainingConfig:
             of models trained before this option (the bundled ``elf-tiny-prose``) set ``framing: false``. A Cosmos
             diffusion run (``autoencoder``) takes its autoencoder run's framing, and refuses another. Not used with
             paired data (``source_column``).
+        fill_frames: with ``framing`` and ``packing``, fill each framed sequence with consecutive documents, each
+            closed by ``[SEP]`` (BERT pre-training style), instead of one document chunk per sequence. For corpora of
+            short documents: per-document frames of ``english-large`` are half padding
+            (`benchmarks/gpu-h200-training`).
         max_train_samples / max_eval_samples: keep only the first N sequences (quick runs).
         cache_encoder_activations: run the method's frozen encoder over the data once and keep its activations
             on disk with the tokenised sequences (``$LATENTLM_CACHE/encoder-activations``, float16), so training steps
@@ -155,6 +159,7 @@ class TrainingConfig:
     seq_len: int = 128
     packing: bool = True
     framing: bool | None = None
+    fill_frames: bool = False
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     cache_encoder_activations: bool = False
@@ -242,6 +247,11 @@ class TrainingConfig:
             self._match_autoencoder_framing()
         if self.framing is None and self.source_column is None:  # the method's default, recorded in saved configs
             self.framing = get_method(self.method).framed_by_default
+        if self.fill_frames and not (self.framing and self.packing):
+            raise ValueError(
+                "`fill_frames` fills framed, packed sequences with several documents; it needs `framing` and "
+                f"`packing` true, got framing={self.framing!r}, packing={self.packing!r}."
+            )
         if not 0 < self.validation_split < 1:
             raise ValueError(f"`validation_split` must be in (0, 1), got {self.validation_split}.")
         for f in dataclasses.fields(self):

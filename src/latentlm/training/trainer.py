@@ -341,6 +341,7 @@ def build_datasets(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase):
             packing=config.packing,
             framing=config.framing,
             text_column=config.text_column,
+            fill_frames=config.fill_frames,
         )
     splits = []
     for name, limit in (("train", config.max_train_samples), ("validation", config.max_eval_samples)):
