@@ -202,6 +202,16 @@ def test_a_cosmos_diffusion_run_reads_its_autoencoders_framing(tmp_path, autoenc
         load_config(None, {**config, "framing": not autoencoder_framing})
 
 
+def test_a_cosmos_diffusion_run_refuses_other_frames_than_its_autoencoders(tmp_path):
+    autoencoder = tmp_path / "autoencoder"
+    autoencoder.mkdir()
+    (autoencoder / "training_config.yaml").write_text("method: cosmos-autoencoder\nframing: true\nfill_frames: true\n")
+    config = {"method": "cosmos", "autoencoder": str(autoencoder), "output_dir": str(tmp_path / "run")}
+    with pytest.raises(ValueError, match="`fill_frames`: the autoencoder .* fill_frames=True"):
+        load_config(None, config)
+    assert load_config(None, {**config, "fill_frames": True}).fill_frames is True
+
+
 def test_an_autoencoder_folder_without_a_run_config_leaves_the_methods_default(tmp_path):
     config = load_config(None, {"method": "cosmos", "autoencoder": str(tmp_path), "output_dir": str(tmp_path / "r")})
     assert config.framing is True

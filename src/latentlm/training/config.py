@@ -285,10 +285,17 @@ class TrainingConfig:
 
     def _match_autoencoder_framing(self) -> None:
         """A latent diffusion run reads its autoencoder's latents of the sequences the autoencoder was trained on:
-        ``framing`` defaults to the autoencoder run's, and a different explicit value is refused."""
+        ``framing`` defaults to the autoencoder run's, and a different explicit value is refused; so is a different
+        ``fill_frames``."""
         autoencoder_framing = trained_framing(self.autoencoder)
         if autoencoder_framing is None:  # not a `latentlm train` export (or from before `framing`): nothing to match
             return
+        autoencoder_fill = bool(_run_config(self.autoencoder).get("fill_frames", False))
+        if self.fill_frames != autoencoder_fill:
+            raise ValueError(
+                f"`fill_frames`: the autoencoder {self.autoencoder!r} was trained with fill_frames={autoencoder_fill}, "
+                f"so its diffusion run must use the same sequences; got fill_frames={self.fill_frames}."
+            )
         if self.framing is None:
             self.framing = autoencoder_framing
         elif self.framing != autoencoder_framing:
@@ -306,11 +313,14 @@ class TrainingConfig:
 def trained_framing(path: str | os.PathLike) -> bool | None:
     """Whether the `latentlm train` run that exported ``path`` trained on framed sequences (its ``CONFIG_NAME``);
     None for folders without one or runs from before `TrainingConfig.framing` (which packed)."""
-    config_file = Path(path) / CONFIG_NAME
-    if not config_file.is_file():
-        return None
-    framing = (yaml.safe_load(config_file.read_text()) or {}).get("framing")
+    framing = _run_config(path).get("framing")
     return None if framing is None else bool(framing)
+
+
+def _run_config(path: str | os.PathLike) -> dict:
+    """The saved `TrainingConfig` of the run exported to ``path`` as a dict; empty for folders without one."""
+    config_file = Path(path) / CONFIG_NAME
+    return (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] | Mapping[str, Any] = ()) -> TrainingConfig:
