@@ -42,5 +42,5 @@ xz -9 -T2 -f .gpu/enc/model16.safetensors
 cache=${LATENTLM_CACHE:-$HOME/.cache/latentlm}/corpora
 tar --exclude='cache-*' -cJf .gpu/corpora.tar.xz -C "$cache" \
   austen-v1 bbc-news-v1 brown-v1 fortunes-v1 kjv-v1 shakespeare-v1 spurgeon-v1 web-v1 wordnet-v1
-cp $here/run.sh benchmarks/warm-start/elf-minilm-warm.yaml benchmarks/warm-start/elf-minilm-cold.yaml .gpu/
+cp $here/run.sh $here/run-fill.sh benchmarks/warm-start/elf-minilm-warm.yaml benchmarks/warm-start/elf-minilm-cold.yaml .gpu/
 du -sh .gpu .whl

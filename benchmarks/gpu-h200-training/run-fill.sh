@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Second call (after prepare.sh, like run.sh; carry .gpu and .whl): elf-small-large.yaml as now (fill_frames: true),
+# Second call (`bash .gpu/run-fill.sh` after prepare.sh, like run.sh; carry .gpu and .whl): elf-small-large.yaml as now (fill_frames: true),
 # alone, otherwise as the first call's `elf` (prompts, batch 256, bf16), for 500 steps; its EMA export comes back.
 set -uo pipefail
 T0=$SECONDS; OUT=${OUT:-/tmp/out}; R=/tmp/runs2; mkdir -p $R $OUT
