@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Second call (`bash .gpu/run-fill.sh` after prepare.sh, like run.sh; carry .gpu and .whl): elf-small-large.yaml as now (fill_frames: true),
-# alone, otherwise as the first call's `elf` (prompts, batch 256, bf16), for 500 steps; its EMA export comes back.
+# Second call, `bash .gpu/run-fill.sh` after prepare.sh (like run.sh; carry .gpu and .whl): elf-small-large.yaml as
+# now (fill_frames: true), alone, otherwise as the first call's `elf` (prompts, batch 256, bf16), for 500 steps; its
+# EMA export comes back.
 set -uo pipefail
 T0=$SECONDS; OUT=${OUT:-/tmp/out}; R=/tmp/runs2; mkdir -p $R $OUT
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
