@@ -2,7 +2,8 @@
 # LDLM recipe ablation: same data, size, steps and seed for every row; only the recipe switches differ.
 # Usage: benchmarks/ldlm-ablation/train_rows.sh ROW... (rows: full no-mse no-warmup no-adaptive no-noise naive, and
 # the full recipe with a smaller decoder noise: sigma-0.5 sigma-1, and without decoder noise each other part removed:
-# no-noise-no-mse no-noise-no-warmup no-noise-no-adaptive; a row
+# no-noise-no-mse no-noise-no-warmup no-noise-no-adaptive; any row prefixed `wide-` (wide-full, wide-naive, ...) at the
+# per-token geometry the paper's capacity implies: 64 latents of 256, one per token, instead of 8 of 32; a row
 # whose log exists is skipped, so several queues can share the list). Runs go to $LDLM_ABLATION_DIR (runs/ldlm-ablation);
 # STEPS (default 100) optimizer steps per row, the encoder warm-up S_wu at 30% of them.
 cd "$(dirname "$0")/../.."
@@ -22,9 +23,11 @@ declare -A ROWS=(
   [no-noise-no-warmup]="--model.decoder_input_noise false --model.encoder_warmup false"
   [no-noise-no-adaptive]="--model.decoder_input_noise false --model.adaptive_timesteps false"
 )
+WIDE="--model.num_latents 64 --model.latent_dim 256"
 for name in "$@"; do
+  row=${name#wide-}; geometry=""; [ "$row" != "$name" ] && geometry=$WIDE
   mkdir -p ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}; [ -f ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}/$name.log ] && continue
   start=$(date +%s)
-  nice -n 10 .venv/bin/latentlm train examples/configs/ldlm-tiny.yaml --output_dir ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}/$name $COMMON ${ROWS[$name]} > ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}/$name.log 2>&1
+  nice -n 10 .venv/bin/latentlm train examples/configs/ldlm-tiny.yaml --output_dir ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}/$name $COMMON $geometry ${ROWS[$row]} > ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}/$name.log 2>&1
   echo "$name rc=$? $(( $(date +%s) - start ))s" >> ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}/times.txt
 done
