@@ -108,8 +108,11 @@ class LDLMConfig(StrictConfigMixin, PreTrainedConfig):
             sampler stops and decodes. training_t_min (`float`, defaults to 1e-5).
         mse_decoder_loss, encoder_warmup, adaptive_timesteps, decoder_input_noise (`bool`, all `True`): the recipe.
         decoder_noise_std (`float`, defaults to 3.0): sigma_dec (paper: 3.0, on a latent scale it does not state). The
-            latents here have unit RMS per dimension, so 3.0 is a signal-to-noise ratio of 1/9: at the 1.3M-parameter
-            scale of `benchmarks/ldlm-ablation` it stops the codec from learning (every row with it collapses).
+            latents here have unit RMS per dimension, so a dimension carries at most 0.5 log2(1 + 1 / sigma_dec^2)
+            bits through the noise (0.076 at 3.0): the codec needs many latent dimensions per token (the paper's
+            reading: one 768-d latent per token). `benchmarks/ldlm-ablation`: with 4 dimensions per token every
+            sigma_dec blocks the codec; with 256, 1.0 and 0.5 learn and smooth the latent space, 3.0 still blocks
+            within 1,500 steps.
         encoder_warmup_steps (`int`, defaults to 1000): S_wu, in training forward passes (micro-batches).
         encoder_warmup_gamma_min (`float`, defaults to 1e-3; not in the paper, as Open-dLLM),
             encoder_warmup_k (10.0), encoder_warmup_c (0.8): the warm-up curve.
