@@ -1,10 +1,11 @@
 #!/bin/bash
 # LDLM recipe ablation: same data, size, steps and seed for every row; only the recipe switches differ.
 # Usage: benchmarks/ldlm-ablation/train_rows.sh ROW... (rows: full no-mse no-warmup no-adaptive no-noise naive, and
-# the full recipe with a smaller decoder noise: sigma-0.5 sigma-1, and without decoder noise each other part removed:
-# no-noise-no-mse no-noise-no-warmup no-noise-no-adaptive; any row prefixed `wide-` (wide-full, wide-naive, ...) at the
-# per-token geometry the paper's capacity implies: 64 latents of 256, one per token, instead of 8 of 32; a row
-# whose log exists is skipped, so several queues can share the list). Runs go to $LDLM_ABLATION_DIR (runs/ldlm-ablation);
+# the full recipe with a smaller decoder noise: sigma-0.5 sigma-1 (and sigma-0.5-no-warmup), and without decoder noise
+# each other part removed: no-noise-no-mse no-noise-no-warmup no-noise-no-adaptive. Any row prefixed `wide-`
+# (wide-full, wide-naive, ...) runs at one latent of 256 per token (64 for 64 tokens) instead of 8 latents of 32: the
+# per-token capacity the decoder noise needs (README). A row whose log exists is skipped, so several queues can share
+# the list). Runs go to $LDLM_ABLATION_DIR (runs/ldlm-ablation);
 # STEPS (default 100) optimizer steps per row, the encoder warm-up S_wu at 30% of them.
 cd "$(dirname "$0")/../.."
 export PYTHONPATH=$PWD/src HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1
@@ -22,6 +23,7 @@ declare -A ROWS=(
   [no-noise-no-mse]="--model.decoder_input_noise false --model.mse_decoder_loss false"
   [no-noise-no-warmup]="--model.decoder_input_noise false --model.encoder_warmup false"
   [no-noise-no-adaptive]="--model.decoder_input_noise false --model.adaptive_timesteps false"
+  [sigma-0.5-no-warmup]="--model.decoder_noise_std 0.5 --model.encoder_warmup false"
 )
 WIDE="--model.num_latents 64 --model.latent_dim 256"
 for name in "$@"; do
