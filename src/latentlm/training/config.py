@@ -287,10 +287,10 @@ class TrainingConfig:
         """A latent diffusion run reads its autoencoder's latents of the sequences the autoencoder was trained on:
         ``framing`` defaults to the autoencoder run's, and a different explicit value is refused; so is a different
         ``fill_frames``."""
-        autoencoder_framing = trained_framing(self.autoencoder)
-        if autoencoder_framing is None:  # not a `latentlm train` export (or from before `framing`): nothing to match
+        run = _run_config(self.autoencoder)
+        if run.get("framing") is None:  # not a `latentlm train` export (or from before `framing`): nothing to match
             return
-        autoencoder_fill = bool(_run_config(self.autoencoder).get("fill_frames", False))
+        autoencoder_framing, autoencoder_fill = bool(run["framing"]), bool(run.get("fill_frames", False))
         if self.fill_frames != autoencoder_fill:
             raise ValueError(
                 f"`fill_frames`: the autoencoder {self.autoencoder!r} was trained with fill_frames={autoencoder_fill}, "
