@@ -1,6 +1,7 @@
 """Reconstruction accuracy of Cosmos autoencoders under latent noise, and ``latentlm reconstruct``."""
 
 import json
+import shutil
 import sys
 
 import pytest
@@ -161,16 +162,23 @@ def test_cli_writes_json_markdown_and_plot(saved_autoencoders, tmp_path, monkeyp
     assert "| plain | 3 | 4 | no | 72 |" in capsys.readouterr().out
 
 
-def test_an_autoencoder_trained_on_framed_sequences_is_measured_on_framed_sequences(saved_autoencoders, tmp_path,
-                                                                                   monkeypatch):  # fmt: skip
+def test_an_autoencoder_is_measured_on_the_sequences_it_was_trained_on(saved_autoencoders, tmp_path, monkeypatch):
     monkeypatch.setenv("LATENTLM_CACHE", str(tmp_path / "cache"))
+    shutil.copytree(saved_autoencoders / "plain", saved_autoencoders / "filled")
     (saved_autoencoders / "plain" / "training_config.yaml").write_text("method: cosmos-autoencoder\nframing: true\n")
+    (saved_autoencoders / "filled" / "training_config.yaml").write_text(
+        "method: cosmos-autoencoder\nframing: true\nfill_frames: true\n"
+    )
     results = run_reconstruction(
-        {"framed": saved_autoencoders / "plain", "packed": saved_autoencoders / "aug"},
+        {"framed": saved_autoencoders / "plain", "filled": saved_autoencoders / "filled",
+         "packed": saved_autoencoders / "aug"},
         dataset=str(saved_autoencoders / "corpus"), num_sequences=6, noise_levels=[0], fit_batches=2, batch_size=4,
         out_dir=tmp_path / "out",
     )  # fmt: skip
-    framed, packed = results["autoencoders"]["framed"], results["autoencoders"]["packed"]
-    assert framed["framing"] and not packed["framing"]
-    # one 9-word line per sequence, closed by the tokenizer's end-of-document [SEP], padded to 12: 10 real tokens
+    framed, filled, packed = (results["autoencoders"][name] for name in ("framed", "filled", "packed"))
+    assert framed["framing"] and not framed["fill_frames"] and filled["framing"] and filled["fill_frames"]
+    assert not packed["framing"] and not packed["fill_frames"]
+    # one 9-word line per sequence, closed by the tokenizer's end-of-document [SEP], padded to 12: 10 real tokens;
+    # filled frames continue with the next line's words instead of padding
     assert framed["num_tokens"] == 6 * 10 and packed["num_tokens"] == 6 * 12
+    assert filled["num_tokens"] > framed["num_tokens"]

@@ -14,7 +14,8 @@ accuracy as the noise grows. ``latentlm reconstruct`` (or :func:`run_reconstruct
 Protocol: each autoencoder reads the first ``num_sequences`` sequences of ``split`` (default ``test``), tokenised with
 its own tokenizer into sequences of its ``max_position_embeddings`` tokens as its training did: framed
 (``[CLS] chunk [SEP] [PAD]...``, the default of new Cosmos runs) when the ``training_config.yaml`` that ``latentlm train``
-writes beside the export says ``framing: true``, else packed blocks (older runs, folders without that file). The frozen
+writes beside the export says ``framing: true`` (each frame filled with consecutive documents when it also says
+``fill_frames: true``), else packed blocks (older runs, folders without that file). The frozen
 encoder's activations are computed once and cached on disk (:func:`latentlm.data.add_encoder_activations`), shared by
 the autoencoders with the same tokenizer, length and encoder. An autoencoder saved without latent statistics gets them
 from the first ``fit_batches`` batches of the *train* split, never from the evaluated text. The noise is drawn from a
@@ -174,25 +175,29 @@ class _SequenceSource:
         self.corpus, self.device, self.batch_size = corpus, torch.device(device), batch_size
         self._tokenized, self._encoded = {}, {}
 
-    def tokenized(self, tokenizer, seq_len: int, split: str, framing: bool = False):
+    def tokenized(self, tokenizer, seq_len: int, split: str, layout: tuple[bool, bool] = (False, False)):
+        """``split`` tokenised into sequences of ``seq_len`` tokens with ``layout = (framing, fill_frames)``."""
         from datasets.fingerprint import Hasher
 
         from ..data import tokenize_and_chunk
 
-        key = (Hasher.hash(tokenizer), seq_len, split, framing)
+        key = (Hasher.hash(tokenizer), seq_len, split, layout)
         if key not in self._tokenized:
             if split not in self.corpus:
                 raise ValueError(f"The dataset has no {split!r} split; its splits: {sorted(self.corpus)}.")
-            self._tokenized[key] = tokenize_and_chunk(self.corpus[split], tokenizer, seq_len, framing=framing)
+            framing, fill_frames = layout
+            self._tokenized[key] = tokenize_and_chunk(
+                self.corpus[split], tokenizer, seq_len, framing=framing, fill_frames=fill_frames
+            )
         return key, self._tokenized[key]
 
-    def sequences(self, autoencoder, tokenizer, split: str, start: int, count: int, framing: bool = False):
+    def sequences(self, autoencoder, tokenizer, split: str, start: int, count: int, layout=(False, False)):
         """Rows ``start : start + count`` of ``split`` (fewer if the split is shorter), with the encoder's activations
         (cached on disk, one encoder forward for every autoencoder reading the same tokens)."""
         from ..data import add_model_encoder_activations
 
         seq_len = autoencoder.config.max_position_embeddings
-        tokens_key, tokenized = self.tokenized(tokenizer, seq_len, split, framing)
+        tokens_key, tokenized = self.tokenized(tokenizer, seq_len, split, layout)
         encoder = autoencoder.load_text_encoder()
         name = getattr(encoder.config, "_name_or_path", "")
         key = (tokens_key, type(encoder).__name__, name, getattr(autoencoder, "encoder_layer", -1), start, count)
@@ -333,14 +338,14 @@ def run_reconstruction(
         raise ValueError(f"fit_batches must be a non-negative integer, got {fit_batches!r}.")
     levels = _check_noise_levels(noise_levels)
     source = _SequenceSource(_resolve_dataset(dataset), device, batch_size)
-    from ..training.config import trained_framing
+    from ..training.config import trained_sequence_layout
 
     rows = {}
     for name, path in autoencoders.items():
         autoencoder, tokenizer = load_autoencoder(path, device)
         config = autoencoder.config
-        framing = bool(trained_framing(path))  # runs from before `framing` packed
-        evaluated = source.sequences(autoencoder, tokenizer, split, 0, num_sequences, framing)
+        layout = trained_sequence_layout(path)
+        evaluated = source.sequences(autoencoder, tokenizer, split, 0, num_sequences, layout)
         if len(evaluated) == 0:
             raise ValueError(
                 f"The {split!r} split has no sequence of {config.max_position_embeddings} tokens for {name!r}."
@@ -351,7 +356,7 @@ def run_reconstruction(
         statistics = "saved with the model"
         if not autoencoder.has_latent_statistics and fit_batches > 0:
             start = len(evaluated) if split == "train" else 0
-            fit = source.sequences(autoencoder, tokenizer, "train", start, fit_batches * batch_size, framing)
+            fit = source.sequences(autoencoder, tokenizer, "train", start, fit_batches * batch_size, layout)
             if len(fit) == 0:
                 raise ValueError(f"The train split has no sequence left to fit the latent statistics of {name!r}.")
             autoencoder.fit_latent_statistics(
@@ -365,7 +370,8 @@ def run_reconstruction(
             "num_latents": config.num_latents,
             "latent_dim": config.latent_dim,
             "seq_len": config.max_position_embeddings,
-            "framing": framing,  # framed: the real tokens counted include each sequence's [CLS] and [SEP]
+            "framing": layout[0],  # framed: the real tokens counted include each sequence's [CLS] and [SEP]
+            "fill_frames": layout[1],
             "compression_ratio": config.compression_ratio,
             "augmentation": augmentation_settings(config),
             "latent_statistics": statistics,

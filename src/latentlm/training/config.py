@@ -310,11 +310,12 @@ class TrainingConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def trained_framing(path: str | os.PathLike) -> bool | None:
-    """Whether the `latentlm train` run that exported ``path`` trained on framed sequences (its ``CONFIG_NAME``);
-    None for folders without one or runs from before `TrainingConfig.framing` (which packed)."""
-    framing = _run_config(path).get("framing")
-    return None if framing is None else bool(framing)
+def trained_sequence_layout(path: str | os.PathLike) -> tuple[bool, bool]:
+    """``(framing, fill_frames)`` of the `latentlm train` run that exported ``path`` (its ``CONFIG_NAME``): the
+    sequences its model was trained on. Folders without that file, and runs from before `TrainingConfig.framing`,
+    packed: ``(False, False)``."""
+    run = _run_config(path)
+    return bool(run.get("framing")), bool(run.get("fill_frames"))
 
 
 def _run_config(path: str | os.PathLike) -> dict:
