@@ -1,7 +1,8 @@
 #!/bin/bash
 # LDLM recipe ablation: same data, size, steps and seed for every row; only the recipe switches differ.
 # Usage: benchmarks/ldlm-ablation/train_rows.sh ROW... (rows: full no-mse no-warmup no-adaptive no-noise naive, and
-# the full recipe with a smaller decoder noise: sigma-0.5 sigma-1 (and sigma-0.5-no-warmup), and without decoder noise
+# the full recipe with a smaller decoder noise: sigma-0.5 sigma-1 (and sigma-0.5 without each other part:
+# sigma-0.5-no-warmup sigma-0.5-no-mse sigma-0.5-no-adaptive), and without decoder noise
 # each other part removed: no-noise-no-mse no-noise-no-warmup no-noise-no-adaptive. Any row prefixed `wide-`
 # (wide-full, wide-naive, ...) runs at one latent of 256 per token (64 for 64 tokens) instead of 8 latents of 32: the
 # per-token capacity the decoder noise needs (README). A row whose log exists is skipped, so several queues can share
@@ -24,6 +25,8 @@ declare -A ROWS=(
   [no-noise-no-warmup]="--model.decoder_input_noise false --model.encoder_warmup false"
   [no-noise-no-adaptive]="--model.decoder_input_noise false --model.adaptive_timesteps false"
   [sigma-0.5-no-warmup]="--model.decoder_noise_std 0.5 --model.encoder_warmup false"
+  [sigma-0.5-no-mse]="--model.decoder_noise_std 0.5 --model.mse_decoder_loss false"
+  [sigma-0.5-no-adaptive]="--model.decoder_noise_std 0.5 --model.adaptive_timesteps false"
 )
 WIDE="--model.num_latents 64 --model.latent_dim 256"
 for name in "$@"; do

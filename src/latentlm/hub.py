@@ -237,8 +237,11 @@ def training_summary(config, *, num_processes: int = 1, eval_loss: float | None 
 
 
 def _optimizer_label(config) -> str | None:
-    if getattr(config, "optimizer", "adamw") == "adamw":
+    optimizer = getattr(config, "optimizer", "adamw")
+    if optimizer == "adamw":
         return None
+    if optimizer == "adafactor":
+        return f"Adafactor (lr {config.learning_rate:g}, factored second moments, no first moment)"
     lr = config.muon_learning_rate if config.muon_learning_rate is not None else config.learning_rate
     return f"Muon (lr {lr:g}, momentum {config.muon_momentum:g}) + AdamW"
 

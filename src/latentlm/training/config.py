@@ -32,7 +32,7 @@ MIXED_PRECISION = ("no", "bf16", "fp16")
 REPORT_TO = ("tensorboard", "none")
 # `transformers.get_scheduler` names whose `step()` needs no metric and no extra arguments.
 CONFIG_NAME = "training_config.yaml"  # the run's config, saved beside its export
-OPTIMIZERS = ("adamw", "muon")
+OPTIMIZERS = ("adamw", "muon", "adafactor")
 MUON_ADJUST_LR_FNS = ("original", "match_rms_adamw")  # `torch.optim.Muon(adjust_lr_fn=...)`
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 _SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
@@ -104,7 +104,9 @@ class TrainingConfig:
             projections and the unembedding head; not embedding tables) and AdamW on the rest, as ELF's official
             training (``lillian039/ELF@pytorch_elf``: Muon, lr 2e-3 constant after warm-up, weight decay 0); see
             `latentlm.training.optimization` for the split and the differences. The ELF paper's AdamW alternative
-            is ``optimizer: adamw`` with ``learning_rate: 1.0e-4``, ``adam_beta2: 0.95``.
+            is ``optimizer: adamw`` with ``learning_rate: 1.0e-4``, ``adam_beta2: 0.95``. ``"adafactor"``:
+            transformers' Adafactor at ``learning_rate`` without a first moment, whose state is a few percent of the
+            parameters' size (AdamW's is twice it): for LoRA checkpoints under twice the adapter's size.
         learning_rate, weight_decay, adam_beta1, adam_beta2, adam_epsilon: AdamW (with Muon: the AdamW side); weight
             decay applies to matrices only (not to norms and biases).
         muon_learning_rate: Muon's learning rate; None uses ``learning_rate`` (the official code uses one rate).

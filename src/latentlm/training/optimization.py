@@ -1,10 +1,18 @@
-"""The optimizers of the training loop: AdamW, or Muon for matrices with AdamW for the rest (ELF's official recipe).
+"""The optimizers of the training loop: AdamW, Muon for matrices with AdamW for the rest (ELF's official recipe), or
+Adafactor (a state a fraction of the parameters' size, for small LoRA checkpoints).
 
 ``optimizer: adamw`` (the default) is one `torch.optim.AdamW` over every trainable parameter, weight decay on matrices
 only. ``optimizer: muon`` follows ELF's official PyTorch training (``lillian039/ELF@pytorch_elf``,
 ``src/utils/muon_utils.py``, ``optimizer: muon`` in ``train_owt_ELF-B.yml``): `torch.optim.Muon` for the 2-D
 parameters and AdamW for the others, in one `MuonWithAuxAdamW` so that Accelerate, the LR scheduler and checkpoints
 see a single optimizer.
+
+``optimizer: adafactor`` is transformers' `Adafactor` driven like AdamW by ``learning_rate`` and the LR scheduler
+(``relative_step=False``, ``scale_parameter=False``, so the step does not shrink with the parameter's RMS: a LoRA
+``B`` starts at zero), without a first moment (``beta1=None``) and with the second moment of every matrix factored
+into a row and a column vector. Its state is therefore a few percent of the trained parameters' size, where AdamW's
+two moments are twice it: what keeps a resumable LoRA checkpoint (adapter + optimizer state) under twice the
+adapter's size.
 
 Which parameter goes where (`split_muon_parameters`), as the official code: **every trainable 2-D parameter goes to
 Muon** (``p.ndim == 2``) — hidden projections, the time/guidance MLPs, the input and bottleneck projections *and the
@@ -43,11 +51,24 @@ def build_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Opt
     ``"adamw"``: AdamW (``learning_rate``, ``adam_*``), weight decay on matrices only (not on norms and biases).
     ``"muon"``: `MuonWithAuxAdamW` — Muon (``muon_*``; ``muon_learning_rate`` defaults to ``learning_rate``, one
     rate for both sides as the official code) on `split_muon_parameters`' matrices, AdamW as above on the rest.
+    ``"adafactor"``: transformers' `Adafactor` at ``learning_rate`` (factored second moments, no first moment; see the
+    module docstring), weight decay on matrices only.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     adamw = {"lr": config.learning_rate, "betas": (config.adam_beta1, config.adam_beta2), "eps": config.adam_epsilon}
     if config.optimizer == "adamw":
         return torch.optim.AdamW(_decay_groups(params, config.weight_decay), **adamw)
+    if config.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(
+            _decay_groups(params, config.weight_decay),
+            lr=config.learning_rate,
+            relative_step=False,
+            scale_parameter=False,
+            warmup_init=False,
+            beta1=None,
+        )
     muon_params, other = split_muon_parameters(model, output_head=config.muon_output_head)
     muon = {
         "lr": config.muon_learning_rate if config.muon_learning_rate is not None else config.learning_rate,
