@@ -113,15 +113,18 @@ def test_init_from_resolves_pipelines_models_bundled_names_and_refuses_others(tm
 def test_lora_fine_tune_from_a_pipeline_folder_keeps_only_the_adapter(tmp_path):
     base = train(elf_config(tmp_path / "base", max_steps=2))
     run = tmp_path / "lora"
-    config = elf_config(
-        run, init_from=str(base.output_dir), lora={"r": 2, "target_modules": ["qkv", "out_proj"]}, save_steps=1
-    )
+    # the attention projections and the interface layers (input bottleneck, self-conditioning, output, head), one
+    # at its own rank: what examples/configs/elf-verses-lora.yaml adapts
+    targets = ["qkv", "out_proj", "input_proj.0", "input_proj.1", "self_cond_proj", "proj_out", "dense"]
+    lora = {"r": 2, "target_modules": targets, "rank_pattern": {"out_proj": 4}, "alpha_pattern": {"out_proj": 8}}
+    config = elf_config(run, init_from=str(base.output_dir), lora=lora, save_steps=1)
     result = train(config)
 
     # The adapter alone: PEFT layout, base named relative to the adapter folder, no full weights in checkpoints.
     adapter = run / "adapter"
     adapter_config = json.loads((adapter / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == "../../base/model"
+    assert set(adapter_config["target_modules"]) == set(targets) and adapter_config["rank_pattern"] == {"out_proj": 4}
     assert not (adapter / "README.md").exists()
     adapter_bytes = (adapter / "adapter_model.safetensors").stat().st_size
     checkpoint = list_checkpoints(run)[-1]
