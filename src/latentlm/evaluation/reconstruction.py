@@ -191,7 +191,9 @@ class _SequenceSource:
             )
         return key, self._tokenized[key]
 
-    def sequences(self, autoencoder, tokenizer, split: str, start: int, count: int, layout=(False, False)):
+    def sequences(
+        self, autoencoder, tokenizer, split: str, start: int, count: int, layout: tuple[bool, bool] = (False, False)
+    ):
         """Rows ``start : start + count`` of ``split`` (fewer if the split is shorter), with the encoder's activations
         (cached on disk, one encoder forward for every autoencoder reading the same tokens)."""
         from ..data import add_model_encoder_activations
