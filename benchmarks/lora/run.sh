@@ -9,7 +9,7 @@
 #   full          every parameter, AdamW, lr 3e-4
 # then BLEU / ROUGE on the first 128 test verses (sources and targets cut to the recipe's 48 tokens), input CFG 1, 2, 3.
 #   bash benchmarks/lora/run.sh                  (models in runs/, tables in benchmarks/lora/verses-1500/)
-# OUT (default runs) holds the runs; each run takes ~55 min on one core of the 2-core CPU.
+# OUT (default runs) holds the runs; each run took 55–75 min on one core of the 2-core CPU (2.2–3.0 s per step).
 set -euo pipefail
 OUT=${OUT:-runs}
 RES=benchmarks/lora/verses-1500
