@@ -34,7 +34,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from ...schedulers import FlowMatchEulerSDEScheduler, sample_training_sigmas
 from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
-from ..encoders import FrozenTextEncoderMixin
+from ..encoders import DEFAULT_ENCODER, FrozenTextEncoderMixin
 from ..heads import FactoredLMHead, greedy_token_ids
 from ..modeling_utils import ConditionalTrainingMixin, LatentDiffusionMixin, TextCondition, left_align
 from .configuration_elf import ELFConfig
@@ -346,7 +346,8 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
         """The condition's clean latents: the frozen encoder's embeddings of the condition alone, normalised like
         the data, left-aligned. Loads the frozen encoder on first use (sampling with a condition needs it)."""
         if self.text_encoder is None:
-            logger.info("Loading the frozen encoder to encode the condition (%s).", self.config.encoder_name_or_path)
+            encoder = self.config.encoder_name_or_path or DEFAULT_ENCODER
+            logger.info("Loading the frozen encoder to encode the condition (%s).", encoder)
             self.load_text_encoder()
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
