@@ -46,3 +46,5 @@ fi
 latentlm bench --no-quality --no-speed --task "$TASK" --task-model "$TASK:elf=$RUNS/elf" --task-ar "$TASK=$RUNS/ar" \
   --task-source-tokens "$SOURCE" --task-gen-length "$TARGET" --task-samples 128 --task-steps 8 32 \
   --cfg-scales 1 2 3 --out-dir "$OUT"
+cp "$RUNS/ar/train_log.jsonl" "$OUT/ar-train_log.jsonl"
+cp "$RUNS/elf/train_log.jsonl" "$OUT/elf-train_log.jsonl"
