@@ -71,8 +71,13 @@ class FrozenTextEncoderMixin:
         self.__dict__["_text_encoder"] = encoder
 
     def load_text_encoder(self) -> torch.nn.Module:
-        """Loads ``config.encoder_name_or_path`` (the offline default when `None`) unless an encoder is attached."""
+        """Loads ``config.encoder_name_or_path`` (the offline default when `None`, logged) unless an encoder is
+        attached."""
         if self.text_encoder is None:
+            logger.info(
+                f"{type(self).__name__}: loading its frozen encoder {self.config.encoder_name_or_path or DEFAULT_ENCODER} "
+                "on first use (attach another with `model.set_text_encoder(...)`)."
+            )
             self.set_text_encoder(load_frozen_encoder(self.config.encoder_name_or_path))
         return self.text_encoder
 
@@ -81,15 +86,9 @@ class FrozenTextEncoderMixin:
         """The frozen encoder's hidden states `(batch, seq_len, width)` at `encoder_layer` (the last by default), in
         float32, not normalised.
 
-        The encoder is loaded on first use (`load_text_encoder`, logged) when none is attached.
+        The encoder is loaded on first use (`load_text_encoder`) when none is attached.
         """
-        if self.text_encoder is None:
-            logger.info(
-                f"{type(self).__name__}: loading its frozen encoder {self.config.encoder_name_or_path or DEFAULT_ENCODER} "
-                "on first use (attach another with `model.set_text_encoder(...)`)."
-            )
-            self.load_text_encoder()
-        encoder = self.text_encoder.to(input_ids.device)
+        encoder = self.load_text_encoder().to(input_ids.device)
         if self.encoder_layer == -1:
             return encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
         hidden_states = encoder(

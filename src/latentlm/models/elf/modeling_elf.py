@@ -22,7 +22,6 @@ Flow matching in the contextual embedding space of a frozen pretrained encoder:
   condition is encoded alone, which is exactly what sampling sees.
 """
 
-import logging
 from dataclasses import dataclass
 
 import torch
@@ -34,13 +33,10 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from ...schedulers import FlowMatchEulerSDEScheduler, sample_training_sigmas
 from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
-from ..encoders import DEFAULT_ENCODER, FrozenTextEncoderMixin
+from ..encoders import FrozenTextEncoderMixin
 from ..heads import FactoredLMHead, greedy_token_ids
 from ..modeling_utils import ConditionalTrainingMixin, LatentDiffusionMixin, TextCondition, left_align
 from .configuration_elf import ELFConfig
-
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -345,10 +341,7 @@ class ELFForFlowMatching(ELFPreTrainedModel, FrozenTextEncoderMixin, LatentDiffu
     def encode_condition(self, input_ids, attention_mask=None) -> TextCondition:
         """The condition's clean latents: the frozen encoder's embeddings of the condition alone, normalised like
         the data, left-aligned. Loads the frozen encoder on first use (sampling with a condition needs it)."""
-        if self.text_encoder is None:
-            encoder = self.config.encoder_name_or_path or DEFAULT_ENCODER
-            logger.info("Loading the frozen encoder to encode the condition (%s).", encoder)
-            self.load_text_encoder()
+        self.load_text_encoder()
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         latents = self.encode_text(input_ids, attention_mask).to(self.dtype)
