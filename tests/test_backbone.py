@@ -83,6 +83,40 @@ def test_left_padded_condition_equals_the_unpadded_one():
     torch.testing.assert_close(with_padding, alone, atol=1e-5, rtol=1e-5)
 
 
+def test_a_condition_position_offset_puts_every_source_at_the_same_distance_from_the_target():
+    """With `condition_position_offset` M, a condition of any length starts at position -M: exactly the default layout
+    with the condition right-padded to M tokens. Left padding still changes nothing."""
+    offset = 6
+    shifted = randomized(ELFModel(tiny_config(condition_position_offset=offset)))
+    default = ELFModel(tiny_config())
+    default.load_state_dict(shifted.state_dict())
+    x = torch.randn(2, 5, 16)
+    cond, mask = torch.randn(2, 4, 16), torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])  # lengths 2 and 4, left-padded
+    out = shifted(x, 0.4, guidance_scale=1.0, condition_hidden_states=cond, condition_attention_mask=mask).sample
+    for row, length in enumerate((2, 4)):
+        real = cond[row : row + 1, 4 - length :]
+        right_padded = torch.cat([real, 50 * torch.randn(1, offset - length, 16)], dim=1)
+        right_mask = torch.tensor([[1] * length + [0] * (offset - length)])
+        expected = default(x[row : row + 1], 0.4, guidance_scale=1.0, condition_hidden_states=right_padded,
+                           condition_attention_mask=right_mask).sample  # fmt: skip
+        torch.testing.assert_close(out[row : row + 1], expected, atol=1e-5, rtol=1e-5)
+        alone = shifted(x[row : row + 1], 0.4, guidance_scale=1.0, condition_hidden_states=real).sample
+        torch.testing.assert_close(out[row : row + 1], alone, atol=1e-5, rtol=1e-5)
+    # Without a condition the offset has no effect.
+    torch.testing.assert_close(shifted(x, 0.4, guidance_scale=1.0).sample, default(x, 0.4, guidance_scale=1.0).sample)
+
+
+def test_a_condition_longer_than_its_position_offset_is_refused_by_name():
+    model = ELFModel(tiny_config(condition_position_offset=3))
+    with pytest.raises(ValueError, match="condition_position_offset"):
+        model(torch.randn(1, 5, 16), 0.5, guidance_scale=1.0, condition_hidden_states=torch.randn(1, 4, 16))
+    for bad in (0, -2, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="condition_position_offset"):
+            tiny_config(condition_position_offset=bad)
+    with pytest.raises(ValueError, match="condition_position_offset"):
+        tiny_config(condition_position_offset=30)  # beyond max_position_embeddings (24)
+
+
 def test_the_condition_goes_through_the_self_conditioning_projection_as_its_own_estimate():
     """ELF's code feeds condition tokens as `[x_c, x_c]`: a self-condition on the target does not touch them."""
     model = randomized(ELFModel(tiny_config()))

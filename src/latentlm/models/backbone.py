@@ -5,6 +5,9 @@ Layout of the sequence the blocks see (ELF's in-context conditioning, paper §3.
     [ time tokens | guidance tokens | mode tokens | condition tokens | latent tokens ]
       `-------------- control prefix -----------'  `-- RoPE -P..-1 --' `-- 0..L-1 --'
 
+  (with ``condition_position_offset = M`` the condition's real tokens sit at ``-M .. -M + P - 1`` instead, see
+  `RotaryEmbedding`)
+
 * control tokens are learned vectors plus an MLP embedding of a scalar (the timestep, the guidance scale) or a 0/1
   gate (the mode: 0 = denoise, 1 = decode); they carry no rotary position;
 * condition tokens are clean latents of a prompt or source (optional, ELF), never noised, projected exactly like the
@@ -72,6 +75,8 @@ class DenoiserConfigMixin:
     hidden_size, num_hidden_layers, num_attention_heads, intermediate_size: transformer sizes.
     bottleneck_dim: if set, latents enter through ``latent_dim -> bottleneck_dim -> hidden_size`` (ELF: 128).
     max_position_embeddings: longest condition + latent sequence.
+    condition_position_offset: ``None`` (condition tokens right before the latents) or M (the condition's first real
+        token at position -M, see `RotaryEmbedding`). Optional: configs without the field have ``None``.
     rope_theta, rms_norm_eps, attention_dropout, hidden_dropout: as usual. Dropout acts only in the middle half of
         the blocks, as in ELF.
     num_time_tokens, num_guidance_tokens, num_mode_tokens: control prefix lengths (0 disables guidance / mode).
@@ -107,10 +112,25 @@ class RotaryEmbedding(nn.Module):
         angles = torch.cat([angles, angles], dim=-1)
         return angles.cos(), angles.sin()
 
-    def forward(self, num_condition: int, seq_len: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tables for positions `-num_condition .. seq_len - 1`: the latents start at position 0 whatever the
-        condition's length (the control prefix is not rotated, so absolute positions matter between it and the
-        latents), and condition tokens sit at negative positions right before them."""
+    def forward(
+        self,
+        num_condition: int,
+        seq_len: int,
+        dtype: torch.dtype,
+        condition_mask: torch.Tensor | None = None,
+        condition_offset: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tables for the condition and latent tokens; the latents start at position 0 whatever the condition's
+        length (the control prefix is not rotated, so absolute positions matter between it and the latents).
+
+        By default the condition tokens sit at negative positions right before the latents (`-num_condition..-1`;
+        one `(num_condition + seq_len, head_dim)` table for the batch). With `condition_offset` M, the j-th real
+        token of each row's condition (`condition_mask`, `(batch, num_condition)`) sits at `j - M`: source token j
+        and target token j are then M positions apart whatever the source's length, so a copy is a lookup at one
+        fixed distance; the tables are per row, `(batch, num_condition + seq_len, head_dim)`.
+        """
+        if condition_offset is not None and num_condition:
+            return self._offset_condition_tables(condition_mask, condition_offset, seq_len, dtype)
         if num_condition + seq_len > self.cos.shape[0]:
             raise ValueError(
                 f"The sequence has {num_condition + seq_len} positions but the model supports at most "
@@ -119,6 +139,26 @@ class RotaryEmbedding(nn.Module):
         # cos(-a) = cos(a), sin(-a) = -sin(a): negative positions come from the table, mirrored.
         cos = torch.cat([self.cos[1 : num_condition + 1].flip(0), self.cos[:seq_len]])
         sin = torch.cat([-self.sin[1 : num_condition + 1].flip(0), self.sin[:seq_len]])
+        return cos.to(dtype), sin.to(dtype)
+
+    def _offset_condition_tables(self, condition_mask, offset: int, seq_len: int, dtype) -> tuple:
+        lengths = condition_mask.sum(dim=-1)
+        if int(lengths.max()) > offset:
+            raise ValueError(
+                f"A condition has {int(lengths.max())} tokens but `condition_position_offset` is {offset}: the "
+                f"condition would overlap the latents' positions; cut the condition or raise the offset."
+            )
+        if max(offset, seq_len - 1) >= self.cos.shape[0]:
+            raise ValueError(
+                f"Positions -{offset}..{seq_len - 1} need a table of {max(offset, seq_len - 1) + 1} positions but the "
+                f"model supports {self.cos.shape[0]} (`max_position_embeddings`)."
+            )
+        # Padding (left of the real tokens) gets the first real token's position; it is never attended to.
+        rank = (condition_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+        latents = torch.arange(seq_len, device=rank.device).expand(rank.shape[0], seq_len)
+        positions = torch.cat([rank - offset, latents], dim=1)
+        table = positions.abs()
+        cos, sin = self.cos[table], self.sin[table] * positions.sign()[..., None]
         return cos.to(dtype), sin.to(dtype)
 
 
@@ -145,10 +185,13 @@ class SelfAttention(nn.Module):
         q, k, v = self.qkv(hidden_states).view(batch, seq_len, 3, self.num_heads, self.head_dim).unbind(dim=2)
         q, k, v = self.q_norm(q).transpose(1, 2), self.k_norm(k).transpose(1, 2), v.transpose(1, 2)
 
-        # The control prefix carries no position: rotate only the condition + latent tokens.
+        # The control prefix carries no position: rotate only the condition + latent tokens. Tables are shared by
+        # the batch `(positions, head_dim)` or per row `(batch, positions, head_dim)`.
         cos, sin = rotary
-        num_prefix = seq_len - cos.shape[0]
-        q_rot, k_rot = apply_rotary_pos_emb(q[:, :, num_prefix:], k[:, :, num_prefix:], cos[None], sin[None])
+        num_prefix = seq_len - cos.shape[-2]
+        if cos.dim() == 2:
+            cos, sin = cos[None], sin[None]
+        q_rot, k_rot = apply_rotary_pos_emb(q[:, :, num_prefix:], k[:, :, num_prefix:], cos, sin)
         q = torch.cat([q[:, :, :num_prefix], q_rot], dim=2)
         k = torch.cat([k[:, :, :num_prefix], k_rot], dim=2)
 
@@ -365,14 +408,15 @@ class DenoiserTransformer(nn.Module):
         if self.config.self_conditioning and self_condition is None:
             self_condition = torch.zeros_like(hidden_states)
         mask = _ones_if_none(attention_mask, batch, seq_len, device)
-        cond_len = 0
+        cond_len, condition_mask = 0, None
         if condition_hidden_states is not None:
             condition_hidden_states = condition_hidden_states.to(dtype)
             cond_len = condition_hidden_states.shape[1]
             hidden_states = torch.cat([condition_hidden_states, hidden_states], dim=1)
             if self_condition is not None:
                 self_condition = torch.cat([condition_hidden_states, self_condition.to(dtype)], dim=1)
-            mask = torch.cat([_ones_if_none(condition_attention_mask, batch, cond_len, device), mask], dim=1)
+            condition_mask = _ones_if_none(condition_attention_mask, batch, cond_len, device)
+            mask = torch.cat([condition_mask, mask], dim=1)
         if self.self_cond_proj is not None:
             hidden_states = self.self_cond_proj(torch.cat([hidden_states, self_condition.to(dtype)], dim=-1))
         tokens = self.input_proj(hidden_states)
@@ -394,7 +438,8 @@ class DenoiserTransformer(nn.Module):
         if self.positions is not None:
             hidden, rotary = self.positions(hidden, num_control), None
         else:
-            rotary = self.rotary(cond_len, seq_len, hidden.dtype)
+            offset = getattr(self.config, "condition_position_offset", None)
+            rotary = self.rotary(cond_len, seq_len, hidden.dtype, condition_mask, offset)
         if self.layer_conditioning is not None:
             sc_states = None if self_condition is None else self_condition.to(dtype)
             per_layer = (self.layer_conditioning.embed_time(timestep, dtype), sc_states)

@@ -39,6 +39,10 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
         decoder_head_dim (`int`, *optional*): width of the factored unembedding `hidden -> decoder_head_dim -> vocab`;
             `None` uses `latent_dim` as ELF does.
         max_position_embeddings (`int`, defaults to 128): longest sequence (condition + generation).
+        condition_position_offset (`int`, *optional*): where a condition's tokens sit. `None` (ELF's layout): right
+            before the target, the last at position -1. M: the condition's first token at -M, whatever its length,
+            so source token j and target token j are always M positions apart (a copy becomes a lookup at a fixed
+            distance; an option of latentlm, not of the paper). M must be at least the longest condition.
         num_time_tokens, num_guidance_tokens, num_mode_tokens (`int`, defaults to 4 each): in-context control tokens.
         self_conditioning (`bool`, defaults to `True`): feed the previous x0 estimate back as input.
         noise_scale (`float`, defaults to 2.0): s_n, the noise end of the path is `noise_scale * eps`.
@@ -104,6 +108,7 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
     bottleneck_dim: int | None = 128
     decoder_head_dim: int | None = None
     max_position_embeddings: int = 128
+    condition_position_offset: int | None = None
     rope_theta: float = 10000.0
     rms_norm_eps: float = 1e-6
     hidden_dropout: float = 0.0
@@ -175,6 +180,18 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
         for name in ("distill_time_schedule", "distill_teacher_time_schedule"):
             if getattr(self, name) not in DISTILL_TIME_SCHEDULES:
                 raise ValueError(f"`{name}` must be one of {DISTILL_TIME_SCHEDULES}, got {getattr(self, name)!r}.")
+        offset = self.condition_position_offset
+        if offset is not None and (
+            isinstance(offset, bool) or not isinstance(offset, int) or not 0 < offset < self.max_position_embeddings
+        ):
+            raise ValueError(
+                f"`condition_position_offset` must be None or an integer in [1, max_position_embeddings - 1 = "
+                f"{self.max_position_embeddings - 1}], got {offset!r}."
+            )
+        if offset is not None and self.block_type == "bert":
+            raise ValueError(
+                "`condition_position_offset` moves rotary positions; `block_type='bert'` has absolute ones."
+            )
         if self.latent_std is not None and self.latent_std <= 0:
             raise ValueError(f"`latent_std` must be positive, got {self.latent_std}.")
 
