@@ -148,10 +148,10 @@ class RotaryEmbedding(nn.Module):
                 f"A condition has {int(lengths.max())} tokens but `condition_position_offset` is {offset}: the "
                 f"condition would overlap the latents' positions; cut the condition or raise the offset."
             )
-        if max(offset, seq_len - 1) >= self.cos.shape[0]:
+        if seq_len > self.cos.shape[0]:  # the config keeps the offset itself below `max_position_embeddings`
             raise ValueError(
-                f"Positions -{offset}..{seq_len - 1} need a table of {max(offset, seq_len - 1) + 1} positions but the "
-                f"model supports {self.cos.shape[0]} (`max_position_embeddings`)."
+                f"The latents have {seq_len} positions but the model supports at most {self.cos.shape[0]} "
+                f"(`max_position_embeddings`)."
             )
         # Padding (left of the real tokens) gets the first real token's position; it is never attended to.
         rank = (condition_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
