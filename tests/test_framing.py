@@ -113,6 +113,27 @@ def test_the_activation_cache_tells_framed_from_packed_data(tmp_path):
     assert any((mask == 0).any() for mask in masks_seen)  # the encoder is told where the padding is
 
 
+def test_the_activation_cache_keeps_the_other_columns_of_paired_data_apart(tmp_path):
+    """Two datasets with the same targets but other sources (or none) must not share a cache file: it stores every
+    column, so a shared file would hand one dataset the other's conditions."""
+    rows = {"input_ids": [[5, 6, 7, 2]], "attention_mask": [[1, 1, 1, 1]]}
+
+    def encode(input_ids, attention_mask):
+        return input_ids[..., None].float().expand(-1, -1, 4)
+
+    variants = {
+        "unpaired": Dataset.from_dict(rows),
+        "source a": Dataset.from_dict({**rows, "condition_input_ids": [[8, 9]]}),
+        "source b": Dataset.from_dict({**rows, "condition_input_ids": [[9, 8]]}),
+    }
+    cached = {name: add_encoder_activations(data, encode, encoder_key="fake", cache_dir=tmp_path)
+              for name, data in variants.items()}  # fmt: skip
+    files = [next(iter(ds.cache_files))["filename"] for ds in cached.values()]
+    assert len(set(files)) == 3
+    assert cached["source b"]["condition_input_ids"][0].tolist() == [9, 8]
+    assert "condition_input_ids" not in cached["unpaired"].column_names
+
+
 @pytest.mark.parametrize(
     ("method", "framed"),
     [("elf", True), ("cosmos", True), ("cosmos-autoencoder", True), ("ar", False), ("ldlm", False)],

@@ -21,14 +21,20 @@ ACTIVATIONS_COLUMN = "encoder_activations"
 
 
 def activations_cache_key(dataset, encoder_key: str) -> str:
-    """Hash of ``encoder_key`` (the encoder's name or path) and of the dataset's ``input_ids`` / ``attention_mask``,
-    shapes included (the same token stream packed into 4,000 x 64 or 8,000 x 32 rows has the same bytes)."""
+    """Hash of ``encoder_key`` (the encoder's name or path) and of every column of the dataset, names and shapes
+    included (the same token stream packed into 4,000 x 64 or 8,000 x 32 rows has the same bytes).
+
+    The cache file stores the whole dataset, so every column is part of the key: paired data whose targets equal
+    another dataset's rows (the same glosses, other sources, or none) must not load that dataset's other columns.
+    """
     digest = hashlib.sha256(encoder_key.encode())
-    for column in ("input_ids", "attention_mask"):
-        if column in dataset.column_names:
-            values = np.asarray(dataset[column], dtype=np.int64)
-            digest.update(f"{column}{values.shape}".encode())
-            digest.update(values.tobytes())
+    for column in sorted(set(dataset.column_names) - {ACTIVATIONS_COLUMN}):
+        values = np.asarray(dataset[column])
+        digest.update(f"{column}{values.shape}".encode())
+        if values.dtype.kind in "biu":  # token columns: the bytes as int64, whatever width the dataset stores
+            digest.update(values.astype(np.int64).tobytes())
+        else:
+            digest.update(repr(values.tolist()).encode())
     return digest.hexdigest()[:24]
 
 
