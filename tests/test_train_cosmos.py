@@ -119,3 +119,22 @@ def test_stage_two_without_an_autoencoder_is_refused_with_the_flag_to_use(tmp_pa
 def test_an_autoencoder_path_that_is_not_one_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="autoencoder"):
         train(diffusion_config(tmp_path / "run", tmp_path / "missing"))
+
+
+def test_stage_two_trains_a_conditional_model_on_paired_data_with_cached_activations(autoencoder_dir, tmp_path):
+    """Sources are read by cross-attention; the cache keeps each dataset's own conditions (its key covers them)."""
+    pairs = tmp_path / "pairs.jsonl"
+    lines = [{"source": f"word {i}", "target": f"the meaning of word number {i}"} for i in range(24)]
+    pairs.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    paired = dict(dataset=str(pairs), source_column="source", target_column="target", max_source_length=8,
+                  max_train_samples=None, max_eval_samples=None, model={**TINY_DENOISER, "conditional": True})  # fmt: skip
+    train(diffusion_config(tmp_path / "run", autoencoder_dir, **paired))
+
+    pipe = CosmosLMPipeline.from_pretrained(tmp_path / "run")
+    assert pipe.model.is_conditional
+    def sample(sources):
+        return pipe(source=sources, num_inference_steps=3, generator=torch.Generator().manual_seed(0))
+
+    out = sample(["word 3", "word 7"])
+    assert len(out.texts) == 2 and out.sequences.shape[0] == 2
+    assert not torch.allclose(out.latents[0], sample(["a different source", "word 7"]).latents[0])

@@ -462,8 +462,10 @@ def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -
         "max_position_embeddings": config.seq_len,
     }
     known = _config_keys(config_class)
+    condition_width = None
     if config.autoencoder is not None:
         derived.update(_autoencoder_derived(config.autoencoder))
+        condition_width = derived.pop("encoder_dim")
     layout = get_method(config.method).condition_layout
     if config.source_column is not None:
         derived["conditional"] = True
@@ -477,7 +479,11 @@ def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -
     # A warm start takes the pretrained encoder's block sizes (`model` entries still win, and must then match it).
     warm_start = config.model.get("init_denoiser_from")
     defaults = {**defaults, **(pretrained_block_kwargs(warm_start) if warm_start is not None else {})}
-    return {**{key: value for key, value in derived.items() if key in known}, **defaults, **config.model}
+    kwargs = {**{key: value for key, value in derived.items() if key in known}, **defaults, **config.model}
+    # A conditional latent model cross-attends to the autoencoder's frozen-encoder states, whatever its latent width.
+    if kwargs.get("conditional") and condition_width is not None and "cross_attention_dim" in known:
+        kwargs.setdefault("cross_attention_dim", condition_width)
+    return kwargs
 
 
 def _autoencoder_derived(path: str) -> dict:
@@ -489,7 +495,11 @@ def _autoencoder_derived(path: str) -> dict:
     except OSError as err:
         raise ValueError(f"`autoencoder` must be a trained autoencoder folder, got {path!r}: {err}") from err
     shared = ("num_latents", "latent_dim", "vocab_size", "pad_token_id", "bos_token_id", "eos_token_id")
-    return {"autoencoder_name_or_path": str(path), **{key: getattr(autoencoder, key) for key in shared}}
+    return {
+        "autoencoder_name_or_path": str(path),
+        **{key: getattr(autoencoder, key) for key in shared},
+        "encoder_dim": getattr(autoencoder, "encoder_dim", None),
+    }
 
 
 def _check_model_keys(config_class: type, model_kwargs: dict) -> None:
