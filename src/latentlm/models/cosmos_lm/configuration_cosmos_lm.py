@@ -246,8 +246,9 @@ class CosmosLMConfig(StrictConfigMixin, PreTrainedConfig):
             go through the autoencoder's frozen encoder (normalised like its input; Cosmos trains a 12-layer
             condition encoder instead) and every denoiser block cross-attends to them. For a continuation the
             target is the rest of the window, re-encoded by the autoencoder from its first token.
-        cross_attention_dim (`int`, *optional*): width of the condition states; conditional models default to
-            `latent_dim` (the autoencoder's encoder width, checked when the autoencoder is attached).
+        cross_attention_dim (`int`, *optional*): width of the condition states, the autoencoder's `encoder_dim`
+            (the training loop sets it from `--autoencoder`; checked when the autoencoder is attached). Conditional
+            models built without it default to `latent_dim`, which is the encoder's width in Cosmos' own codecs.
     """
 
     model_type = "latentlm_cosmos"
