@@ -132,6 +132,7 @@ def test_stage_two_trains_a_conditional_model_on_paired_data_with_cached_activat
 
     pipe = CosmosLMPipeline.from_pretrained(tmp_path / "run")
     assert pipe.model.is_conditional
+
     def sample(sources):
         return pipe(source=sources, num_inference_steps=3, generator=torch.Generator().manual_seed(0))
 

@@ -21,24 +21,25 @@ mkdir -p "$RUNS" "$OUT"
 pairs=(--dataset wordnet-gloss --max_train_samples 19200 --seq_len 32 --per_device_train_batch_size 32
   --per_device_eval_batch_size 32 --report_to none --seed 0)
 
+# `latentlm train CONFIG ARGS` into $RUNS/RUN unless that run has exported already (a pipeline or a model).
+train_once() {
+  local run=$1 config=$2
+  shift 2
+  [[ -f "$RUNS/$run/model_index.json" || -f "$RUNS/$run/model.safetensors" ]] && return 0
+  latentlm train "$config" --output_dir "$RUNS/$run" "$@" > "$RUNS/$run.log" 2>&1
+}
+
 # The codec reads the glosses as plain texts (text_column target), each padded to 32 tokens after its [SEP]: the
 # diffusion stage's targets are the same tokens with [SEP] filling the rest.
-if [[ ! -f "$RUNS/codec/model.safetensors" ]]; then
-  latentlm train examples/configs/cosmos-autoencoder-tiny.yaml --output_dir "$RUNS/codec" "${pairs[@]}" \
-    --text_column target --packing false --framing false --model.num_latents 4 --max_steps "${CODEC_STEPS:-800}" \
-    --eval_steps 200 --save_steps 200 > "$RUNS/codec.log" 2>&1
-fi
-if [[ ! -f "$RUNS/cosmos/model_index.json" ]]; then
-  latentlm train examples/configs/cosmos-tiny.yaml --autoencoder "$RUNS/codec" --output_dir "$RUNS/cosmos" "${pairs[@]}" \
-    --source_column source --target_column target --max_source_length 16 --model.conditional true \
-    --model.condition_dropout 0.1 --max_steps "${STEPS:-600}" --eval_steps 200 --save_steps 200 \
-    > "$RUNS/cosmos.log" 2>&1
-fi
-[[ -f "$RUNS/ar/model.safetensors" ]] || latentlm train examples/configs/ar-glosses.yaml --output_dir "$RUNS/ar" > "$RUNS/ar.log" 2>&1
-[[ -f "$RUNS/elf/model_index.json" ]] || latentlm train examples/configs/elf-glosses.yaml --output_dir "$RUNS/elf" > "$RUNS/elf.log" 2>&1
+train_once codec examples/configs/cosmos-autoencoder-tiny.yaml "${pairs[@]}" --text_column target --packing false \
+  --framing false --model.num_latents 4 --max_steps "${CODEC_STEPS:-800}" --eval_steps 200 --save_steps 200
+train_once cosmos examples/configs/cosmos-tiny.yaml --autoencoder "$RUNS/codec" "${pairs[@]}" --source_column source \
+  --target_column target --max_source_length 16 --model.conditional true --model.condition_dropout 0.1 \
+  --max_steps "${STEPS:-600}" --eval_steps 200 --save_steps 200
+train_once ar examples/configs/ar-glosses.yaml
+train_once elf examples/configs/elf-glosses.yaml
 latentlm bench --no-quality --no-speed --task wordnet-gloss --task-model "wordnet-gloss:cosmos=$RUNS/cosmos" \
   --task-model "wordnet-gloss:elf=$RUNS/elf" --task-ar "wordnet-gloss=$RUNS/ar" \
   --task-source-tokens 16 --task-gen-length 32 --task-samples 128 --task-steps 8 32 200 --cfg-scales 1 1.5 2 3 4 \
   --out-dir "$OUT"
-cp "$RUNS/codec/train_log.jsonl" "$OUT/codec-train_log.jsonl"
-for run in cosmos elf ar; do cp "$RUNS/$run/train_log.jsonl" "$OUT/$run-train_log.jsonl"; done
+for run in codec cosmos elf ar; do cp "$RUNS/$run/train_log.jsonl" "$OUT/$run-train_log.jsonl"; done
