@@ -193,6 +193,12 @@ def _ldlm_config():
     return LDLMConfig(**TINY_LDLM, encoder_warmup=False, adaptive_timesteps=False)
 
 
+def _ldlm_conditional_config():
+    """LDLM trained with conditions: the denoiser cross-attends to a condition's frozen-LM states and holds their
+    standardisation buffers."""
+    return _ldlm_config().__class__(**{**_ldlm_config().to_diff_dict(), "conditional": True})
+
+
 def _ldlm_decoder_config():
     return _ldlm_config().decoder_config()
 
@@ -212,6 +218,16 @@ def _fit_ldlm_stats(model):
     with torch.no_grad():
         model.hidden_mean.zero_()
         model.hidden_std.fill_(1.0)
+
+
+def _fit_conditional_ldlm_stats(model):
+    """Also the denoiser's statistics of the condition's states. (The conditional path itself, which reads a frozen
+    LM, is tested in tests/test_conditional_generation.py: here the model runs without a condition.)"""
+    from latentlm.models import LDLMForDiffusion
+
+    _fit_ldlm_stats(model)
+    if isinstance(model, LDLMForDiffusion):
+        _fit_ldlm_stats(model.model)
 
 
 def _nfdm_config():
@@ -261,6 +277,14 @@ def model_cases() -> list[ModelCase]:
         ),
         ModelCase(LDLMModel, _ldlm_config, _denoiser_inputs, "sample", "AutoModel"),
         ModelCase(LDLMForDiffusion, _ldlm_config, _ldlm_inputs, "loss", "AutoModelForTextDiffusion", _fit_ldlm_stats),
+        ModelCase(
+            LDLMModel, _ldlm_conditional_config, _denoiser_inputs, "sample", "AutoModel", _fit_ldlm_stats,
+            extra={"id": "LDLMModel-conditional"},
+        ),
+        ModelCase(
+            LDLMForDiffusion, _ldlm_conditional_config, _ldlm_inputs, "loss", "AutoModelForTextDiffusion",
+            _fit_conditional_ldlm_stats, extra={"id": "LDLMForDiffusion-conditional"},
+        ),
         ModelCase(LDLMDecoder, _ldlm_decoder_config, _ldlm_decoder_inputs, "logits", "AutoModel"),
         ModelCase(NFDMModel, _nfdm_config, _denoiser_inputs, "sample", "AutoModel"),
         ModelCase(NFDMForDiffusion, _nfdm_config, _token_inputs, "loss", "AutoModelForTextDiffusion"),

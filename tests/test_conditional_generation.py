@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from conftest import TINY_ELF, EmbeddingEncoder
-from latentlm import AutoPipelineForTextGeneration, CosmosLMPipeline
+from latentlm import AutoPipelineForTextGeneration, CosmosLMPipeline, LDLMForDiffusion
 from latentlm.models.modeling_utils import TextCondition, left_align
 from test_pipeline_cosmos import make_pipeline as make_cosmos
 from test_pipeline_elf import make_pipeline as make_elf
+from test_pipeline_ldlm import make_pipeline as make_ldlm
 
 
 def conditional_elf(tokenizer, **config):
@@ -23,6 +24,17 @@ def conditional_cosmos(tokenizer):
     with torch.no_grad():
         pipe.autoencoder.activation_std.fill_(1.0)
     pipe.autoencoder.set_text_encoder(EmbeddingEncoder(16, len(tokenizer)))
+    return pipe
+
+
+def conditional_ldlm(tokenizer, **config):
+    """A tiny LDLM pipeline whose denoiser cross-attends to its condition's frozen-LM states (width 16); the frozen
+    LM is an embedding table and the state statistics are the identity."""
+    pipe = make_ldlm(tokenizer, conditional=True, **config)
+    with torch.no_grad():
+        pipe.model.hidden_mean.zero_()
+        pipe.model.hidden_std.fill_(1.0)
+    pipe.model.set_text_encoder(EmbeddingEncoder(16, len(tokenizer)))
     return pipe
 
 
@@ -183,17 +195,19 @@ def test_an_unconditional_model_rejects_conditions_by_name(tiny_tokenizer):
         pipe.model(ids, condition_input_ids=ids)
 
 
-# ----------------------------------------------------------------------------------------------------- Cosmos
+# ------------------------------------------------------------------------------------------------ cross-attention
 
 
-def test_cosmos_reads_a_source_by_cross_attention(tiny_tokenizer):
-    pipe = conditional_cosmos(tiny_tokenizer)
-    common = dict(num_inference_steps=3, generator=seeded())
-    first = pipe(source=["the cat sat on the mat", "a dog"], **common)
+@pytest.mark.parametrize("build", [conditional_cosmos, conditional_ldlm])
+def test_cross_attention_models_read_each_source_and_guidance_moves_the_samples(tiny_tokenizer, build):
+    pipe = build(tiny_tokenizer)
+    first = pipe(source=["the cat sat on the mat", "a dog"], num_inference_steps=3, generator=seeded())
     assert first.sequences.shape == (2, 12) and len(first.texts) == 2
-    other = pipe(source=["a bird sang", "a dog"], **common)
+    other = pipe(source=["a bird sang", "a dog"], num_inference_steps=3, generator=seeded())
     assert not torch.allclose(first.latents[0], other.latents[0])
-    guided = pipe(source=["the cat sat on the mat", "a dog"], guidance_scale=3.0, **common)
+    torch.testing.assert_close(first.latents[1], other.latents[1])  # the same source and noise, whatever the padding
+    guided = pipe(source=["the cat sat on the mat", "a dog"], guidance_scale=3.0, num_inference_steps=3,
+                  generator=seeded())  # fmt: skip
     assert not torch.allclose(guided.latents, first.latents)
 
 
@@ -214,10 +228,62 @@ def test_cosmos_continuation_training_re_encodes_the_rest_of_the_window(tiny_tok
     assert torch.isfinite(out.loss)
 
 
+def test_ldlm_condition_is_the_standardised_states_of_the_frozen_lm(tiny_tokenizer):
+    pipe = conditional_ldlm(tiny_tokenizer)
+    with torch.no_grad():
+        pipe.model.hidden_mean.fill_(0.5)
+        pipe.model.hidden_std.fill_(2.0)
+    ids = torch.tensor([tiny_tokenizer("the cat sat", add_special_tokens=False)["input_ids"]])
+    condition = pipe.model.encode_condition(ids)
+    raw = pipe.model.text_encoder(input_ids=ids).last_hidden_state
+    torch.testing.assert_close(condition.hidden_states, (raw - 0.5) / 2.0)
+    assert condition.attention_mask.all()
+
+
+def test_ldlm_joint_training_gives_every_denoiser_pass_the_condition_and_drops_it_by_row(tiny_tokenizer, monkeypatch):
+    model = LDLMForDiffusion(conditional_ldlm(tiny_tokenizer).model.config)
+    model.set_text_encoder(EmbeddingEncoder(16, len(tiny_tokenizer)))
+    ids = torch.randint(5, len(tiny_tokenizer), (3, 12))
+    model.fit_hidden_statistics([{"input_ids": ids, "attention_mask": torch.ones_like(ids)}])
+    torch.testing.assert_close(model.model.hidden_std, model.hidden_std)  # the denoiser standardises alike
+    with torch.no_grad():  # as after some training: the zero-initialised output layer passes gradients back
+        model.model.transformer.proj_out.weight.normal_(0, 0.1)
+    masks = []
+    forward = model.model.forward
+    monkeypatch.setattr(
+        model.model, "forward", lambda *a, **kw: masks.append(kw.get("encoder_attention_mask")) or forward(*a, **kw)
+    )
+    model.train()
+    model.config.condition_dropout = 0.0
+    out = model(ids, condition_input_ids=ids[:, :4], condition_attention_mask=torch.ones(3, 4))
+    assert len(masks) == 2 and all(mask is not None and mask.all() for mask in masks)  # self-conditioning pass too
+    out.loss.backward()
+    assert model.model.transformer.blocks[0].cross_attn.kv_proj.weight.grad.abs().sum() > 0
+    masks.clear()
+    model.config.condition_dropout = 1.0  # every row dropped (the config refuses 1.0: nothing would be conditioned)
+    model(ids, condition_input_ids=ids[:, :4], condition_attention_mask=torch.ones(3, 4))
+    assert masks and all(not mask.any() for mask in masks)
+
+
+def test_ldlm_continuation_training_encodes_the_rest_of_the_window_as_the_target(tiny_tokenizer, monkeypatch):
+    model = LDLMForDiffusion(conditional_ldlm(tiny_tokenizer, prompt_prob=1.0, condition_dropout=0.0).model.config)
+    model.set_text_encoder(EmbeddingEncoder(16, len(tiny_tokenizer)))
+    ids = torch.randint(5, len(tiny_tokenizer), (2, 12))
+    model.fit_hidden_statistics([{"input_ids": ids, "attention_mask": torch.ones_like(ids)}])
+    read = []
+    activations = model.encoder_activations
+    monkeypatch.setattr(model, "encoder_activations", lambda i, m: read.append((i, m)) or activations(i, m))
+    out = model.train()(ids, torch.ones_like(ids), encoder_activations=torch.zeros(2, 12, 16))
+    (target, mask), = read  # the cached states of the whole window are not the target's: it is read again
+    split = int(12 - mask[0].sum())
+    assert 1 <= split <= 6 and torch.equal(target[:, : 12 - split], ids[:, split:]) and not mask[:, 12 - split :].any()
+    assert torch.isfinite(out.loss)
+
+
 # ----------------------------------------------------------------------------------------------------- save / load
 
 
-@pytest.mark.parametrize("build", [conditional_elf, conditional_cosmos])
+@pytest.mark.parametrize("build", [conditional_elf, conditional_cosmos, conditional_ldlm])
 def test_conditioned_pipelines_save_and_load(tiny_tokenizer, tmp_path, build):
     pipe = build(tiny_tokenizer)
     call = dict(source="the cat sat", guidance_scale=2.0, num_inference_steps=3, max_new_tokens=6)

@@ -17,13 +17,13 @@ from latentlm import (
 )
 
 
-def make_pipeline(tokenizer) -> LDLMPipeline:
+def make_pipeline(tokenizer, **config) -> LDLMPipeline:
     torch.manual_seed(0)
     config = LDLMConfig(
         vocab_size=len(tokenizer), max_position_embeddings=12, num_latents=3, latent_dim=8, encoder_dim=16,
         codec_hidden_size=32, codec_num_attention_heads=2, num_encoder_layers=1, num_decoder_layers=1,
         lm_head_dim=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id, **config,
     )  # fmt: skip
     model = LDLMForDiffusion(config)
     with torch.no_grad():
@@ -91,4 +91,4 @@ def test_bad_inputs_are_refused_by_name(tiny_tokenizer):
     with pytest.raises(ValueError, match="`gen_length` \\(13\\) is longer"):
         pipe(batch_size=1, gen_length=13, num_inference_steps=2)
     with pytest.raises(ValueError, match="`prompt` needs a model trained with conditions"):
-        pipe(prompt="the cat", num_inference_steps=2)  # LDLM is unconditional here
+        pipe(prompt="the cat", num_inference_steps=2)  # this LDLM was trained without conditions

@@ -1,10 +1,11 @@
-"""Paired data (source -> target) through `latentlm train`: a conditional ELF and the AR peer on the same pairs."""
+"""Paired data (source -> target) through `latentlm train`: a conditional ELF, a conditional LDLM and the AR peer on the
+same pairs."""
 
 import json
 
 import torch
 
-from latentlm import ELFPipeline
+from latentlm import ELFPipeline, LDLMPipeline
 from latentlm.cli import main
 from latentlm.training import load_config, train
 from latentlm.training.trainer import build_datasets, collate, load_tokenizer
@@ -47,6 +48,10 @@ def paired_config(tmp_path, method, model, **overrides):
 
 
 TINY_ELF = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, bottleneck_dim=16, decoder_head_dim=16)
+TINY_LDLM = dict(
+    num_latents=2, latent_dim=16, codec_hidden_size=32, codec_num_attention_heads=2, num_encoder_layers=1,
+    num_decoder_layers=1, lm_head_dim=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+)  # fmt: skip
 
 
 def test_diffusion_batches_carry_the_source_as_a_condition(tmp_path):
@@ -87,3 +92,16 @@ def test_elf_trained_on_pairs_is_conditional_and_generates_from_sources(tmp_path
     main(["sample", str(tmp_path / "elf"), "--source", "the cat sat", "--guidance_scale", "2", "--max_new_tokens",
           "4", "--num_inference_steps", "2", "--num_return_sequences", "2"])  # fmt: skip
     assert [line[:4] for line in capsys.readouterr().out.splitlines()[-2:]] == ["[0] ", "[1] "]
+
+
+def test_ldlm_trained_on_pairs_cross_attends_to_the_source_and_generates_from_sources(tmp_path):
+    train(paired_config(tmp_path, "ldlm", TINY_LDLM))
+    pipe = LDLMPipeline.from_pretrained(tmp_path / "ldlm")
+    config = pipe.model.config
+    assert config.conditional and config.cross_attention_dim == config.encoder_dim == 384
+    assert config.max_position_embeddings == 8  # the target's length: the source is read by cross-attention
+    assert pipe.model.hidden_std.abs().sum() > 0  # the condition's statistics were fitted with the target's
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(source=["the cat sat on the mat", "a dog"], guidance_scale=2.0, num_inference_steps=2,
+               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert out.sequences.shape == (2, 8) and len(out.texts) == 2

@@ -57,6 +57,13 @@ class TextCondition:
         return cls(torch.cat(states), torch.cat(masks))
 
 
+def cross_attention_kwargs(condition: TextCondition | None) -> dict:
+    """The backbone's arguments for a condition read by cross-attention (Cosmos, LDLM); none without a condition."""
+    if condition is None:
+        return {}
+    return {"encoder_hidden_states": condition.hidden_states, "encoder_attention_mask": condition.attention_mask}
+
+
 def left_align(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Moves each row's real positions to the end, keeping their order: right-padded `(batch, len, width)` states
     and `(batch, len)` mask become left-padded ones. Padded positions are zeroed.
@@ -185,6 +192,17 @@ class ConditionalTrainingMixin:
         if longest < 1:
             return 0
         return int(torch.randint(1, longest + 1, ()).item())
+
+    def split_window(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, split: int):
+        """A continuation batch's window `(batch, L)` cut at `split` for models that encode the target with a codec
+        (Cosmos, LDLM): `(prompt_ids, prompt_mask)` are the first `split` tokens, `(target_ids, target_mask)` the rest,
+        moved to position 0 and right-padded to L with the pad id (mask 0), so the codec reads the target as a text of
+        its own."""
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        pad_id = self.config.pad_token_id or 0
+        target_ids = torch.nn.functional.pad(input_ids[:, split:], (0, split), value=pad_id)
+        target_mask = torch.nn.functional.pad(mask[:, split:], (0, split), value=0)
+        return input_ids[:, :split], mask[:, :split], target_ids, target_mask
 
     def drop_conditions(self, condition: TextCondition) -> TextCondition:
         """Condition dropout in training (each row with probability `config.condition_dropout`)."""

@@ -75,9 +75,8 @@ def _method_specs() -> dict[str, MethodSpec]:
         # A few-step ELF student distilled from a frozen ELF teacher (`model.distill_teacher`); exported as ELF.
         "elf-distill": MethodSpec("elf-distill", ELFConfig, ELFForDistillation, "ELFPipeline"),
         "nfdm": MethodSpec("nfdm", NFDMConfig, NFDMForDiffusion, pipeline_class="NFDMPipeline"),
-        # LDLM trains encoder, decoder and denoiser jointly in one stage; the export is the decoder side only.
-        # Unconditional for now (no `encode_condition` yet).
-        "ldlm": MethodSpec("ldlm", LDLMConfig, LDLMForDiffusion, "LDLMPipeline"),
+        # LDLM trains encoder, decoder and denoiser jointly in one stage; the export is the denoiser and decoder side.
+        "ldlm": MethodSpec("ldlm", LDLMConfig, LDLMForDiffusion, "LDLMPipeline", condition_layout="cross_attention"),
         "ar": MethodSpec(
             "ar",
             LlamaConfig,

@@ -6,15 +6,18 @@ from .pipeline_latent_diffusion import LatentDiffusionTextPipeline
 
 
 class LDLMPipeline(LatentDiffusionTextPipeline):
-    r"""Unconditional generation with LDLM: the reverse SDE (or DDIM / probability-flow ODE) over the N latents, then
-    one pass of the decoder (latent decoder, token decoder) for all L tokens.
+    r"""Generation with LDLM: the reverse SDE (or DDIM / probability-flow ODE) over the N latents, then one pass of the
+    decoder (latent decoder, token decoder) for all L tokens.
 
-    The loop is latentlm's one loop (`LatentDiffusionTextPipeline`). Neither the frozen LM nor the encoder is needed:
+    The loop is latentlm's one loop (`LatentDiffusionTextPipeline`). Unconditional sampling needs neither the frozen LM
+    nor the encoder:
     the pipeline holds the denoiser (`LDLMModel`) and the decoder side (`LDLMDecoder`) as two components, saved and
     loaded with it. The sampler lives in the scheduler's config (`EulerMaruyamaVPScheduler`, `solver`
     "euler_maruyama", "probability_flow" or "ddim"); the paper samples in 4-10 steps.
 
-    LDLM is trained unconditionally here: it has no `encode_condition` yet, so prompts and sources are refused.
+    A model trained with conditions (`conditional`: paired data or prompt continuation) takes `prompt` or `source`:
+    the denoiser cross-attends to the condition's frozen-LM states, so the frozen LM is loaded (by name) for those
+    calls only; input classifier-free guidance through `guidance_scale`.
 
     Args:
         model: the denoiser (`LDLMModel`).

@@ -17,14 +17,13 @@ Two models, trained one after the other (read against `dbal0503/cosmos`, `encode
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from transformers import PreTrainedModel  # noqa: F401  (diffusers' pipeline loader looks the base class up by name)
 from transformers.utils import ModelOutput, can_return_tuple
 
 from ...schedulers import EulerMaruyamaVPScheduler
 from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransformer
-from ..modeling_utils import ConditionalTrainingMixin, LatentDiffusionMixin, TextCondition
+from ..modeling_utils import ConditionalTrainingMixin, LatentDiffusionMixin, TextCondition, cross_attention_kwargs
 from .configuration_cosmos_lm import CosmosLMConfig
 from .modeling_cosmos_lm_autoencoder import CosmosLMAutoencoder
 
@@ -174,12 +173,9 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
         if condition_input_ids is not None:
             condition = self.encode_condition(condition_input_ids, condition_attention_mask)
         elif latents is None and (split := self.sample_prompt_split(input_ids, attention_mask)):
-            mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
-            condition = self.encode_condition(input_ids[:, :split], mask[:, :split])
-            # The target is the rest of the window, re-encoded from its first token (right-padded to L).
-            input_ids = F.pad(input_ids[:, split:], (0, split), value=self.config.pad_token_id or 0)
-            attention_mask = F.pad(mask[:, split:], (0, split), value=0)
-            encoder_activations = None
+            prompt_ids, prompt_mask, input_ids, attention_mask = self.split_window(input_ids, attention_mask, split)
+            condition = self.encode_condition(prompt_ids, prompt_mask)
+            encoder_activations = None  # the target is re-encoded from its first token
         if condition is not None:
             condition = self.drop_conditions(condition)
         if latents is None:
@@ -198,7 +194,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
         # float32 noise whatever the model's dtype: a step draws the same noise in float32, float64 or bfloat16.
         noisy = self.noise_scheduler.add_noise(x0, torch.randn(x0.shape, device=x0.device).to(x0.dtype), t)
 
-        condition_kwargs = _condition_kwargs(condition)
+        condition_kwargs = cross_attention_kwargs(condition)
         self_condition = None
         if self.config.self_conditioning:
             self_condition = self._training_self_condition(noisy, t, condition_kwargs, batch_coin)
@@ -250,7 +246,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
     def denoise(self, latents, timestep, *, self_condition=None, sc_guidance_scale=None, condition=None):
         if not self.config.self_conditioning:
             self_condition = None
-        return self.model(latents, timestep, self_condition=self_condition, **_condition_kwargs(condition)).sample
+        return self.model(latents, timestep, self_condition=self_condition, **cross_attention_kwargs(condition)).sample
 
     @apply_forward_hook
     def decode_latents(self, latents, *, sc_guidance_scale=None, condition=None):
@@ -261,13 +257,6 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
     def decode_latents_to_ids(self, latents, *, sc_guidance_scale=None, condition=None):
         autoencoder = self.get_autoencoder()
         return autoencoder.decode_to_ids(autoencoder.denormalize_latents(latents.to(autoencoder.dtype)))
-
-
-def _condition_kwargs(condition: TextCondition | None) -> dict:
-    """The backbone's cross-attention arguments."""
-    if condition is None:
-        return {}
-    return {"encoder_hidden_states": condition.hidden_states, "encoder_attention_mask": condition.attention_mask}
 
 
 __all__ = [

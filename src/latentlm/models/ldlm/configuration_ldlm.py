@@ -3,7 +3,13 @@ Latent Space", arXiv 2605.07933): the jointly trained model, and the decoder sid
 
 from transformers import PreTrainedConfig
 
-from ..configuration_utils import StrictConfigMixin, check_heads_divide_hidden, check_positive, check_probability
+from ..configuration_utils import (
+    StrictConfigMixin,
+    check_conditioning,
+    check_heads_divide_hidden,
+    check_positive,
+    check_probability,
+)
 
 
 class LDLMDecoderConfig(StrictConfigMixin, PreTrainedConfig):
@@ -118,6 +124,12 @@ class LDLMConfig(StrictConfigMixin, PreTrainedConfig):
             encoder_warmup_k (10.0), encoder_warmup_c (0.8): the warm-up curve.
         num_timestep_bins (`int`, defaults to 100), timestep_loss_ema_decay (`float`, defaults to 0.95; ours):
             the adaptive sampler.
+        conditional, prompt_prob, max_prompt_fraction, condition_dropout: conditioning as in [`CosmosLMConfig`]
+            (the paper has no conditional model; this is latentlm's one condition path): the denoiser cross-attends
+            to the condition's frozen-LM states (layer `encoder_layer`, standardised like the target's), and a
+            continuation's target is the rest of the window, encoded from its first token.
+        cross_attention_dim (`int`, *optional*): width of the condition states, `encoder_dim` for a conditional
+            model (the default); `None` otherwise.
     """
 
     model_type = "latentlm_ldlm"
@@ -172,6 +184,11 @@ class LDLMConfig(StrictConfigMixin, PreTrainedConfig):
     encoder_warmup_c: float = 0.8
     num_timestep_bins: int = 100
     timestep_loss_ema_decay: float = 0.95
+    conditional: bool = False
+    prompt_prob: float = 0.0
+    max_prompt_fraction: float = 0.5
+    condition_dropout: float = 0.1
+    cross_attention_dim: int | None = None
 
     pad_token_id: int | None = 0
     bos_token_id: int | None = None
@@ -211,6 +228,14 @@ class LDLMConfig(StrictConfigMixin, PreTrainedConfig):
         if self.num_token_decoder_layers < 0:
             raise ValueError(f"`num_token_decoder_layers` must be >= 0, got {self.num_token_decoder_layers}.")
         _check_chunks(self)
+        check_conditioning(self)
+        if self.conditional and self.cross_attention_dim is None:
+            self.cross_attention_dim = self.encoder_dim
+        if self.conditional and self.cross_attention_dim != self.encoder_dim:
+            raise ValueError(
+                f"`cross_attention_dim` ({self.cross_attention_dim}) must equal `encoder_dim` ({self.encoder_dim}): "
+                "the denoiser reads the condition's frozen-LM states."
+            )
 
     @property
     def compression_ratio(self) -> float:

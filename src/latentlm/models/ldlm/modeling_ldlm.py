@@ -29,7 +29,7 @@ from ..backbone import DenoiserOutput, DenoiserPreTrainedModel, DenoiserTransfor
 from ..cosmos_lm.modeling_cosmos_lm_autoencoder import _RunningMoments
 from ..encoders import FrozenTextEncoderMixin
 from ..heads import FactoredLMHead, greedy_token_ids
-from ..modeling_utils import LatentDiffusionMixin
+from ..modeling_utils import ConditionalTrainingMixin, LatentDiffusionMixin, TextCondition, cross_attention_kwargs
 from ..perceiver import PerceiverAttention, PerceiverStack, latent_positions, token_positions
 from ..pretrained_mixin import LatentLMModelMixin
 from .configuration_ldlm import LDLMConfig, LDLMDecoderConfig
@@ -252,17 +252,28 @@ class LDLMPreTrainedModel(DenoiserPreTrainedModel):
     config: LDLMConfig
 
 
-class LDLMModel(LDLMPreTrainedModel, LatentDiffusionMixin):
+class LDLMModel(LDLMPreTrainedModel, LatentDiffusionMixin, FrozenTextEncoderMixin):
     """LDLM's denoiser (`DenoiserTransformer` configured by `LDLMConfig`) and the sampling interface of the one pipeline
     loop: it denoises the N latents, and decodes them through the attached `LDLMDecoder` (`set_text_decoder`, not a
-    submodule: `LDLMPipeline` holds the decoder as its own component)."""
+    submodule: `LDLMPipeline` holds the decoder as its own component).
+
+    A conditional model (`config.conditional`) cross-attends to its condition's frozen-LM states: it reads them with the
+    frozen LM (`FrozenTextEncoderMixin`, loaded by name on first use, never saved) and standardises them with buffers
+    `hidden_mean` / `hidden_std` `(encoder_dim,)`, the statistics of the target's states (copied from
+    `LDLMForDiffusion` when it fits them). An unconditional model has neither.
+    """
 
     main_input_name = "hidden_states"
+    _encoder_width_field = "encoder_dim"
+    _encoder_layer_field = "encoder_layer"
 
     def __init__(self, config: LDLMConfig):
         super().__init__(config)
         self.transformer = DenoiserTransformer(config)
         self.noise_scheduler = self.get_default_scheduler()
+        if config.conditional:
+            self.register_buffer("hidden_mean", torch.zeros(config.encoder_dim))
+            self.register_buffer("hidden_std", torch.zeros(config.encoder_dim))
         self.post_init()
 
     def forward(self, hidden_states, timestep, attention_mask=None, **kwargs) -> DenoiserOutput:
@@ -301,12 +312,29 @@ class LDLMModel(LDLMPreTrainedModel, LatentDiffusionMixin):
         return (self.config.num_latents, self.config.latent_dim)
 
     @apply_forward_hook
+    def encode_condition(self, input_ids, attention_mask=None) -> TextCondition:
+        """The condition the denoiser cross-attends to: the frozen LM's states of the condition tokens `(batch,
+        cond_len)`, standardised like the target's. Loads the frozen LM on first use."""
+        if not self.config.conditional:
+            raise ValueError("`condition`: this LDLM was trained unconditionally (`conditional=False`).")
+        if not bool(self.hidden_std.abs().sum() > 0):
+            raise ValueError(
+                "The condition's state statistics are not fitted: train the model (`LDLMForDiffusion` copies them) or "
+                "call `LDLMForDiffusion.fit_hidden_statistics(batches)`."
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        states = (self.encoder_activations(input_ids, attention_mask) - self.hidden_mean) / self.hidden_std
+        mask = attention_mask.bool()
+        return TextCondition(states.to(self.dtype) * mask[..., None], mask)
+
+    @apply_forward_hook
     def denoise(self, latents, timestep, *, self_condition=None, sc_guidance_scale=None, condition=None):
-        if condition is not None:
-            raise ValueError("`condition`: LDLM is trained unconditionally here; it has no `encode_condition` yet.")
+        if condition is not None and not self.config.conditional:
+            raise ValueError("`condition`: this LDLM was trained unconditionally (`conditional=False`).")
         if not self.config.self_conditioning:
             self_condition = None
-        return self.transformer(latents, timestep, self_condition=self_condition).sample
+        return self.transformer(latents, timestep, self_condition=self_condition, **cross_attention_kwargs(condition)).sample
 
     @apply_forward_hook
     def decode_latents(self, latents, *, sc_guidance_scale=None, condition=None):
@@ -319,14 +347,15 @@ class LDLMModel(LDLMPreTrainedModel, LatentDiffusionMixin):
         return decoder.decode_to_ids(latents.to(decoder.dtype))
 
 
-class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin):
+class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin, ConditionalTrainingMixin):
     """LDLM trained jointly: encoder, latent decoder, token decoder and denoiser, over a frozen LM's hidden states.
 
     Submodules: `encoder` (`LDLMEncoder`), `decoder` (`LDLMDecoder`), `model` (`LDLMModel`, the denoiser) and
     `timestep_sampler` (`AdaptiveTimestepSampler`, whose moving averages are buffers). Buffers `hidden_mean` /
     `hidden_std` `(encoder_dim,)` standardise the LM states (fitted by `prepare_for_training`; zeros until then) and
     `encoder_warmup_step` counts training forward passes for the warm-up. All are saved with the weights, so a
-    checkpoint resumes exactly. The frozen LM is attached for training only (`FrozenTextEncoderMixin`).
+    checkpoint resumes exactly. The frozen LM is attached for training only (`FrozenTextEncoderMixin`); a conditional
+    model shares it, and the state statistics, with its denoiser, which encodes the conditions.
     """
 
     _encoder_width_field = "encoder_dim"
@@ -385,6 +414,15 @@ class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin):
         mean, std = stats.mean_std(what="`batches`")
         self.hidden_mean.copy_(mean)
         self.hidden_std.copy_(std)
+        if self.config.conditional:  # the denoiser standardises its conditions' states the same way
+            self.model.hidden_mean.copy_(mean)
+            self.model.hidden_std.copy_(std)
+
+    def set_text_encoder(self, encoder: torch.nn.Module) -> None:
+        """Attaches the frozen LM (to the denoiser too, which reads conditions with it)."""
+        super().set_text_encoder(encoder)
+        if self.config.conditional:
+            self.model.set_text_encoder(encoder)
 
     def prepare_for_training(self, dataloader, num_batches: int = 16) -> None:
         """Training-loop hook: loads the frozen LM and, for a model never trained, fits the state statistics."""
@@ -466,6 +504,9 @@ class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin):
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         encoder_activations: torch.Tensor | None = None,
+        condition_input_ids: torch.LongTensor | None = None,
+        condition_attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> LDLMOutput:
         """`L_diff + L_h + L_w` for one batch, with the recipe of `config` (its training-only parts act in `train()`
         mode only).
@@ -480,8 +521,23 @@ class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin):
             input_ids, attention_mask: `(batch, seq_len)` text (`seq_len <= max_position_embeddings`), 0 on padding.
             labels: `(batch, seq_len)` token targets; defaults to `input_ids`; -100 is ignored.
             encoder_activations: `(batch, seq_len, encoder_dim)` the frozen LM's raw states (skips running it).
+            condition_input_ids, condition_attention_mask: `(batch, cond_len)` right-padded source tokens of paired
+                data (conditional models only). Without them a conditional model trains prompt continuation on
+                `config.prompt_prob` of the batches (`ConditionalTrainingMixin`); the codec's losses then read the
+                continuation, encoded from its first token.
+            token_type_ids: accepted so that `model(**tokenizer(texts))` works, and ignored (one text per row).
         """
         cfg = self.config
+        self.check_condition_inputs(condition_input_ids)
+        condition = None
+        if condition_input_ids is not None:
+            condition = self.model.encode_condition(condition_input_ids, condition_attention_mask)
+        elif split := self.sample_prompt_split(input_ids, attention_mask):
+            prompt_ids, prompt_mask, input_ids, attention_mask = self.split_window(input_ids, attention_mask, split)
+            condition = self.model.encode_condition(prompt_ids, prompt_mask)
+            labels = None if labels is None else F.pad(labels[:, split:], (0, split), value=-100)
+            encoder_activations = None  # the target is re-encoded from its first token
+        condition_kwargs = {} if condition is None else cross_attention_kwargs(self.drop_conditions(condition))
         if encoder_activations is None:
             encoder_activations = self.encoder_activations(input_ids, attention_mask)
         target = self.normalize_hidden_states(encoder_activations)
@@ -514,10 +570,10 @@ class LDLMForDiffusion(LDLMPreTrainedModel, FrozenTextEncoderMixin):
         self_condition = None
         if cfg.self_conditioning:
             with torch.no_grad():
-                estimate = self.model(noisy, t).sample
+                estimate = self.model(noisy, t, **condition_kwargs).sample
             use = (torch.rand(batch, device=x0.device) < cfg.self_cond_prob).to(x0.dtype)
             self_condition = estimate * use[:, None, None]
-        prediction = self.model(noisy, t, self_condition=self_condition).sample
+        prediction = self.model(noisy, t, self_condition=self_condition, **condition_kwargs).sample
         per_example = (prediction.float() - x0.float()).pow(2).mean(dim=(1, 2))
         diffusion_loss = per_example.mean()
         if self.training:
