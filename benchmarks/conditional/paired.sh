@@ -15,7 +15,9 @@
 #   bash benchmarks/conditional/paired.sh wordnet-gloss    # runs/wordnet-gloss-latent -> glosses/latent
 #   bash benchmarks/conditional/paired.sh kjv-web          # runs/kjv-web-latent -> verses/latent
 #
-# Environment: RUNS (runs/TASK-latent), OUT (above), CODEC_STEPS (800), STEPS (600).
+# Environment: MODELS (the rows beside the AR reference: "cosmos ldlm elf"; every run is deterministic, so a row
+# trained and scored alone reproduces its numbers in a full run), RUNS (runs/TASK-latent), OUT (above), CODEC_STEPS
+# (800), STEPS (600).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TASK=${1:?usage: $0 wordnet-gloss|kjv-web}
@@ -25,6 +27,7 @@ case "$TASK" in
   *) echo "$0: TASK must be wordnet-gloss or kjv-web, got '$TASK'" >&2; exit 2 ;;
 esac
 RUNS=${RUNS:-runs/$TASK-latent}
+read -r -a MODELS <<< "${MODELS:-cosmos ldlm elf}"
 mkdir -p "$RUNS" "$OUT"
 pairs=(--dataset "$TASK" --max_train_samples 19200 --seq_len "$TARGET" --per_device_train_batch_size 32
   --per_device_eval_batch_size 32 --report_to none --seed 0)
@@ -37,7 +40,10 @@ train_once() {
   latentlm train "$config" --output_dir "$RUNS/$run" "$@" > "$RUNS/$run.log" 2>&1
 }
 
+wanted() { [[ " ${MODELS[*]} " == *" $1 "* ]]; }
+
 cosmos_stages() {
+  wanted cosmos || return 0
   # The codec reads the targets as plain texts (text_column target), each padded to TARGET tokens after its [SEP]:
   # the diffusion stage's targets are the same tokens with [SEP] filling the rest.
   train_once codec examples/configs/cosmos-autoencoder-tiny.yaml "${pairs[@]}" --text_column target --packing false \
@@ -49,7 +55,8 @@ cosmos_stages() {
 }
 peers_and_ldlm() {
   train_once ar "examples/configs/ar-$CONFIG.yaml"
-  train_once elf "examples/configs/elf-$CONFIG.yaml"
+  if wanted elf; then train_once elf "examples/configs/elf-$CONFIG.yaml"; fi
+  wanted ldlm || return 0
   train_once ldlm examples/configs/ldlm-tiny.yaml "${pairs[@]}" --source_column source --target_column target \
     --max_source_length "$SOURCE" --model.condition_dropout 0.1 --model.num_latents "$TARGET" \
     --model.latent_dim 256 --model.decoder_noise_std 1.0 --model.encoder_warmup_steps 180 \
@@ -60,8 +67,11 @@ peers_and_ldlm & peers_pid=$!
 wait "$cosmos_pid"
 wait "$peers_pid"
 
-latentlm bench --no-quality --no-speed --task "$TASK" --task-model "$TASK:cosmos=$RUNS/cosmos" \
-  --task-model "$TASK:ldlm=$RUNS/ldlm" --task-model "$TASK:elf=$RUNS/elf" --task-ar "$TASK=$RUNS/ar" \
+rows=()
+for model in "${MODELS[@]}"; do rows+=(--task-model "$TASK:$model=$RUNS/$model"); done
+latentlm bench --no-quality --no-speed --task "$TASK" "${rows[@]}" --task-ar "$TASK=$RUNS/ar" \
   --task-source-tokens "$SOURCE" --task-gen-length "$TARGET" --task-samples 128 --task-steps 8 32 200 \
   --cfg-scales 1 1.5 2 3 4 --out-dir "$OUT"
-for run in codec cosmos ldlm elf ar; do cp "$RUNS/$run/train_log.jsonl" "$OUT/$run-train_log.jsonl"; done
+logs=(ar "${MODELS[@]}")
+if wanted cosmos; then logs+=(codec); fi
+for run in "${logs[@]}"; do cp "$RUNS/$run/train_log.jsonl" "$OUT/$run-train_log.jsonl"; done
