@@ -233,6 +233,17 @@ def test_a_cosmos_diffusion_run_refuses_other_frames_than_its_autoencoders(tmp_p
     assert load_config(None, {**config, "fill_frames": True}).fill_frames is True
 
 
+def test_a_diffusion_run_on_an_autoencoder_checkpoint_reads_the_frames_of_its_run(tmp_path):
+    checkpoint_model = tmp_path / "codec" / "checkpoints" / "checkpoint-400" / "model"
+    checkpoint_model.mkdir(parents=True)
+    (tmp_path / "codec" / "training_config.yaml").write_text(
+        "method: cosmos-autoencoder\nframing: true\nfill_frames: true\n"
+    )
+    config = {"method": "cosmos", "autoencoder": str(checkpoint_model), "output_dir": str(tmp_path / "run")}
+    with pytest.raises(ValueError, match="`fill_frames`: the autoencoder .* fill_frames=True"):
+        load_config(None, config)
+
+
 def test_an_autoencoder_folder_without_a_run_config_leaves_the_methods_default(tmp_path):
     config = load_config(None, {"method": "cosmos", "autoencoder": str(tmp_path), "output_dir": str(tmp_path / "r")})
     assert config.framing is True

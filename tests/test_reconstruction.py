@@ -182,3 +182,17 @@ def test_an_autoencoder_is_measured_on_the_sequences_it_was_trained_on(saved_aut
     # filled frames continue with the next line's words instead of padding
     assert framed["num_tokens"] == 6 * 10 and packed["num_tokens"] == 6 * 12
     assert filled["num_tokens"] > framed["num_tokens"]
+
+
+def test_a_checkpoint_is_measured_on_the_sequences_of_its_run(tmp_path):
+    """`RUN/checkpoints/checkpoint-N/model` holds no run config: the layout is the run's (its training_config.yaml)."""
+    from latentlm.training.config import trained_sequence_layout
+
+    model = tmp_path / "run" / "checkpoints" / "checkpoint-400" / "model"
+    model.mkdir(parents=True)
+    assert trained_sequence_layout(model) == (False, False)  # no config anywhere: packed, as older runs
+    (tmp_path / "run" / "training_config.yaml").write_text(
+        "method: cosmos-autoencoder\nframing: true\nfill_frames: true\n"
+    )
+    assert trained_sequence_layout(model) == (True, True)
+    assert trained_sequence_layout(tmp_path / "run") == (True, True)

@@ -321,9 +321,18 @@ def trained_sequence_layout(path: str | os.PathLike) -> tuple[bool, bool]:
 
 
 def _run_config(path: str | os.PathLike) -> dict:
-    """The saved `TrainingConfig` of the run exported to ``path`` as a dict; empty for folders without one."""
-    config_file = Path(path) / CONFIG_NAME
-    return (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+    """The saved `TrainingConfig` of the run exported to ``path`` as a dict; empty for folders without one. A
+    checkpoint's model (``RUN/checkpoints/checkpoint-N/model``) is the run's: it reads ``RUN``'s config."""
+    from .checkpointing import CHECKPOINTS_DIR, MODEL_DIR
+
+    path = Path(path)
+    candidates = [path]
+    if path.name == MODEL_DIR and path.parent.parent.name == CHECKPOINTS_DIR:
+        candidates.append(path.parent.parent.parent)
+    for folder in candidates:
+        if (folder / CONFIG_NAME).is_file():
+            return yaml.safe_load((folder / CONFIG_NAME).read_text()) or {}
+    return {}
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] | Mapping[str, Any] = ()) -> TrainingConfig:
