@@ -47,9 +47,9 @@ cosmos_stages() {
   # The codec reads the targets as plain texts (text_column target), each padded to TARGET tokens after its [SEP]:
   # the diffusion stage's targets are the same tokens with [SEP] filling the rest.
   train_once codec examples/configs/cosmos-autoencoder-tiny.yaml "${pairs[@]}" --text_column target --packing false \
-    --framing false --model.num_latents $((TARGET / 8)) --max_steps "${CODEC_STEPS:-800}" --eval_steps 200 \
-    --save_steps 200
-  train_once cosmos examples/configs/cosmos-tiny.yaml --autoencoder "$RUNS/codec" "${pairs[@]}" \
+    --framing false --fill_frames false --model.num_latents $((TARGET / 8)) --max_steps "${CODEC_STEPS:-800}" \
+    --eval_steps 200 --save_steps 200
+  train_once cosmos examples/configs/cosmos-tiny.yaml --autoencoder "$RUNS/codec" "${pairs[@]}" --fill_frames false \
     --source_column source --target_column target --max_source_length "$SOURCE" --model.conditional true \
     --model.condition_dropout 0.1 --max_steps "${STEPS:-600}" --eval_steps 200 --save_steps 200
 }

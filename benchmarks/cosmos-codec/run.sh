@@ -10,6 +10,7 @@
 #   python benchmarks/cosmos-codec/summarize.py    # the tables of README.md from the results
 #
 # Environment: OUT (benchmarks/cosmos-codec; the batch-16 runs: benchmarks/cosmos-codec/batch16), NUM_LATENTS (16), MAX_STEPS (400), BATCH (16), VARIANTS (all below), RUNS (runs/cosmos-codec),
+# FILL_FRAMES (false: one document per frame, the layout every committed run here used; the example config now fills),
 # EVAL_STEPS (every 100th), NUM_SEQUENCES (256), NOISE_LEVELS ("0 0.25 0.5 1 1.5 2") and FIT_BATCHES (16, of 32
 # train sequences: the latent statistics) of the evaluation.
 set -euo pipefail
@@ -42,7 +43,7 @@ case "${1:-}" in
       # shellcheck disable=SC2086
       nice -n 10 env OMP_NUM_THREADS=1 python -m latentlm.cli train examples/configs/cosmos-autoencoder-tiny.yaml \
         --output_dir "$dir" --model.num_latents "$N" --max_steps "$STEPS" --per_device_train_batch_size "$BATCH" \
-        --save_steps 100 --save_total_limit 100 \
+        --save_steps 100 --save_total_limit 100 --fill_frames "${FILL_FRAMES:-false}" \
         ${ARGS[$v]} > "$RUNS-N$N-$v.log" 2>&1 &
     done
     wait

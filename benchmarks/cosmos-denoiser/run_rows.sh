@@ -26,7 +26,7 @@ for row in "$@"; do
   start=$(date +%s)
   # shellcheck disable=SC2086
   nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/latentlm train examples/configs/cosmos-tiny.yaml \
-    --autoencoder runs/cosmos-denoiser/ae-32 --output_dir "runs/cosmos-denoiser/$row" --max_steps "$STEPS" \
-    --eval_steps "$STEPS" --save_steps "$STEPS" ${ROWS[$row]}
+    --autoencoder runs/cosmos-denoiser/ae-32 --fill_frames false --output_dir "runs/cosmos-denoiser/$row" \
+    --max_steps "$STEPS" --eval_steps "$STEPS" --save_steps "$STEPS" ${ROWS[$row]}
   echo $(( $(date +%s) - start )) > "runs/cosmos-denoiser/$row/wall_seconds"
 done

@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONPATH="$PWD/src"
 nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/latentlm train examples/configs/cosmos-autoencoder-tiny.yaml \
-  --output_dir runs/cosmos-denoiser/ae-32 --model.num_latents 32 \
+  --output_dir runs/cosmos-denoiser/ae-32 --model.num_latents 32 --fill_frames false \
   --model.activation_mask_fraction 0 --model.activation_noise_fraction 0 --model.latent_dropout 0 \
   --max_steps "${AE_STEPS:-150}" --save_steps "${AE_STEPS:-150}" --eval_steps "${AE_STEPS:-150}"

@@ -45,7 +45,7 @@ for start in warm cold; do
   train $start .gpu/elf-minilm-$start.yaml --dataset english-large --seq_len 128 --max_train_samples null \
     --max_eval_samples null --cache_encoder_activations false --eval_batches 8 --save_steps 100000
 done
-train codec examples/configs/cosmos-autoencoder-tiny.yaml --dataset english-large --max_train_samples null \
+train codec examples/configs/cosmos-autoencoder-tiny.yaml --dataset english-large --max_train_samples null --fill_frames false \
   --cache_encoder_activations false --per_device_train_batch_size $((B / 2)) --eval_batches 8
 while [ $((SECONDS - T0)) -lt "$TRAIN_S" ]; do
   sleep 20; alive=0; for p in "$R"/*.pid; do kill -0 "$(cat "$p")" 2>/dev/null && alive=$((alive + 1)); done

@@ -17,8 +17,8 @@ train() {  # NAME CONFIG [OVERRIDES...]
   [ -f "$OUT/$name/training_config.yaml" ] && [ -d "$OUT/$name/checkpoints" ] && [ -f "$OUT/$name/README.md" ] ||
     latentlm train "$config" --output_dir "$OUT/$name" "$@"
 }
-train cosmos-codec-n16 examples/configs/cosmos-autoencoder-tiny.yaml
-train cosmos-n16 examples/configs/cosmos-tiny.yaml --autoencoder "$CODEC"
+train cosmos-codec-n16 examples/configs/cosmos-autoencoder-tiny.yaml --fill_frames false
+train cosmos-n16 examples/configs/cosmos-tiny.yaml --autoencoder "$CODEC" --fill_frames false
 train ar-tiny-128 examples/configs/ar-tiny-128.yaml
 train ldlm-128 examples/configs/ldlm-tiny.yaml --seq_len 128 --max_steps 40 --save_steps 40 --eval_steps 40
 train nfdm-128 examples/configs/nfdm-tiny.yaml --seq_len 128 --max_steps 40 --save_steps 40 --eval_steps 40
