@@ -1,6 +1,7 @@
 """Sampling from LDLM: diffusion in a latent space trained jointly with the denoiser, decoded by its own decoder."""
 
-from ..models.ldlm.modeling_ldlm import LDLMDecoder, LDLMForDiffusion, LDLMModel
+from ..models.ldlm.modeling_ldlm import LDLMForDiffusion, LDLMModel
+from ..models.ldlm.modeling_ldlm_codec import LDLMDecoder
 from ..schedulers import EulerMaruyamaVPScheduler
 from .pipeline_latent_diffusion import LatentDiffusionTextPipeline
 

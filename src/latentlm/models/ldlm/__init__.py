@@ -1,7 +1,5 @@
 from .configuration_ldlm import LDLMConfig, LDLMDecoderConfig
 from .modeling_ldlm import (
-    LDLMDecoder,
-    LDLMEncoder,
     LDLMForDiffusion,
     LDLMModel,
     LDLMOutput,
@@ -9,6 +7,7 @@ from .modeling_ldlm import (
     scale_gradient,
     warmup_gamma,
 )
+from .modeling_ldlm_codec import LDLMDecoder, LDLMDecoderOutput, LDLMEncoder
 from .timestep_sampler import AdaptiveTimestepSampler
 
 
@@ -17,6 +16,7 @@ __all__ = [
     "LDLMConfig",
     "LDLMDecoder",
     "LDLMDecoderConfig",
+    "LDLMDecoderOutput",
     "LDLMEncoder",
     "LDLMForDiffusion",
     "LDLMModel",
