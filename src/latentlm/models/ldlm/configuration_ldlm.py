@@ -125,9 +125,9 @@ class LDLMConfig(StrictConfigMixin, PreTrainedConfig):
         num_timestep_bins (`int`, defaults to 100), timestep_loss_ema_decay (`float`, defaults to 0.95; ours):
             the adaptive sampler.
         conditional, prompt_prob, max_prompt_fraction, condition_dropout: conditioning as in [`CosmosLMConfig`]
-            (the paper has no conditional model; this is latentlm's one condition path): the denoiser cross-attends
-            to the condition's frozen-LM states (layer `encoder_layer`, standardised like the target's), and a
-            continuation's target is the rest of the window, encoded from its first token.
+            (what is known of the paper describes none; this is latentlm's one condition path): the denoiser
+            cross-attends to the condition's frozen-LM states (layer `encoder_layer`, standardised like the target's),
+            and a continuation's target is the rest of the window, encoded from its first token.
         cross_attention_dim (`int`, *optional*): width of the condition states, `encoder_dim` for a conditional
             model (the default); `None` otherwise.
     """
