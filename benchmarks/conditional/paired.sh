@@ -14,17 +14,19 @@
 #
 #   bash benchmarks/conditional/paired.sh wordnet-gloss    # runs/wordnet-gloss-latent -> glosses/latent
 #   bash benchmarks/conditional/paired.sh kjv-web          # runs/kjv-web-latent -> verses/latent
+#   bash benchmarks/conditional/paired.sh bbc-headlines    # runs/bbc-headlines-latent -> headlines/latent
 #
 # Environment: MODELS (the rows beside the AR reference: "cosmos ldlm elf"; every run is deterministic, so a row
 # trained and scored alone reproduces its numbers in a full run), RUNS (runs/TASK-latent), OUT (above), CODEC_STEPS
 # (800), STEPS (600).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-TASK=${1:?usage: $0 wordnet-gloss|kjv-web}
+TASK=${1:?usage: $0 wordnet-gloss|kjv-web|bbc-headlines}
 case "$TASK" in
   wordnet-gloss) SOURCE=16 TARGET=32 CONFIG=glosses OUT=${OUT:-benchmarks/conditional/glosses/latent} ;;
   kjv-web) SOURCE=64 TARGET=64 CONFIG=verses OUT=${OUT:-benchmarks/conditional/verses/latent} ;;
-  *) echo "$0: TASK must be wordnet-gloss or kjv-web, got '$TASK'" >&2; exit 2 ;;
+  bbc-headlines) SOURCE=64 TARGET=16 CONFIG=headlines OUT=${OUT:-benchmarks/conditional/headlines/latent} ;;
+  *) echo "$0: TASK must be wordnet-gloss, kjv-web or bbc-headlines, got '$TASK'" >&2; exit 2 ;;
 esac
 RUNS=${RUNS:-runs/$TASK-latent}
 read -r -a MODELS <<< "${MODELS:-cosmos ldlm elf}"
