@@ -185,10 +185,19 @@ def test_unknown_model_key_is_rejected(corpus, tmp_path):
 
 def test_model_config_takes_vocab_and_special_tokens_from_the_tokenizer(corpus, tmp_path):
     tokenizer = build_tiny_tokenizer()
-    model = build_model(get_method("ar"), tiny_config(corpus, tmp_path), tokenizer)
+    model = build_model(get_method("ar"), tiny_config(corpus, tmp_path, framing=True), tokenizer)
     # a BERT-like tokenizer: cls and sep stand for bos and eos
     assert model.config.vocab_size == len(tokenizer) and model.config.max_position_embeddings == 16
     assert (model.config.pad_token_id, model.config.bos_token_id, model.config.eos_token_id) == (0, 2, 3)
+
+
+def test_an_ar_model_on_packed_documents_starts_texts_after_the_end_of_document_id(corpus, tmp_path):
+    # Packed documents carry no [CLS]: every one follows the previous one's [SEP], so a sample must start there, not
+    # from a token the model never saw (its unconditional samples were noise: benchmarks/ldlm-ablation/vs-elf).
+    tokenizer = build_tiny_tokenizer()
+    model = build_model(get_method("ar"), tiny_config(corpus, tmp_path), tokenizer)
+    assert (model.config.bos_token_id, model.config.eos_token_id) == (3, 3)
+    assert model.generation_config.bos_token_id == 3
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -450,14 +450,23 @@ def model_config_kwargs(config_class: type, tokenizer, config: TrainingConfig) -
     """Keyword arguments of a new model config: tokenizer- and data-derived values, overridden by ``config.model``
     (or, when that sets none of them, by the method's ``model_defaults``).
 
-    BERT-like tokenizers have no bos/eos tokens; their cls/sep tokens play those roles. Paired data makes a
-    diffusion model conditional and sizes the positions for source and target (see `MethodSpec.condition_layout`).
+    BERT-like tokenizers have no bos/eos tokens; their cls/sep tokens play those roles. An autoregressive model
+    trained on packed, unframed documents never sees a BOS: each document follows the previous one's end-of-document
+    id, so that id is its ``bos_token_id`` (GPT-2's convention), and ``generate`` starts a text where its training
+    documents start. Paired data makes a diffusion model conditional and sizes the positions for source and target
+    (see `MethodSpec.condition_layout`).
     """
+    eos_token_id = eos_token_id_for(tokenizer)  # the id the data pipeline ends documents with
+    packed_documents = config.packing and not config.framing and config.source_column is None
     derived = {
         "vocab_size": len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": _first_not_none(tokenizer.bos_token_id, tokenizer.cls_token_id),
-        "eos_token_id": eos_token_id_for(tokenizer),  # the id the data pipeline ends documents with
+        "bos_token_id": (
+            eos_token_id
+            if config.method == "ar" and packed_documents
+            else _first_not_none(tokenizer.bos_token_id, tokenizer.cls_token_id)
+        ),
+        "eos_token_id": eos_token_id,
         "mask_token_id": tokenizer.mask_token_id,  # Cosmos' decoder slots
         "max_position_embeddings": config.seq_len,
     }
