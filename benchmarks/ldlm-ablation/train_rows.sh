@@ -5,7 +5,8 @@
 # sigma-0.5-no-warmup sigma-0.5-no-mse sigma-0.5-no-adaptive), and without decoder noise
 # each other part removed: no-noise-no-mse no-noise-no-warmup no-noise-no-adaptive. Any row prefixed `wide-`
 # (wide-full, wide-naive, ...) runs at one latent of 256 per token (64 for 64 tokens) instead of 8 latents of 32: the
-# per-token capacity the decoder noise needs (README). A row whose log exists is skipped, so several queues can share
+# per-token capacity the decoder noise needs (README); a row prefixed `denoiser128-` (denoiser128-wide-sigma-1, ...) has
+# elf-tiny.yaml's 3 x 128 denoiser instead of the ablation's 2 x 64. A row whose log exists is skipped, so several queues can share
 # the list). Runs go to $LDLM_ABLATION_DIR (runs/ldlm-ablation);
 # STEPS (default 100) optimizer steps per row, the encoder warm-up S_wu at 30% of them.
 cd "$(dirname "$0")/../.."
@@ -29,8 +30,11 @@ declare -A ROWS=(
   [sigma-0.5-no-adaptive]="--model.decoder_noise_std 0.5 --model.adaptive_timesteps false"
 )
 WIDE="--model.num_latents 64 --model.latent_dim 256"
+ELF_DENOISER="--model.hidden_size 128 --model.num_hidden_layers 3 --model.num_attention_heads 2"
 for name in "$@"; do
-  row=${name#wide-}; geometry=""; [ "$row" != "$name" ] && geometry=$WIDE
+  row=$name; geometry=""
+  if [[ $row == denoiser128-* ]]; then row=${row#denoiser128-}; geometry+=" $ELF_DENOISER"; fi
+  if [[ $row == wide-* ]]; then row=${row#wide-}; geometry+=" $WIDE"; fi
   mkdir -p ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}; [ -f ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}/$name.log ] && continue
   start=$(date +%s)
   nice -n 10 .venv/bin/latentlm train examples/configs/ldlm-tiny.yaml --output_dir ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}/$name $COMMON $geometry ${ROWS[$row]} > ${LDLM_ABLATION_DIR:-runs/ldlm-ablation}/$name.log 2>&1
