@@ -102,7 +102,8 @@ def protocol_text(settings: BenchmarkSettings) -> dict[str, str]:
         f"from the saved pipeline and scheduler config; sweeps at {s.sweep_steps} steps: guidance scale (models with "
         "guidance tokens only), gamma (schedulers with a gamma)"
         + (f", solver {', '.join(s.solvers)} (schedulers with a solver)." if s.solvers else "."),
-        "autoregressive": "model.generate from one BOS token (the model's bos, e.g. [CLS]), KV cache, do_sample=True, "
+        "autoregressive": "model.generate from one BOS token (the model's bos: what its training documents start "
+        "after, [SEP] for packed documents, [CLS] for framed ones), KV cache, do_sample=True, "
         "temperature=1.0, top_k=0, top_p=1.0 (ancestral) or top_p=0.9 (nucleus), min_new_tokens = max_new_tokens = "
         "gen_length - 1; torch.manual_seed(seed + i) before batch i.",
         "reference": f"held-out {s.corpus} test-split documents cut into consecutive {s.gen_length}-token chunks of "
