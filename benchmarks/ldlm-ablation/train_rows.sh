@@ -5,9 +5,9 @@
 # sigma-0.5-no-warmup sigma-0.5-no-mse sigma-0.5-no-adaptive), and without decoder noise
 # each other part removed: no-noise-no-mse no-noise-no-warmup no-noise-no-adaptive. Any row prefixed `wide-`
 # (wide-full, wide-naive, ...) runs at one latent of 256 per token (64 for 64 tokens) instead of 8 latents of 32: the
-# per-token capacity the decoder noise needs (README); a row prefixed `denoiser128-` (denoiser128-wide-sigma-1, ...) has
-# elf-tiny.yaml's 3 x 128 denoiser instead of the ablation's 2 x 64. A row whose log exists is skipped, so several queues can share
-# the list). Runs go to $LDLM_ABLATION_DIR (runs/ldlm-ablation);
+# per-token capacity the decoder noise needs (README); a row prefixed `denoiser128-` (denoiser128-wide-sigma-1, ...)
+# has elf-tiny.yaml's 3 x 128 denoiser instead of the ablation's 2 x 64. A row whose log exists is skipped, so several
+# queues can share the list). Runs go to $LDLM_ABLATION_DIR (runs/ldlm-ablation);
 # STEPS (default 100) optimizer steps per row, the encoder warm-up S_wu at 30% of them.
 cd "$(dirname "$0")/../.."
 export PYTHONPATH=$PWD/src HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1

@@ -26,4 +26,5 @@ read -r -a ROWS <<< "${ROWS:-wide-sigma-1 wide-sigma-0.5 wide-no-noise}"
 models=(--model "elf-tiny-1500=$RUNS/elf-tiny-1500")
 for row in "${ROWS[@]}"; do models+=(--model "ldlm-$row=$RUNS/$row"); done
 .venv/bin/latentlm bench "${models[@]}" --num-samples 64 --gen-length 64 --steps 8 32 --guidance-scales 3 \
-  --gammas 0 --sweep-steps 8 --solvers euler_maruyama ddim --speed-lengths 64 --speed-reference elf-tiny-1500 --ar-baseline "$RUNS/ar-tiny-1500" --out-dir "$OUT"
+  --gammas 0 --sweep-steps 8 --solvers euler_maruyama ddim --speed-lengths 64 --speed-reference elf-tiny-1500 \
+  --ar-baseline "$RUNS/ar-tiny-1500" --out-dir "$OUT"
