@@ -10,7 +10,7 @@
 # (ar-tiny.yaml's recipe at ELF's size class, 4 x 128, the paired tasks' AR peers; same data, windows, batch and steps)
 # if $LDLM_ABLATION_DIR/ar-tiny-1500 is missing, and Cosmos at the `wide-` rows' N (64 latents of 256 for 64 tokens;
 # its shipped recipes, cosmos-autoencoder-tiny.yaml then cosmos-tiny.yaml with Cosmos' d = 7 for 64 latents; each
-# stage the same windows, batch and steps) if $LDLM_ABLATION_DIR/cosmos-n64-1500 is missing (~40 + 25 min).
+# stage the same windows, batch and steps) if $LDLM_ABLATION_DIR/cosmos-n64-1500 is missing (~40 + 5 min on one core).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${LDLM_ABLATION_DIR:-runs/ldlm-ablation}
