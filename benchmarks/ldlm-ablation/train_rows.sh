@@ -8,11 +8,12 @@
 # per-token capacity the decoder noise needs (README); a row prefixed `denoiser128-` (denoiser128-wide-sigma-1, ...)
 # has elf-tiny.yaml's 3 x 128 denoiser instead of the ablation's 2 x 64. A row whose log exists is skipped, so several
 # queues can share the list). Runs go to $LDLM_ABLATION_DIR (runs/ldlm-ablation);
-# STEPS (default 100) optimizer steps per row, the encoder warm-up S_wu at 30% of them.
+# STEPS (default 100) optimizer steps per row, the encoder warm-up S_wu at 30% of them; sigma_dec = 3 (the paper's)
+# unless a row sets another.
 cd "$(dirname "$0")/../.."
 export PYTHONPATH=$PWD/src HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1
 STEPS=${STEPS:-100}
-COMMON="--seq_len 64 --max_train_samples 4000 --max_steps $STEPS --warmup_steps 20 --per_device_train_batch_size 16 --eval_steps $STEPS --save_steps $STEPS --logging_steps 10 --model.num_latents 8 --model.latent_dim 32 --model.codec_hidden_size 64 --model.codec_num_attention_heads 2 --model.num_encoder_layers 1 --model.num_decoder_layers 1 --model.lm_head_dim 32 --model.hidden_size 64 --model.num_hidden_layers 2 --model.encoder_warmup_steps $(( STEPS * 3 / 10 ))"
+COMMON="--seq_len 64 --max_train_samples 4000 --max_steps $STEPS --warmup_steps 20 --per_device_train_batch_size 16 --eval_steps $STEPS --save_steps $STEPS --logging_steps 10 --model.num_latents 8 --model.latent_dim 32 --model.codec_hidden_size 64 --model.codec_num_attention_heads 2 --model.num_encoder_layers 1 --model.num_decoder_layers 1 --model.lm_head_dim 32 --model.hidden_size 64 --model.num_hidden_layers 2 --model.encoder_warmup_steps $(( STEPS * 3 / 10 )) --model.decoder_noise_std 3.0"
 declare -A ROWS=(
   [full]=""
   [no-mse]="--model.mse_decoder_loss false"

@@ -20,7 +20,9 @@ train() {  # NAME CONFIG [OVERRIDES...]
 train cosmos-codec-n16 examples/configs/cosmos-autoencoder-tiny.yaml --fill_frames false
 train cosmos-n16 examples/configs/cosmos-tiny.yaml --autoencoder "$CODEC" --fill_frames false
 train ar-tiny-128 examples/configs/ar-tiny-128.yaml
-train ldlm-128 examples/configs/ldlm-tiny.yaml --seq_len 128 --max_steps 40 --save_steps 40 --eval_steps 40
+# ldlm-128: the committed speed rows' geometry (16 latents of 128, the example config's before 2026-11-30)
+train ldlm-128 examples/configs/ldlm-tiny.yaml --seq_len 128 --max_steps 40 --save_steps 40 --eval_steps 40 \
+  --model.num_latents 16 --model.latent_dim 128 --model.decoder_noise_std 3.0
 train nfdm-128 examples/configs/nfdm-tiny.yaml --seq_len 128 --max_steps 40 --save_steps 40 --eval_steps 40
 # SLICE=16 (default): the pipelines run their model on at most 16 sequences at a time (`--batch-slice`,
 # `pipe.enable_batch_slicing`); SLICE=0: whole batches (the unsliced/ run).
