@@ -272,6 +272,8 @@ ROWS += _config_rows(CosmosLMConfig, COSMOS, [
     ("long_skip_merge", "mul", None), ("output_head", "linear", None), ("time_embedding_max_period", 0.0, None),
     ("time_embedding_max_period", NAN, None), ("time_embedding_max_period", -10.0, None),
     ("num_time_tokens", 4, None), ("num_time_tokens", -1, None), ("self_cond_per_batch", "yes", None),
+    ("distill_steps", 0, None), ("distill_steps", 2.5, None), ("distill_teacher_steps", 0, None),
+    ("distill_teacher", 3, None),
 ])  # fmt: skip
 ROWS += _config_rows(CosmosLMAutoencoderConfig, COSMOS_AE, [
     ("encoder_dim", 0, None), ("num_latents", 0, None), ("activation_mask_fraction", 1.5, None),
@@ -375,7 +377,7 @@ ROWS += [
     for name, value in [
         ("schedule_d", 0.0), ("schedule_d", NAN), ("t_min", 0.0), ("t_min", 1.0), ("t_max", 1.5), ("beta_clip_t", 1.0),
         ("solver", "heun"), ("prediction_type", "epsilon"), ("training_t_min", 1.0), ("num_train_timesteps", 0),
-        ("training_t_min", NAN),
+        ("training_t_min", NAN), ("default_num_inference_steps", 0), ("default_num_inference_steps", 2.5),
     ]
 ]  # fmt: skip
 _FM, _VP = FlowMatchEulerSDEScheduler, EulerMaruyamaVPScheduler
@@ -393,6 +395,7 @@ ROWS += [
         (_FM, "steps-mismatch", {"num_inference_steps": 5, "sigmas": [1.0, 0.5]}, ValueError, "num_inference_steps"),
         (_FM, "generator-int", {"num_inference_steps": 3, "generator": 42}, TypeError, "generator"),
         (_VP, "zero-steps", {"num_inference_steps": 0}, ValueError, "num_inference_steps"),
+        (_VP, "no-steps", {}, ValueError, "num_inference_steps"),
         (_VP, "increasing-timesteps", {"timesteps": [0.5, 0.9]}, ValueError, "timesteps"),
         (_VP, "timesteps-below-t_min", {"timesteps": [0.9, 0.01]}, ValueError, "timesteps"),
         (_VP, "sigmas-above-1", {"sigmas": [1.5, 0.5]}, ValueError, "sigmas"),

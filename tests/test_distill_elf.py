@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 
 import latentlm.training.trainer as trainer_module
 from latentlm import ELFForFlowMatching, ELFPipeline, FlowMatchEulerSDEScheduler
-from latentlm.models.elf.distillation_elf import distillation_sigmas, progressive_distillation_target
+from latentlm.models.distillation import progressive_distillation_target
+from latentlm.models.elf.distillation_elf import distillation_sigmas
 from latentlm.models.encoders import default_encoder_path
 from latentlm.training import save_checkpoint, train
 from test_train_elf import elf_config, log_of

@@ -99,6 +99,18 @@ def test_last_step_below_sigma_clamp_is_partial_as_in_elf():
     torch.testing.assert_close(out, z + (0.02 / 0.05) * (x0 - z))
 
 
+@pytest.mark.parametrize("step", [1, 2])  # an ordinary step, and the last one from sigma = 0.02 < sigma_clamp
+def test_ode_step_coefficients_are_the_euler_step_written_as_a_z_plus_b_x0(step):
+    # Progressive distillation inverts `z_next = a z + b x0_hat`: it must be exactly what `step` does without gamma.
+    scheduler = FlowMatchEulerSDEScheduler(gamma=0.0, sigma_clamp=0.05)
+    scheduler.set_timesteps(sigmas=[1.0, 0.5, 0.02])
+    x0_hat, z = _data()
+    scheduler.set_begin_index(step)
+    stepped = scheduler.step(x0_hat, scheduler.timesteps[step], z).prev_sample
+    a, b = scheduler.ode_step_coefficients(scheduler.sigmas[step].expand(2), scheduler.sigmas[step + 1].expand(2))
+    torch.testing.assert_close(a[:, None, None] * z + b[:, None, None] * x0_hat, stepped)
+
+
 # ---------------------------------------------------------------- same maths as diffusers' Euler
 
 

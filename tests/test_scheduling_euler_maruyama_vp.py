@@ -207,6 +207,34 @@ def test_one_step_of_each_solver_is_the_documented_update():
         assert scheduler.step_index == i + 1
 
 
+@pytest.mark.parametrize("solver", ["probability_flow", "ddim"])
+def test_ode_step_coefficients_are_the_deterministic_step_written_as_a_x_plus_b_x0(solver):
+    # Progressive distillation inverts `x_next = a x + b x0_hat`: it must be exactly what `step` does.
+    x0_hat, x = _data(dtype=torch.float64)
+    scheduler = EulerMaruyamaVPScheduler(solver=solver)
+    scheduler.set_timesteps(7)
+    scheduler.set_begin_index(2)
+    stepped = scheduler.step(x0_hat, scheduler.timesteps[2], x).prev_sample
+    t, t_next = scheduler.time_grid[2:4].double()
+    a, b = scheduler.ode_step_coefficients(t.expand(2), t_next.expand(2))
+    torch.testing.assert_close(a[:, None, None] * x + b[:, None, None] * x0_hat, stepped)
+
+
+def test_ode_step_coefficients_refuse_the_stochastic_solver_by_name():
+    with pytest.raises(ValueError, match="euler_maruyama"):
+        EulerMaruyamaVPScheduler().ode_step_coefficients(torch.tensor([0.5]), torch.tensor([0.4]))
+
+
+def test_default_num_inference_steps_is_the_grid_of_a_call_without_steps():
+    scheduler = EulerMaruyamaVPScheduler(solver="ddim", default_num_inference_steps=5)
+    scheduler.set_timesteps()
+    assert len(scheduler.timesteps) == 5
+    scheduler.set_timesteps(3)
+    assert len(scheduler.timesteps) == 3
+    with pytest.raises(ValueError, match="default_num_inference_steps"):
+        EulerMaruyamaVPScheduler(default_num_inference_steps=0)
+
+
 def test_last_euler_maruyama_step_returns_the_mean_without_noise():
     scheduler = EulerMaruyamaVPScheduler()
     scheduler.set_timesteps(5)

@@ -4,6 +4,7 @@ from .cosmos_lm import (
     CosmosLMAutoencoderConfig,
     CosmosLMConfig,
     CosmosLMForDiffusion,
+    CosmosLMForDistillation,
     CosmosLMModel,
     CosmosLMPreTrainedModel,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "CosmosLMAutoencoderConfig",
     "CosmosLMConfig",
     "CosmosLMForDiffusion",
+    "CosmosLMForDistillation",
     "CosmosLMModel",
     "CosmosLMPreTrainedModel",
     "DenoiserOutput",

@@ -29,6 +29,14 @@ def check_heads_divide_hidden(config) -> None:
         )
 
 
+def check_distillation(config) -> None:
+    """`distill_steps` (None or positive) and `distill_teacher_steps` (positive) of a distillable method's config."""
+    if config.distill_steps is not None and config.distill_steps < 1:
+        raise ValueError(f"`distill_steps` must be a positive integer or None, got {config.distill_steps}.")
+    if config.distill_teacher_steps < 1:
+        raise ValueError(f"`distill_teacher_steps` must be a positive integer, got {config.distill_teacher_steps}.")
+
+
 # Keys a saved or user-built `PreTrainedConfig` may carry besides the dataclass fields (transformers reads them).
 _KNOWN_EXTRA_KEYS = {
     "model_type", "name_or_path", "attn_implementation", "experts_implementation", "num_labels", "output_attentions",

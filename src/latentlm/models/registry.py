@@ -51,7 +51,13 @@ AR_MODEL_DEFAULTS = {
 def _method_specs() -> dict[str, MethodSpec]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from .cosmos_lm import CosmosLMAutoencoder, CosmosLMAutoencoderConfig, CosmosLMConfig, CosmosLMForDiffusion
+    from .cosmos_lm import (
+        CosmosLMAutoencoder,
+        CosmosLMAutoencoderConfig,
+        CosmosLMConfig,
+        CosmosLMForDiffusion,
+        CosmosLMForDistillation,
+    )
     from .elf import ELFConfig, ELFForDistillation, ELFForFlowMatching
     from .ldlm import LDLMConfig, LDLMForDiffusion
     from .nfdm import NFDMConfig, NFDMForDiffusion
@@ -68,6 +74,10 @@ def _method_specs() -> dict[str, MethodSpec]:
             "CosmosLMPipeline",
             condition_layout="cross_attention",
             framed_by_default=True,
+        ),
+        # A few-step Cosmos student (DDIM) distilled from a frozen Cosmos teacher on its autoencoder; exported as Cosmos.
+        "cosmos-distill": MethodSpec(
+            "cosmos-distill", CosmosLMConfig, CosmosLMForDistillation, "CosmosLMPipeline", framed_by_default=True
         ),
         "elf": MethodSpec(
             "elf", ELFConfig, ELFForFlowMatching, "ELFPipeline", condition_layout="in_sequence", framed_by_default=True

@@ -144,6 +144,9 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         num_train_timesteps (`int`, defaults to 1000):
             Kept for diffusers compatibility (``len(scheduler)`` and the grid held before the first
             `set_timesteps`); the process is continuous in time.
+        default_num_inference_steps (`int`, *optional*):
+            The steps `set_timesteps` (and the pipeline) use when none are given: a distilled few-step student's
+            steps (`CosmosLMConfig.distill_steps`). `None`: the pipeline's usual 200.
     """
 
     _compatibles = []
@@ -161,6 +164,7 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         prediction_type: str = "sample",
         training_t_min: float = 1e-5,
         num_train_timesteps: int = 1000,
+        default_num_inference_steps: int | None = None,
     ):
         for name, value in (("schedule_d", schedule_d), ("t_min", t_min), ("t_max", t_max),
                             ("beta_clip_t", beta_clip_t), ("training_t_min", training_t_min)):  # fmt: skip
@@ -169,6 +173,10 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
             raise ValueError(f"`schedule_d` must be a positive finite number, got {schedule_d!r}.")
         if not _is_positive_int(num_train_timesteps):
             raise ValueError(f"`num_train_timesteps` must be a positive integer, got {num_train_timesteps!r}.")
+        if default_num_inference_steps is not None and not _is_positive_int(default_num_inference_steps):
+            raise ValueError(
+                f"`default_num_inference_steps` must be a positive integer or None, got {default_num_inference_steps!r}."
+            )
         if not 0 < t_max <= 1:
             raise ValueError(f"`t_max` must be in (0, 1], got {t_max!r}.")
         if not 0 < t_min < t_max:
@@ -318,6 +326,42 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         x0 = pred_original_sample.to(device=sample.device, dtype=dtype)
         return (-(sample.to(dtype) - alpha * x0) / sigma**2).to(sample.dtype)
 
+    def ode_step_coefficients(self, t: torch.Tensor, t_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        One step of the deterministic `solver` from `t` to `t_next` as an affine map of the latent and the x0
+        prediction, ``x_next = a * x + b * x0_hat`` (the `step` update written out)::
+
+            ddim:              a = sigma_next / sigma,                  b = alpha_next - alpha * sigma_next / sigma
+            probability_flow:  a = 1 - beta dt / 2 + beta dt / (2 sigma^2),   b = -beta dt alpha / (2 sigma^2)
+
+        Progressive distillation inverts it: the x0 prediction whose one step lands on a given latent.
+
+        Args:
+            t (`torch.Tensor` of shape `(B,)`), t_next (`torch.Tensor` of shape `(B,)`): each row's step, `t > 0`.
+
+        Returns:
+            `(a, b)`, two `(B,)` tensors in the compute dtype (float64 for float64 times, else float32).
+
+        Raises:
+            ValueError: for ``solver="euler_maruyama"``, whose step is random.
+        """
+        solver = self.config.solver
+        if solver == "euler_maruyama":
+            raise ValueError(
+                "`solver='euler_maruyama'` adds noise at every step, so its step is not a function of the prediction: "
+                "use `solver='ddim'` or `'probability_flow'`."
+            )
+        t = torch.as_tensor(t)
+        t = t.to(_compute_dtype(t))
+        t_next = torch.as_tensor(t_next).to(t)
+        alpha, sigma = self.alpha_sigma(t)
+        if solver == "ddim":
+            alpha_next, sigma_next = self.alpha_sigma(t_next)
+            ratio = sigma_next / sigma
+            return ratio, alpha_next - alpha * ratio
+        half_beta_dt = 0.5 * self.beta(t) * (t_next - t)
+        return 1 - half_beta_dt + half_beta_dt / sigma**2, -half_beta_dt * alpha / sigma**2
+
     # ------------------------------------------------------------------ sampling
 
     def set_timesteps(
@@ -336,7 +380,9 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         ``time_grid[i]`` to ``time_grid[i + 1]``.
 
         Args:
-            num_inference_steps (`int`): N, the number of model evaluations (Cosmos uses 200).
+            num_inference_steps (`int`, *optional*): N, the number of model evaluations (Cosmos uses 200). May be
+                omitted when `timesteps` or `sigmas` are given, or when the config has `default_num_inference_steps`
+                (a distilled student).
             device (`str` or `torch.device`, *optional*): where ``time_grid`` / ``timesteps`` live.
             generator: unused (the grid is deterministic); accepted so every scheduler shares one loop.
             timesteps (`list[float]` or `torch.Tensor`, *optional*): custom start times of the ``N`` steps, strictly
@@ -352,6 +398,8 @@ class EulerMaruyamaVPScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
             if len(sigmas) and not bool(((sigmas > 0) & (sigmas <= 1)).all()):
                 raise ValueError(f"`sigmas` must lie in (0, 1], got {sigmas.tolist()}.")
             timesteps = self.time_from_sigma(sigmas)
+        if num_inference_steps is None and timesteps is None:
+            num_inference_steps = self.config.default_num_inference_steps
         grid, num_inference_steps = time_grid_from(
             num_inference_steps, timesteps, self.config.t_min, self.config.t_max
         )

@@ -269,6 +269,26 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         sigma = _expand_sigma(sigma, sample).clamp(min=self.config.sigma_clamp)
         return (sample - pred_original_sample.to(sample.dtype)) / sigma
 
+    def ode_step_coefficients(
+        self, sigma: torch.Tensor, sigma_next: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        The Euler ODE step from `sigma` to `sigma_next` as an affine map of the latent and the x0 prediction:
+        ``z_next = a * z + b * x0_hat``, with the velocity of `get_velocity` (``m = max(sigma, sigma_clamp)``)::
+
+            a = 1 + (sigma_next - sigma) / m,        b = (sigma - sigma_next) / m
+
+        Progressive distillation inverts it: the x0 prediction whose one step lands on a given latent.
+
+        Args:
+            sigma (`torch.Tensor` of shape `(B,)`), sigma_next (`torch.Tensor` of shape `(B,)`): each row's step.
+
+        Returns:
+            `(a, b)`, two `(B,)` tensors.
+        """
+        clamped = sigma.clamp(min=self.config.sigma_clamp)
+        return 1 + (sigma_next - sigma) / clamped, (sigma - sigma_next) / clamped
+
     # ------------------------------------------------------------------ sampling
 
     def set_timesteps(

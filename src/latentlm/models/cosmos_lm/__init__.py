@@ -1,4 +1,5 @@
 from .configuration_cosmos_lm import CosmosLMAutoencoderConfig, CosmosLMConfig
+from .distillation_cosmos_lm import CosmosLMForDistillation
 from .modeling_cosmos_lm import (
     CosmosLMDiffusionOutput,
     CosmosLMForDiffusion,
@@ -15,6 +16,7 @@ __all__ = [
     "CosmosLMConfig",
     "CosmosLMDiffusionOutput",
     "CosmosLMForDiffusion",
+    "CosmosLMForDistillation",
     "CosmosLMModel",
     "CosmosLMPreTrainedModel",
 ]

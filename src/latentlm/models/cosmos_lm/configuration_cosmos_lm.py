@@ -9,6 +9,7 @@ from transformers import PreTrainedConfig
 from ..configuration_utils import (
     StrictConfigMixin,
     check_conditioning,
+    check_distillation,
     check_heads_divide_hidden,
     check_positive,
     check_probability,
@@ -249,6 +250,13 @@ class CosmosLMConfig(StrictConfigMixin, PreTrainedConfig):
         cross_attention_dim (`int`, *optional*): width of the condition states, the autoencoder's `encoder_dim`
             (the training loop sets it from `--autoencoder`; checked when the autoencoder is attached). Conditional
             models built without it default to `latent_dim`, which is the encoder's width in Cosmos' own codecs.
+        distill_steps (`int`, *optional*): set on a few-step student (`method: cosmos-distill`, see
+            `CosmosLMForDistillation`): the DDIM steps it was distilled for, each spanning `(1 - t_min) / distill_steps`
+            of time; its pipeline samples them with DDIM by default.
+        distill_teacher (`str`, *optional*): the frozen Cosmos model a student is distilled from (a pipeline or model
+            folder, a Hub id); used in training only.
+        distill_teacher_steps (`int`, defaults to 4): DDIM sub-steps of the teacher inside one student step (the
+            teacher's resolution is `distill_steps * distill_teacher_steps`).
     """
 
     model_type = "latentlm_cosmos"
@@ -289,6 +297,9 @@ class CosmosLMConfig(StrictConfigMixin, PreTrainedConfig):
     max_prompt_fraction: float = 0.5
     condition_dropout: float = 0.1
     cross_attention_dim: int | None = None
+    distill_steps: int | None = None
+    distill_teacher: str | None = None
+    distill_teacher_steps: int = 4
 
     pad_token_id: int | None = 0
     bos_token_id: int | None = None
@@ -317,6 +328,7 @@ class CosmosLMConfig(StrictConfigMixin, PreTrainedConfig):
             )
         check_probability(self, ("self_cond_prob",))
         check_conditioning(self)
+        check_distillation(self)
         if self.conditional and self.cross_attention_dim is None:
             self.cross_attention_dim = self.latent_dim
         if not 0.0 < self.t_min < 1.0:

@@ -221,9 +221,15 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
     # ----------------------------------------------------------------------------------------------------------
 
     def get_default_scheduler(self) -> EulerMaruyamaVPScheduler:
-        """Cosmos' sampler: Euler–Maruyama on the reverse VP SDE of the tan schedule, to `t_min`."""
+        """Cosmos' sampler: Euler–Maruyama on the reverse VP SDE of the tan schedule, to `t_min`. A distilled student
+        (`config.distill_steps`) samples the DDIM steps it was distilled for."""
+        distill_steps = getattr(self.config, "distill_steps", None)
         return EulerMaruyamaVPScheduler(
-            schedule_d=self.config.schedule_d, t_min=self.config.t_min, training_t_min=self.config.training_t_min
+            schedule_d=self.config.schedule_d,
+            t_min=self.config.t_min,
+            training_t_min=self.config.training_t_min,
+            solver="euler_maruyama" if distill_steps is None else "ddim",
+            default_num_inference_steps=distill_steps,
         )
 
     def latent_shape(self, gen_length: int) -> tuple[int, int]:

@@ -5,6 +5,7 @@ from transformers import PreTrainedConfig
 from ..configuration_utils import (
     StrictConfigMixin,
     check_conditioning,
+    check_distillation,
     check_heads_divide_hidden,
     check_positive,
     check_probability,
@@ -173,10 +174,7 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
                 f"`guidance_min` and `guidance_max` must satisfy 0 < min <= max, got {self.guidance_min}, "
                 f"{self.guidance_max}."
             )
-        if self.distill_steps is not None and self.distill_steps < 1:
-            raise ValueError(f"`distill_steps` must be a positive integer or None, got {self.distill_steps}.")
-        if self.distill_teacher_steps < 1:
-            raise ValueError(f"`distill_teacher_steps` must be a positive integer, got {self.distill_teacher_steps}.")
+        check_distillation(self)
         for name in ("distill_time_schedule", "distill_teacher_time_schedule"):
             if getattr(self, name) not in DISTILL_TIME_SCHEDULES:
                 raise ValueError(f"`{name}` must be one of {DISTILL_TIME_SCHEDULES}, got {getattr(self, name)!r}.")

@@ -15,7 +15,9 @@ latentlm's sigma = 1 - ELF's t):
   input and samples with one forward pass per step at any scale;
 * the teacher integrates from ``sigma_s`` to ``sigma_end`` on ``distill_teacher_steps`` sub-steps whose interior
   times are sorted draws of the same law placed inside the span, and the target is the x0 prediction that makes ONE
-  Euler step of the student land where the teacher landed (`progressive_distillation_target`);
+  Euler step of the student land where the teacher landed (`progressive_distillation_target`): the official
+  ``x_target = z_s + sigma_s / (sigma_s - sigma_end) (z_end - z_s)`` while ``sigma_s >= sigma_clamp`` (students of
+  up to 20 steps), and still exact below it, where the official formula ignores the clamp;
 * loss: MSE between the student's x0 prediction and that target (mean over dimensions and real tokens of each
   example); decode rows (``decoder_prob``) keep ELF's cross-entropy; the mean over examples.
 
@@ -31,12 +33,8 @@ import torch.nn.functional as F
 from transformers.utils import can_return_tuple
 
 from ...schedulers import sample_training_sigmas
-from .configuration_elf import ELFConfig
+from ..distillation import DistillationMixin, progressive_distillation_target
 from .modeling_elf import ELFFlowMatchingOutput, ELFForFlowMatching
-
-
-# Official fallback: a span this short gives the teacher's last prediction instead of the (ill-conditioned) inversion.
-_MIN_SPAN = 1e-3
 
 
 def sample_unit_times(shape, schedule: str, mean: float, std: float, device) -> torch.Tensor:
@@ -74,89 +72,22 @@ def distillation_sigmas(
     return 1.0 - (t_start[:, None] + span * fractions)
 
 
-@torch.no_grad()
-def progressive_distillation_target(denoise, sample, sigmas, self_condition, scheduler) -> torch.Tensor:
-    """The student's x0 target: the prediction whose single Euler step lands where the teacher's sub-steps landed.
-
-    The teacher takes Euler steps (velocity ``scheduler.get_velocity``, ELF's ``1 / max(sigma, sigma_clamp)``) from
-    ``sigmas[:, 0]`` through every column of `sigmas`, reaching ``z_end``; the target is the official inversion
-
-        x_target = z_s + sigma_s / (sigma_s - sigma_end) * (z_end - z_s),
-
-    so that ``z_s + (sigma_end - sigma_s) * (z_s - x_target) / sigma_s = z_end`` (exact while ``sigma_s >=
-    sigma_clamp``, which holds for students of up to 20 steps). One sub-step returns the teacher's prediction itself
-    (the same value without the round trip), as does a span under 1e-3.
-
-    Args:
-        denoise: ``denoise(z, sigma, self_condition) -> x0`` of the teacher; `sigma` is `(batch,)`.
-        sample: `(batch, seq_len, latent_dim)` the noisy latent ``z_s`` at ``sigmas[:, 0]``.
-        sigmas: `(batch, K + 1)` decreasing sigmas of the K sub-steps.
-        self_condition: `(batch, seq_len, latent_dim)` or None, the first sub-step's self-conditioning input; later
-            sub-steps read the teacher's previous prediction, as the sampler does.
-        scheduler: a `FlowMatchEulerSDEScheduler` (its `get_velocity`).
-
-    Returns:
-        `(batch, seq_len, latent_dim)` float32 targets.
-    """
-    start = sample.float()
-    z, prediction = start, None
-    for k in range(sigmas.shape[1] - 1):
-        prediction = denoise(z, sigmas[:, k], self_condition).float()
-        velocity = scheduler.get_velocity(prediction, z, sigmas[:, k])
-        z = z + (sigmas[:, k + 1] - sigmas[:, k])[:, None, None] * velocity
-        self_condition = prediction
-    if sigmas.shape[1] == 2:
-        return prediction
-    span = (sigmas[:, 0] - sigmas[:, -1])[:, None, None]
-    target = start + sigmas[:, 0, None, None] / span.clamp(min=1e-6) * (z - start)
-    return torch.where(span < _MIN_SPAN, prediction, target)
-
-
-class ELFForDistillation(ELFForFlowMatching):
+class ELFForDistillation(DistillationMixin, ELFForFlowMatching):
     """An ELF student trained to sample in `config.distill_steps` steps from a frozen ELF teacher (`method:
     elf-distill`; see the module docstring for the objective).
 
     The student IS an ELF model: the same config class and weights; the training loop exports it as a plain
     `ELFForFlowMatching` (`model_for_export`) in an `ELFPipeline` whose scheduler samples `distill_steps` steps by
     default. The teacher (`config.distill_teacher`) is attached for training only, like the frozen encoder: never a
-    submodule, so never saved nor optimised.
+    submodule, so never saved nor optimised (`DistillationMixin`).
     """
 
-    @property
-    def teacher(self) -> ELFForFlowMatching | None:
-        return self.__dict__.get("_teacher")
-
-    def set_teacher(self, teacher: ELFForFlowMatching) -> None:
-        """Attaches a frozen teacher; it must read the student's latents (same encoder space and statistics)."""
-        mine, theirs = self.config, teacher.config
-        for name in ("latent_dim", "latent_mean", "latent_std", "noise_scale", "vocab_size"):
-            if getattr(theirs, name) != getattr(mine, name):
-                raise ValueError(
-                    f"The teacher's `{name}` ({getattr(theirs, name)}) differs from the student's "
-                    f"({getattr(mine, name)}): a student must denoise the teacher's latents. Start it from the teacher "
-                    "(`init_from`)."
-                )
-        teacher.eval().requires_grad_(False)
-        self.__dict__["_teacher"] = teacher
-
-    def load_teacher(self) -> ELFForFlowMatching:
-        """Loads `config.distill_teacher` (a folder, a Hub id or `pretrained:<name>`) unless a teacher is attached."""
-        if self.teacher is None:
-            if self.config.distill_teacher is None:
-                raise ValueError("`distill_teacher` is not set: name the ELF model to distil (e.g. `model: "
-                                 "{distill_teacher: pretrained:elf-tiny-prose}`).")  # fmt: skip
-            from ...training.sources import resolve_init_from
-
-            source = resolve_init_from(self.config.distill_teacher)
-            self.set_teacher(ELFForFlowMatching.from_pretrained(source.model_dir, dtype=torch.float32))
-        return self.teacher
+    export_class = ELFForFlowMatching
+    teacher_matching_keys = ("latent_dim", "latent_mean", "latent_std", "noise_scale", "vocab_size")
 
     def prepare_for_training(self, dataloader, num_batches: int = 16) -> None:
         """Training-loop hook: checks the distillation settings, loads the frozen encoder and the teacher."""
-        if self.config.distill_steps is None:
-            raise ValueError("`distill_steps` is not set: the number of sampling steps to distil the student to.")
-        if self.config.conditional:
-            raise ValueError("`method: elf-distill` distils unconditional ELF models; this one is conditional.")
+        self.check_distillation_settings()
         self.load_text_encoder()
         self.load_teacher()
         if self.config.latent_std is None:  # a student built from scratch reads the teacher's latents
@@ -164,12 +95,6 @@ class ELFForDistillation(ELFForFlowMatching):
                 self.teacher.config.latent_mean,
                 self.teacher.config.latent_std,
             )
-
-    def model_for_export(self) -> ELFForFlowMatching:
-        """The student as a plain `ELFForFlowMatching` (what the training loop saves)."""
-        student = ELFForFlowMatching(ELFConfig.from_dict(self.config.to_dict()))
-        student.load_state_dict(self.state_dict())
-        return student.to(device=self.device, dtype=self.dtype)
 
     @can_return_tuple
     def forward(
@@ -298,4 +223,4 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1)
 
 
-__all__ = ["ELFForDistillation", "distillation_sigmas", "progressive_distillation_target"]
+__all__ = ["ELFForDistillation", "distillation_sigmas"]
