@@ -112,3 +112,22 @@ class EmbeddingEncoder(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask=None):
         return type("Out", (), {"last_hidden_state": self.embed(input_ids)})()
+
+
+def train_killed_after_first_checkpoint(config, monkeypatch) -> None:
+    """Runs `train(config)` and kills it right after its first checkpoint is written, as a crash there would, so that
+    a test can resume it (`resume_from_checkpoint = "latest"`) and compare with an uninterrupted run."""
+    import latentlm.training.trainer as trainer_module
+    from latentlm.training import save_checkpoint, train
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(*args, **kwargs):
+        save_checkpoint(*args, **kwargs)
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer_module, "save_checkpoint", save_then_die)
+        with pytest.raises(Killed):
+            train(config)

@@ -7,12 +7,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import latentlm.training.trainer as trainer_module
+from conftest import train_killed_after_first_checkpoint
 from latentlm import CosmosLMConfig, CosmosLMForDiffusion, CosmosLMForDistillation, CosmosLMPipeline
 from latentlm.models.cosmos_lm.distillation_cosmos_lm import distillation_times
 from latentlm.models.distillation import progressive_distillation_target
 from latentlm.schedulers import EulerMaruyamaVPScheduler
-from latentlm.training import load_config, save_checkpoint, train
+from latentlm.training import load_config, train
 from test_train_cosmos import COMMON, TINY_DENOISER, autoencoder_dir, diffusion_config, log_of  # noqa: F401
 
 
@@ -119,18 +119,8 @@ def test_a_distillation_round_exports_a_cosmos_pipeline_that_samples_its_distill
 def test_a_killed_distillation_round_resumes_with_the_same_losses(tmp_path, teacher, monkeypatch):
     train(distill_config(tmp_path / "a", teacher, max_steps=4))
 
-    class Killed(Exception):
-        pass
-
-    def save_then_die(*args, **kwargs):
-        save_checkpoint(*args, **kwargs)
-        raise Killed
-
     run_b = distill_config(tmp_path / "b", teacher, max_steps=4, save_steps=2)
-    with monkeypatch.context() as patch:
-        patch.setattr(trainer_module, "save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
-            train(run_b)
+    train_killed_after_first_checkpoint(run_b, monkeypatch)
     run_b.resume_from_checkpoint = "latest"
     train(run_b)
     assert log_of(tmp_path / "b") == log_of(tmp_path / "a")

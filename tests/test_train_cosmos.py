@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import latentlm.training.trainer as trainer_module
+from conftest import train_killed_after_first_checkpoint
 from latentlm import AutoPipelineForTextGeneration, CosmosLMAutoencoder, CosmosLMPipeline
 from latentlm.cli import main
-from latentlm.training import load_config, save_checkpoint, train
+from latentlm.training import load_config, train
 
 
 COMMON = dict(
@@ -89,18 +89,8 @@ def test_stage_two_from_the_cli_exports_one_pipeline_that_samples(autoencoder_di
 def test_stage_two_killed_and_resumed_continues_with_the_same_losses(autoencoder_dir, tmp_path, monkeypatch):
     train(diffusion_config(tmp_path / "a", autoencoder_dir))
 
-    class Killed(Exception):
-        pass
-
-    def save_then_die(*args, **kwargs):
-        save_checkpoint(*args, **kwargs)
-        raise Killed
-
     run_b = diffusion_config(tmp_path / "b", autoencoder_dir, save_steps=2)
-    with monkeypatch.context() as patch:
-        patch.setattr(trainer_module, "save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
-            train(run_b)
+    train_killed_after_first_checkpoint(run_b, monkeypatch)
     run_b.resume_from_checkpoint = "latest"
     train(run_b)
 

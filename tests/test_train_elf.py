@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import latentlm.training.trainer as trainer_module
+from conftest import train_killed_after_first_checkpoint
 from latentlm import ELFPipeline
 from latentlm.cli import main
-from latentlm.training import load_config, save_checkpoint, train
+from latentlm.training import load_config, train
 
 
 TINY_ELF = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, bottleneck_dim=16, decoder_head_dim=16)
@@ -75,18 +75,8 @@ def test_elf_trains_on_english_prose_exports_a_pipeline_and_samples_from_the_cli
 def test_elf_run_killed_and_resumed_continues_with_the_same_losses(tmp_path, monkeypatch):
     train(elf_config(tmp_path / "a"))
 
-    class Killed(Exception):
-        pass
-
-    def save_then_die(*args, **kwargs):
-        save_checkpoint(*args, **kwargs)
-        raise Killed
-
     run_b = elf_config(tmp_path / "b", save_steps=2)
-    with monkeypatch.context() as patch:
-        patch.setattr(trainer_module, "save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
-            train(run_b)
+    train_killed_after_first_checkpoint(run_b, monkeypatch)
     run_b.resume_from_checkpoint = "latest"
     train(run_b)
 

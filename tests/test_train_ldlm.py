@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import latentlm.training.trainer as trainer_module
+from conftest import train_killed_after_first_checkpoint
 from latentlm import AutoPipelineForTextGeneration, LDLMPipeline
 from latentlm.cli import main
-from latentlm.training import load_config, save_checkpoint, train
+from latentlm.training import load_config, train
 
 
 TINY = dict(
@@ -89,18 +89,8 @@ def test_naive_joint_turns_every_recipe_part_off_by_override(tmp_path):
 
 def test_killed_and_resumed_run_continues_with_the_same_losses_and_sampler_state(cli_run, tmp_path, monkeypatch):
 
-    class Killed(Exception):
-        pass
-
-    def save_then_die(*args, **kwargs):
-        save_checkpoint(*args, **kwargs)
-        raise Killed
-
     run_b = config(tmp_path / "b", save_steps=2)
-    with monkeypatch.context() as patch:
-        patch.setattr(trainer_module, "save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
-            train(run_b)
+    train_killed_after_first_checkpoint(run_b, monkeypatch)
     # At the crash, every time bin had a loss: the steps after the resume sample from the saved moving averages.
     saved = load_file(tmp_path / "b" / "checkpoints" / "checkpoint-2" / "model" / "model.safetensors")
     assert bool((saved["timestep_sampler.bin_count"] > 0).all()) and int(saved["encoder_warmup_step"]) == 2

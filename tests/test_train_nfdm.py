@@ -8,11 +8,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import latentlm.training.trainer as trainer_module
+from conftest import train_killed_after_first_checkpoint
 from latentlm import NFDMPipeline
 from latentlm.cli import main
 from latentlm.evaluation.likelihood import causal_lm_bits_per_token, run_likelihood
-from latentlm.training import load_config, save_checkpoint, train
+from latentlm.training import load_config, train
 
 
 TINY = dict(
@@ -76,18 +76,8 @@ def test_nfdm_trains_exports_a_pipeline_samples_and_reports_its_bound_from_the_c
 def test_nfdm_run_killed_and_resumed_continues_with_the_same_losses(tmp_path, monkeypatch):
     train(nfdm_config(tmp_path / "a"))
 
-    class Killed(Exception):
-        pass
-
-    def save_then_die(*args, **kwargs):
-        save_checkpoint(*args, **kwargs)
-        raise Killed
-
     run_b = nfdm_config(tmp_path / "b", save_steps=2)
-    with monkeypatch.context() as patch:
-        patch.setattr(trainer_module, "save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
-            train(run_b)
+    train_killed_after_first_checkpoint(run_b, monkeypatch)
     run_b.resume_from_checkpoint = "latest"
     train(run_b)
 

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import latentlm.training.trainer as trainer_module
-from conftest import WORDS, build_tiny_tokenizer
+from conftest import WORDS, build_tiny_tokenizer, train_killed_after_first_checkpoint
 from latentlm.models.registry import get_method
 from latentlm.training import (
     EMA,
@@ -127,18 +127,8 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(corpus, tmp_path, mo
     }
     train(tiny_config(corpus, tmp_path / "a", **settings))
 
-    class Killed(Exception):
-        pass
-
-    def save_then_die(*args, **kwargs):
-        save_checkpoint(*args, **kwargs)
-        raise Killed
-
     run_b = tiny_config(corpus, tmp_path / "b", save_steps=3, **settings)
-    with monkeypatch.context() as patch:
-        patch.setattr(trainer_module, "save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
-            train(run_b)
+    train_killed_after_first_checkpoint(run_b, monkeypatch)
     assert [p.name for p in list_checkpoints(tmp_path / "b")] == ["checkpoint-3"]
     with (tmp_path / "b" / "train_log.jsonl").open("a") as log:  # the killed run went on a little
         log.write('{"step": 4, "loss": 1.0, "lr": 0.1}\n{"step": 5, "lo')

@@ -81,11 +81,7 @@ class CosmosLMForDistillation(DistillationMixin, CosmosLMForDiffusion):
             raise ValueError("`method: cosmos-distill` is unconditional: paired data is not supported.")
         teacher = self.load_teacher()
         if latents is None:
-            autoencoder = self.get_autoencoder()
-            with torch.no_grad():
-                latents = autoencoder.normalize_latents(
-                    autoencoder.encode(input_ids, attention_mask, encoder_activations=encoder_activations)
-                )
+            latents = self.clean_latents(input_ids, attention_mask, encoder_activations)
         x0 = latents.to(self.dtype)
         batch, device = x0.shape[0], x0.device
 

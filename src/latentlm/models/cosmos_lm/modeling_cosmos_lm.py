@@ -179,11 +179,7 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
         if condition is not None:
             condition = self.drop_conditions(condition)
         if latents is None:
-            autoencoder = self.get_autoencoder()
-            with torch.no_grad():
-                latents = autoencoder.normalize_latents(
-                    autoencoder.encode(input_ids, attention_mask, encoder_activations=encoder_activations)
-                )
+            latents = self.clean_latents(input_ids, attention_mask, encoder_activations)
         x0 = latents.to(self.dtype)
         batch = x0.shape[0]
         # Cosmos' one coin per batch is drawn first: how much randomness the noise below uses depends on its dtype.
@@ -201,6 +197,15 @@ class CosmosLMForDiffusion(CosmosLMPreTrainedModel, LatentDiffusionMixin, Condit
         prediction = self.model(noisy, t, self_condition=self_condition, **condition_kwargs).sample
         loss = (prediction.float() - x0.float()).pow(2).mean()
         return CosmosLMDiffusionOutput(loss=loss, pred_original_sample=prediction)
+
+    @torch.no_grad()
+    def clean_latents(self, input_ids, attention_mask=None, encoder_activations=None) -> torch.Tensor:
+        """The training target x0: the frozen autoencoder's normalised latents `(batch, num_latents, latent_dim)` of the
+        text (from its cached `encoder_activations` when given)."""
+        autoencoder = self.get_autoencoder()
+        return autoencoder.normalize_latents(
+            autoencoder.encode(input_ids, attention_mask, encoder_activations=encoder_activations)
+        )
 
     def _training_self_condition(self, noisy, t, condition_kwargs: dict, batch_coin: bool | None) -> torch.Tensor:
         """The self-conditioning input of a training step: a no-grad x0 estimate on `self_cond_prob` of the batch
