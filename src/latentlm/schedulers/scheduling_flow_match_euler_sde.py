@@ -273,7 +273,8 @@ class FlowMatchEulerSDEScheduler(StepIndexMixin, SchedulerMixin, ConfigMixin):
         self, sigma: torch.Tensor, sigma_next: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """
-        The Euler ODE step from `sigma` to `sigma_next` as an affine map of the latent and the x0 prediction:
+        The Euler ODE step (`step` with ``gamma = 0``) from `sigma` to `sigma_next` as an affine map of the latent and
+        the x0 prediction:
         ``z_next = a * z + b * x0_hat``, with the velocity of `get_velocity` (``m = max(sigma, sigma_clamp)``)::
 
             a = 1 + (sigma_next - sigma) / m,        b = (sigma - sigma_next) / m

@@ -15,8 +15,8 @@ example, with ``N = distill_steps`` and ``K = distill_teacher_steps``:
   the teacher's later sub-steps read its own previous prediction;
 * loss: MSE between the student's x0 prediction and the target on the normalised latents (Cosmos' loss).
 
-Rounds (200 -> 50 -> 25 ...) are successive runs, each from the previous round's export (``init_from``), the teacher
-staying the original (``distill_teacher``).
+Rounds (25 -> 10 -> 5 -> 2 -> 1 steps in `benchmarks/cosmos-distill`) are successive runs, each from the previous
+round's export (``init_from``), the teacher staying the original (``distill_teacher``).
 """
 
 import torch
