@@ -127,14 +127,15 @@ def test_a_killed_distillation_round_resumes_with_the_same_losses(tmp_path, teac
     assert log_of(tmp_path / "b") == log_of(tmp_path / "a")
 
 
-@pytest.mark.parametrize(
-    ("model", "pattern"),
-    [
-        ({"distill_steps": 2}, "distill_teacher"),
-        ({"distill_steps": 2, "distill_teacher": "pretrained:no-such-model"}, "no-such-model"),
-        ({"distill_teacher": "TEACHER"}, "distill_steps"),
-    ],
-)
+# Settings a distillation round cannot run without, and the name its error gives (shared with test_distill_cosmos).
+MISSING_SETTINGS = [
+    ({"distill_steps": 2}, "distill_teacher"),
+    ({"distill_steps": 2, "distill_teacher": "pretrained:no-such-model"}, "no-such-model"),
+    ({"distill_teacher": "TEACHER"}, "distill_steps"),
+]
+
+
+@pytest.mark.parametrize(("model", "pattern"), MISSING_SETTINGS)
 def test_a_distillation_round_without_steps_or_teacher_fails_by_name(tmp_path, teacher, model, pattern):
     model = {key: str(teacher) if value == "TEACHER" else value for key, value in model.items()}
     with pytest.raises(ValueError, match=pattern):
