@@ -14,6 +14,8 @@ from ..warm_start import check_block_config
 
 
 DISTILL_TIME_SCHEDULES = ("logit_normal", "uniform")
+# The student's start times may also sit on the sampler's own grid, the teacher's sub-steps then on its finer grid.
+DISTILL_STUDENT_TIME_SCHEDULES = (*DISTILL_TIME_SCHEDULES, "sampling_grid")
 
 
 class ELFConfig(StrictConfigMixin, PreTrainedConfig):
@@ -91,7 +93,13 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
             official `pd_teacher_steps`; the teacher's resolution is `distill_steps * distill_teacher_steps`).
         distill_time_schedule, distill_teacher_time_schedule (`str`, default `"logit_normal"`): how the student's
             start times and the teacher's interior sub-step times are drawn: ELF's logit-normal law (`time_mean`,
-            `time_std`) or `"uniform"` (the official `pd_student_schedule` / `pd_teacher_schedule`).
+            `time_std`) or `"uniform"` (the official `pd_student_schedule` / `pd_teacher_schedule`). The official
+            student learns every span of `1 / distill_steps`, yet samples on the logit-normal grid, whose spans
+            differ. `distill_time_schedule: "sampling_grid"` trains on the sampler's grid instead (Salimans & Ho):
+            the student starts on one of the `distill_steps` intervals of the exported scheduler's grid, and the
+            teacher takes the `distill_teacher_steps` steps of its grid at `distill_steps * distill_teacher_steps`
+            steps inside that interval (the logit-normal quantile grids nest). The teacher's schedule is not read
+            then. Such a student is trained for its `distill_steps` steps only.
     """
 
     model_type = "latentlm_elf"
@@ -175,9 +183,12 @@ class ELFConfig(StrictConfigMixin, PreTrainedConfig):
                 f"{self.guidance_max}."
             )
         check_distillation(self)
-        for name in ("distill_time_schedule", "distill_teacher_time_schedule"):
-            if getattr(self, name) not in DISTILL_TIME_SCHEDULES:
-                raise ValueError(f"`{name}` must be one of {DISTILL_TIME_SCHEDULES}, got {getattr(self, name)!r}.")
+        for name, allowed in (
+            ("distill_time_schedule", DISTILL_STUDENT_TIME_SCHEDULES),
+            ("distill_teacher_time_schedule", DISTILL_TIME_SCHEDULES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"`{name}` must be one of {allowed}, got {getattr(self, name)!r}.")
         offset = self.condition_position_offset
         if offset is not None and (
             isinstance(offset, bool) or not isinstance(offset, int) or not 0 < offset < self.max_position_embeddings

@@ -6,7 +6,10 @@ steps, a span of ``1 / distill_steps`` of time, in one prediction, where the fro
 latentlm's sigma = 1 - ELF's t):
 
 * the student's start ``t_s = u (1 - 1 / N)`` with ``u`` logit-normal (or uniform), so that the step ends inside
-  the path: ``sigma_s = 1 - t_s`` in ``[1 / N, 1]``, ``sigma_end = sigma_s - 1 / N``;
+  the path: ``sigma_s = 1 - t_s`` in ``[1 / N, 1]``, ``sigma_end = sigma_s - 1 / N``. The exported student samples
+  on the logit-normal grid, whose spans are not ``1 / N``; ``distill_time_schedule: sampling_grid`` (latentlm's
+  option) trains on that grid instead: the student starts on one of its ``N`` intervals and the teacher steps on
+  the grid of ``N * distill_teacher_steps`` steps (`sampling_grid_sigmas`);
 * self-conditioning as at sampling: on ``self_cond_prob`` of the examples both the student and the teacher's first
   sub-step read the teacher's prediction at ``(z_s, sigma_s)`` without self-conditioning; the teacher's later
   sub-steps read its own previous prediction, as the sampler threads it;
@@ -72,6 +75,27 @@ def distillation_sigmas(
     return 1.0 - (t_start[:, None] + span * fractions)
 
 
+def sampling_grid_sigmas(batch: int, scheduler, num_student_steps: int, num_teacher_steps: int, device=None):
+    """The teacher's sub-step grid of each example on the sampler's own grid, `(batch, num_teacher_steps + 1)`.
+
+    Each example starts on one of the `num_student_steps` intervals of the scheduler's grid, drawn uniformly, and
+    the teacher steps on the scheduler's grid at ``num_student_steps * num_teacher_steps`` steps inside it: every
+    `num_teacher_steps`-th point of that finer grid is the student's grid (exactly for the logit-normal quantile
+    grids, to float rounding for the uniform one). `scheduler` must have a deterministic grid (not
+    ``time_grid="logit_normal_random"``); it is left set to the finer grid.
+    """
+    if scheduler.config.time_grid == "logit_normal_random":
+        raise ValueError(
+            '`distill_time_schedule="sampling_grid"` needs a deterministic sampling grid; the scheduler\'s '
+            '`time_grid="logit_normal_random"` draws a new one per call.'
+        )
+    scheduler.set_timesteps(num_student_steps * num_teacher_steps)
+    fine = scheduler.sigmas.to(device)
+    interval = torch.randint(0, num_student_steps, (batch,), device=device)
+    columns = interval[:, None] * num_teacher_steps + torch.arange(num_teacher_steps + 1, device=device)
+    return fine[columns]
+
+
 class ELFForDistillation(DistillationMixin, ELFForFlowMatching):
     """An ELF student trained to sample in `config.distill_steps` steps from a frozen ELF teacher (`method:
     elf-distill`; see the module docstring for the objective).
@@ -129,10 +153,16 @@ class ELFForDistillation(DistillationMixin, ELFForFlowMatching):
         token_mask = token_mask.to(x0.dtype)
 
         # 1. Times: the student's start and the teacher's sub-steps, per example; the noisy latent at the start.
-        sigmas = distillation_sigmas(
-            batch, cfg.distill_steps, cfg.distill_teacher_steps, student_schedule=cfg.distill_time_schedule,
-            teacher_schedule=cfg.distill_teacher_time_schedule, mean=cfg.time_mean, std=cfg.time_std, device=device,
-        ).to(x0.dtype)  # fmt: skip
+        if cfg.distill_time_schedule == "sampling_grid":
+            grid_scheduler = self.get_default_scheduler()
+            sigmas = sampling_grid_sigmas(batch, grid_scheduler, cfg.distill_steps, cfg.distill_teacher_steps, device)
+        else:
+            sigmas = distillation_sigmas(
+                batch, cfg.distill_steps, cfg.distill_teacher_steps, student_schedule=cfg.distill_time_schedule,
+                teacher_schedule=cfg.distill_teacher_time_schedule, mean=cfg.time_mean, std=cfg.time_std,
+                device=device,
+            )  # fmt: skip
+        sigmas = sigmas.to(x0.dtype)
         sigma = sigmas[:, 0]
         z = self.noise_scheduler.scale_noise(x0, sigma, torch.randn_like(x0))
 
@@ -223,4 +253,4 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1)
 
 
-__all__ = ["ELFForDistillation", "distillation_sigmas"]
+__all__ = ["ELFForDistillation", "distillation_sigmas", "sampling_grid_sigmas"]
