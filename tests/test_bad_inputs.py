@@ -260,7 +260,8 @@ ROWS += _config_rows(ELFConfig, TINY_ELF, [
     ("init_denoiser_from", 5, None), ("init_denoiser_from", "some/encoder", "init_denoiser_from"),
     ("distill_steps", 0, None), ("distill_steps", 2.5, None), ("distill_teacher_steps", 0, None),
     ("distill_time_schedule", "cosine", None), ("distill_teacher_time_schedule", "linear", None),
-    ("distill_teacher", 3, None), ("distil_steps", 8, "distil_steps"),
+    ("distill_teacher_time_schedule", "sampling_grid", None), ("distill_teacher", 3, None),
+    ("distil_steps", 8, "distil_steps"),
 ])  # fmt: skip
 ROWS += _config_rows(CosmosLMConfig, COSMOS, [
     ("schedule_d", 0.0, None), ("schedule_d", NAN, None), ("t_min", 0.0, None), ("t_min", 1.0, None),

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from conftest import train_killed_after_first_checkpoint
 from latentlm import ELFForFlowMatching, ELFPipeline, FlowMatchEulerSDEScheduler
 from latentlm.models.distillation import progressive_distillation_target
-from latentlm.models.elf.distillation_elf import distillation_sigmas
+from latentlm.models.elf.distillation_elf import distillation_sigmas, sampling_grid_sigmas
 from latentlm.models.encoders import default_encoder_path
 from latentlm.training import train
 from test_train_elf import elf_config, log_of
@@ -74,6 +74,57 @@ def test_one_student_step_to_the_target_lands_where_the_teacher_sub_steps_landed
     assert seen[0] is None and all(s is not None for s in seen[1:3])  # the sub-steps thread self-conditioning
 
 
+def grid_of(time_grid, steps):
+    scheduler = FlowMatchEulerSDEScheduler(noise_scale=2.0, sigma_clamp=0.05, time_grid=time_grid)
+    scheduler.set_timesteps(steps)
+    return scheduler.sigmas
+
+
+@pytest.mark.parametrize("time_grid", ["logit_normal", "uniform"])
+def test_sampling_grid_examples_start_on_the_students_grid_and_the_teacher_steps_on_its_finer_grid(time_grid):
+    torch.manual_seed(0)
+    scheduler = FlowMatchEulerSDEScheduler(noise_scale=2.0, sigma_clamp=0.05, time_grid=time_grid)
+    sigmas = sampling_grid_sigmas(256, scheduler, 4, 3)
+    student_grid, teacher_grid = grid_of(time_grid, 4), grid_of(time_grid, 12)
+    assert sigmas.shape == (256, 4)
+    intervals = [int((student_grid - row[0]).abs().argmin()) for row in sigmas]
+    assert set(intervals) == {0, 1, 2, 3}  # every interval of the student's grid is drawn
+    for row, i in zip(sigmas, intervals):
+        torch.testing.assert_close(row, teacher_grid[3 * i : 3 * i + 4])
+        torch.testing.assert_close(row[[0, -1]], student_grid[i : i + 2])
+
+
+def test_a_student_that_predicts_its_sampling_grid_targets_samples_the_teachers_finer_grid_result():
+    # What `sampling_grid` buys: a perfect student's N Euler steps ARE the teacher's N x K Euler steps on the same
+    # logit-normal grid (the bench's "teacher at 32 steps" for an 8 x 4 student), not an approximation of its ODE.
+    torch.manual_seed(0)
+    weight = torch.randn(3, 3)
+
+    def teacher(z, sigma, self_condition):
+        return torch.tanh(z @ weight) * (1 - sigma[:, None, None])
+
+    noise = 2.0 * torch.randn(2, 5, 3)
+    fine = FlowMatchEulerSDEScheduler(noise_scale=2.0, sigma_clamp=0.05, gamma=0.0)
+    fine.set_timesteps(8)
+    z = noise
+    for sigma in fine.timesteps:
+        z = fine.step(teacher(z, sigma.expand(2), None), sigma, z).prev_sample
+
+    coarse = FlowMatchEulerSDEScheduler(noise_scale=2.0, sigma_clamp=0.05, gamma=0.0)
+    coarse.set_timesteps(2)
+    student_z, teacher_grid = noise, grid_of("logit_normal", 8)
+    for i, sigma in enumerate(coarse.timesteps):
+        times = teacher_grid[4 * i : 4 * i + 5].expand(2, 5)
+        target = progressive_distillation_target(teacher, student_z, times, None, fine)
+        student_z = coarse.step(target, sigma, student_z).prev_sample
+    torch.testing.assert_close(student_z, z, rtol=1e-4, atol=1e-4)
+
+
+def test_sampling_grid_needs_a_deterministic_grid():
+    with pytest.raises(ValueError, match="logit_normal_random"):
+        sampling_grid_sigmas(4, FlowMatchEulerSDEScheduler(time_grid="logit_normal_random"), 2, 2)
+
+
 def distill_config(output_dir, teacher, **overrides):
     values = dict(
         method="elf-distill",
@@ -115,6 +166,15 @@ def test_a_distillation_round_exports_an_elf_pipeline_that_samples_its_distilled
     out = pipe(batch_size=2, gen_length=8, generator=torch.Generator().manual_seed(0))
     assert pipe.num_timesteps == 2 and len(out.texts) == 2
     assert ELFPipeline.from_pretrained(teacher).default_num_inference_steps == 32  # teachers keep the old default
+
+
+def test_a_sampling_grid_round_trains_and_exports_a_student_of_its_steps(tmp_path, teacher):
+    model = {"distill_teacher": str(teacher), "distill_steps": 2, "distill_teacher_steps": 2}
+    train(distill_config(tmp_path / "student", teacher, model={**model, "distill_time_schedule": "sampling_grid"}))
+    assert all(r["distill_loss"] >= 0 for r in log_of(tmp_path / "student") if "distill_loss" in r)
+    pipe = ELFPipeline.from_pretrained(tmp_path / "student")
+    assert pipe.model.config.distill_time_schedule == "sampling_grid"
+    assert pipe.default_num_inference_steps == 2 and pipe.scheduler.config.time_grid == "logit_normal"
 
 
 def test_a_killed_distillation_round_resumes_with_the_same_losses(tmp_path, teacher, monkeypatch):
