@@ -25,7 +25,9 @@ case "${1:?stage: cooldown | student | start | bench | guidance}" in
       --warmup_steps 20 --max_steps 480 --ema_decay 0.0 --eval_steps 120 --eval_batches 4 --save_steps 40 \
       --save_total_limit 1 --logging_steps 10 --report_to none --resume_from_checkpoint latest ;;
   student)
+    # The official recipe (the example config has since moved to `sampling_grid` without decode rows).
     $LATENTLM train examples/configs/elf-tiny-distill.yaml --output_dir $RUNS/student-8 --max_train_samples 16000 \
+      --model.distill_time_schedule logit_normal --model.decoder_prob 0.2 \
       --cache_encoder_activations false --per_device_train_batch_size 16 --learning_rate 2e-4 \
       --lr_scheduler_type linear --warmup_steps 20 --max_steps 1500 --eval_steps 300 --eval_batches 4 \
       --save_steps 50 --save_total_limit 1 --logging_steps 25 --report_to none --resume_from_checkpoint latest ;;

@@ -8,8 +8,15 @@
 #              doubling)
 #   grid-nodecode  lr 2e-4 without decode rows (decoder_prob 0): their cross-entropy (~2.5 per row) drowns the
 #              distillation loss (~0.004 per row) in the clipped gradient; 750 steps (the other core)
+#   grid-4     the next round: a 4-step student from grid-nodecode, the teacher's 8 steps of its 32-step grid inside
+#              each of its 4 intervals, 300 steps (both cores)
 #   start      the teacher as its own student: the distillation loss before training, on the same eval batches
-#   bench      one latentlm bench: both students at 8 steps, the teacher at 8 and 32 steps, held-out text
+#              as grid-nodecode's evaluations
+#   bench      one latentlm bench: grid-lr2 and grid-nodecode at 8 (and 32) steps, the teacher at 8 and 32 steps
+#   bench-seed1  grid-nodecode at 8 steps and the teacher at 16 and 32 steps again, seed 1 (other samples, other
+#              MAUVE references)
+#   speed      batch-1 latency for 128 tokens: grid-nodecode at 8 steps, the teacher at 32, an AR of the peer's shape
+#   bench-4    grid-4 at 4 (and 32) steps, the teacher at 4 and 32 steps, seed 0
 # Every training stage resumes from its last checkpoint when re-run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,14 +37,33 @@ student() {  # $1 = output name, $2 = learning rate, the rest: extra arguments
     --resume_from_checkpoint latest "$@"
 }
 
-case "${1:?stage: grid-lr2 | grid-lr5 | grid-nodecode | start | bench}" in
-  grid-lr2) student grid-lr2 2e-4 ;;
-  grid-lr5) student grid-lr5 5e-4 ;;
+case "${1:?stage: grid-lr2 | grid-lr5 | grid-nodecode | grid-4 | start | bench | bench-4 | bench-seed1 | speed}" in
+  grid-lr2) student grid-lr2 2e-4 --model.decoder_prob 0.2 ;;
+  grid-lr5) student grid-lr5 5e-4 --model.decoder_prob 0.2 ;;
   grid-nodecode) STEPS=${STEPS_NODECODE:-750} student grid-nodecode 2e-4 --model.decoder_prob 0.0 ;;
-  start) STEPS=1 student start 1e-12 --warmup_steps 0 --eval_steps 1 --save_steps 1 ;;
+  grid-4) STEPS=${STEPS_4:-300} student grid-4 2e-4 --init_from $RUNS/grid-nodecode --model.distill_steps 4 \
+    --model.distill_teacher_steps 8 --model.decoder_prob 0.0 --eval_steps 100 ;;
+  start)  # without decode rows, as grid-nodecode: its eval_loss is the distillation loss alone
+    STEPS=1 student start 1e-12 --warmup_steps 0 --eval_steps 1 --save_steps 1 --model.decoder_prob 0.0 ;;
   bench)
     $LATENTLM bench --model elf-tiny-prose=$DEFAULT --model grid-lr2=$RUNS/grid-lr2 --model grid-nodecode=$RUNS/grid-nodecode \
       --steps 8 32 --guidance-scales 3 --gammas 0 --sweep-steps 32 --num-samples 64 --gen-length 128 \
       --batch-size 32 --no-speed --out-dir $OUT/bench ;;
+  bench-4)
+    $LATENTLM bench --model elf-tiny-prose=$DEFAULT --model grid-4=$RUNS/grid-4 --steps 4 32 --guidance-scales 3 \
+      --gammas 0 --sweep-steps 32 --num-samples 64 --gen-length 128 --batch-size 32 --no-speed --out-dir $OUT/bench-4 ;;
+  bench-seed1)
+    $LATENTLM bench --model elf-tiny-prose=$DEFAULT --model grid-nodecode=$RUNS/grid-nodecode --steps 8 16 32 \
+      --guidance-scales 3 --gammas 0 --sweep-steps 32 --num-samples 64 --gen-length 128 --batch-size 32 --no-speed \
+      --seed 1 --out-dir $OUT/bench-seed1 ;;
+  speed)
+    # The AR peer's latency depends on its shape, not its weights (it emits exactly 128 tokens): one training step of
+    # examples/configs/ar-small-prose.yaml gives a folder of that shape.
+    [ -f $RUNS/ar-peer-shape/config.json ] || $LATENTLM train examples/configs/ar-small-prose.yaml \
+      --output_dir $RUNS/ar-peer-shape --max_steps 1 --max_train_samples 256 --per_device_train_batch_size 8 \
+      --eval_batches 1 --per_device_eval_batch_size 8 --max_eval_samples 8 --ema_decay 0 --report_to none
+    $LATENTLM bench --model grid-nodecode=$RUNS/grid-nodecode --model elf-tiny-prose=$DEFAULT \
+      --ar-baseline $RUNS/ar-peer-shape --no-quality --steps 8 32 --sweep-steps 32 --speed-lengths 128 \
+      --speed-batch-size 8 --latency-repeats 5 --throughput-repeats 1 --out-dir $OUT/speed ;;
   *) echo "unknown stage $1" >&2; exit 2 ;;
 esac

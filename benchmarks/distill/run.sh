@@ -13,7 +13,8 @@ cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 LATENTLM="nice -n 10 ${PYTHON:-.venv/bin/python} -m latentlm.cli"
 RUNS=${RUNS:-runs/distill}
-CONFIG=examples/configs/elf-tiny-distill.yaml
+# The official recipe these rounds ran (the example config has since moved to `sampling_grid` without decode rows).
+CONFIG="examples/configs/elf-tiny-distill.yaml --model.distill_time_schedule logit_normal --model.decoder_prob 0.2"
 OUT=benchmarks/distill
 
 case "${1:?stage: round8a | round8b | round4 | quality | quality8 | speed}" in
