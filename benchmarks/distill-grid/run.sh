@@ -16,6 +16,8 @@
 #   bench-seed1  grid-nodecode at 8 steps and the teacher at 16 and 32 steps again, seed 1 (other samples, other
 #              MAUVE references)
 #   speed      batch-1 latency for 128 tokens: grid-nodecode at 8 steps, the teacher at 32, an AR of the peer's shape
+#   uniform-grid  the teacher and the official-recipe student of benchmarks/cpu-defaults (STUDENT=its folder) on the
+#              uniform grid instead of their logit-normal one, at 8 and 32 steps
 #   bench-4    grid-4 at 4 (and 32) steps, the teacher at 4 and 32 steps, seed 0
 # Every training stage resumes from its last checkpoint when re-run.
 set -euo pipefail
@@ -37,7 +39,7 @@ student() {  # $1 = output name, $2 = learning rate, the rest: extra arguments
     --resume_from_checkpoint latest "$@"
 }
 
-case "${1:?stage: grid-lr2 | grid-lr5 | grid-nodecode | grid-4 | start | bench | bench-4 | bench-seed1 | speed}" in
+case "${1:?stage: grid-lr2 | grid-lr5 | grid-nodecode | grid-4 | start | uniform-grid | bench | bench-4 | bench-seed1 | speed}" in
   grid-lr2) student grid-lr2 2e-4 --model.decoder_prob 0.2 ;;
   grid-lr5) student grid-lr5 5e-4 --model.decoder_prob 0.2 ;;
   grid-nodecode) STEPS=${STEPS_NODECODE:-750} student grid-nodecode 2e-4 --model.decoder_prob 0.0 ;;
@@ -49,6 +51,17 @@ case "${1:?stage: grid-lr2 | grid-lr5 | grid-nodecode | grid-4 | start | bench |
     $LATENTLM bench --model elf-tiny-prose=$DEFAULT --model grid-lr2=$RUNS/grid-lr2 --model grid-nodecode=$RUNS/grid-nodecode \
       --steps 8 32 --guidance-scales 3 --gammas 0 --sweep-steps 32 --num-samples 64 --gen-length 128 \
       --batch-size 32 --no-speed --out-dir $OUT/bench ;;
+  uniform-grid)
+    for source in ${STUDENT:-runs/cpu-defaults/student-8} $DEFAULT; do
+      copy=$RUNS/uniform/$(basename $source)
+      rm -rf $copy && mkdir -p $copy/scheduler
+      for part in model tokenizer model_index.json; do ln -s "$(realpath $source/$part)" $copy/$part; done
+      sed 's/"time_grid": "logit_normal"/"time_grid": "uniform"/' $source/scheduler/scheduler_config.json \
+        > $copy/scheduler/scheduler_config.json
+    done
+    $LATENTLM bench --model student-8-uniform=$RUNS/uniform/$(basename ${STUDENT:-runs/cpu-defaults/student-8}) \
+      --model teacher-uniform=$RUNS/uniform/$(basename $DEFAULT) --steps 8 32 --guidance-scales 3 --gammas 0 \
+      --sweep-steps 32 --num-samples 64 --gen-length 128 --batch-size 32 --no-speed --out-dir $OUT/uniform-grid ;;
   bench-4)
     $LATENTLM bench --model elf-tiny-prose=$DEFAULT --model grid-4=$RUNS/grid-4 --steps 4 32 --guidance-scales 3 \
       --gammas 0 --sweep-steps 32 --num-samples 64 --gen-length 128 --batch-size 32 --no-speed --out-dir $OUT/bench-4 ;;
