@@ -16,6 +16,7 @@
 #   bench-seed1  grid-nodecode at 8 steps and the teacher at 16 and 32 steps again, seed 1 (other samples, other
 #              MAUVE references)
 #   speed      batch-1 latency for 128 tokens: grid-nodecode at 8 steps, the teacher at 32, an AR of the peer's shape
+#   start-4    the same for grid-4: grid-nodecode as its own 4-step student
 #   uniform-grid  the teacher and the official-recipe student of benchmarks/cpu-defaults (STUDENT=its folder) on the
 #              uniform grid instead of their logit-normal one, at 8 and 32 steps
 #   bench-4    grid-4 at 4 (and 32) steps, the teacher at 4 and 32 steps, seed 0
@@ -39,12 +40,15 @@ student() {  # $1 = output name, $2 = learning rate, the rest: extra arguments
     --resume_from_checkpoint latest "$@"
 }
 
-case "${1:?stage: grid-lr2 | grid-lr5 | grid-nodecode | grid-4 | start | uniform-grid | bench | bench-4 | bench-seed1 | speed}" in
+case "${1:?stage: grid-lr2 | grid-lr5 | grid-nodecode | grid-4 | start | start-4 | uniform-grid | bench | bench-4 | bench-seed1 | speed}" in
   grid-lr2) student grid-lr2 2e-4 --model.decoder_prob 0.2 ;;
   grid-lr5) student grid-lr5 5e-4 --model.decoder_prob 0.2 ;;
   grid-nodecode) STEPS=${STEPS_NODECODE:-750} student grid-nodecode 2e-4 --model.decoder_prob 0.0 ;;
   grid-4) STEPS=${STEPS_4:-300} student grid-4 2e-4 --init_from $RUNS/grid-nodecode --model.distill_steps 4 \
     --model.distill_teacher_steps 8 --model.decoder_prob 0.0 --eval_steps 100 ;;
+  start-4)  # grid-nodecode as its own 4-step student: grid-4's distillation loss before training
+    STEPS=1 student start-4 1e-12 --init_from $RUNS/grid-nodecode --model.distill_steps 4 \
+      --model.distill_teacher_steps 8 --warmup_steps 0 --eval_steps 1 --save_steps 1 --model.decoder_prob 0.0 ;;
   start)  # without decode rows, as grid-nodecode: its eval_loss is the distillation loss alone
     STEPS=1 student start 1e-12 --warmup_steps 0 --eval_steps 1 --save_steps 1 --model.decoder_prob 0.0 ;;
   bench)
