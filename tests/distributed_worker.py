@@ -33,18 +33,19 @@ def main(argv: list[str]) -> None:
     sys.addaudithook(record)
     _record_native_writers(record)
 
+    import latentlm.training.builders as builders
     import latentlm.training.trainer as trainer
     from latentlm.cli import main as cli_main
 
     batches = (record_dir / f"batches-{rank}.jsonl").open("a", buffering=1)
-    collate = trainer.collate
+    collate = builders.collate
 
     def recording_collate(examples):
         batch = collate(examples)
         batches.write(json.dumps(batch["input_ids"].tolist()) + "\n")
         return batch
 
-    trainer.collate = recording_collate
+    builders.collate = recording_collate
     if kill_after is not None:
         save_checkpoint = trainer.save_checkpoint
 

@@ -16,7 +16,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-import latentlm.training.trainer as trainer_module
+import latentlm.training.builders as builders
 from latentlm.training import TrainingConfig, train
 from latentlm.training.distributed import (
     LaunchError,
@@ -65,14 +65,14 @@ def read_jsonl(path: Path) -> list:
 def test_two_cpu_processes_train_like_one_and_resume_exactly(corpus, tmp_path, monkeypatch):  # noqa: F811
     # the reference: one process, 4 sequences per step, its batches recorded
     single_batches = []
-    collate = trainer_module.collate
+    collate = builders.collate
 
     def recording_collate(examples):
         batch = collate(examples)
         single_batches.append(batch["input_ids"].tolist())
         return batch
 
-    monkeypatch.setattr(trainer_module, "collate", recording_collate)
+    monkeypatch.setattr(builders, "collate", recording_collate)
     single = tiny_config(corpus, tmp_path / "single", **RUN)
     train(single)
     monkeypatch.undo()
@@ -242,7 +242,7 @@ def test_accelerate_cpu_launcher_starting_one_of_several_processes_is_reported(m
 def test_ar_without_model_sizes_gets_the_small_documented_llama_not_llamaconfigs_billions(tmp_path):
     from conftest import build_tiny_tokenizer
     from latentlm.models.registry import AR_MODEL_DEFAULTS, get_method
-    from latentlm.training.trainer import build_model
+    from latentlm.training.builders import build_model
 
     tokenizer = build_tiny_tokenizer()
     model = build_model(get_method("ar"), TrainingConfig(method="ar", output_dir=str(tmp_path)), tokenizer)

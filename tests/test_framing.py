@@ -6,7 +6,7 @@ import torch
 from datasets import Dataset
 from tokenizers.processors import TemplateProcessing
 
-import latentlm.training.trainer as trainer_module
+import latentlm.training.builders as builders
 from conftest import build_tiny_tokenizer
 from latentlm import AutoPipelineForTextGeneration
 from latentlm.data import add_encoder_activations, frame_tokens, tokenize_and_chunk
@@ -153,14 +153,14 @@ def test_framing_is_rejected_for_paired_data_and_non_booleans():
 
 
 def _record_batches(monkeypatch):
-    batches, collate = [], trainer_module.collate
+    batches, collate = [], builders.collate
 
     def recording(examples):
         batch = collate(examples)
         batches.append(batch)
         return batch
 
-    monkeypatch.setattr(trainer_module, "collate", recording)
+    monkeypatch.setattr(builders, "collate", recording)
     return batches
 
 

@@ -8,7 +8,7 @@ import torch
 from latentlm import ELFPipeline, LDLMPipeline
 from latentlm.cli import main
 from latentlm.training import load_config, train
-from latentlm.training.trainer import build_datasets, collate, load_tokenizer
+from latentlm.training.builders import build_datasets, collate, load_tokenizer
 
 
 PAIRS = [

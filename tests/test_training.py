@@ -10,7 +10,6 @@ from datasets import Dataset
 from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
-import latentlm.training.trainer as trainer_module
 from conftest import WORDS, build_tiny_tokenizer, train_killed_after_first_checkpoint
 from latentlm.models.registry import get_method
 from latentlm.training import (
@@ -23,7 +22,7 @@ from latentlm.training import (
     save_checkpoint,
     train,
 )
-from latentlm.training.trainer import build_model
+from latentlm.training.builders import build_model, eval_subset
 
 
 TINY_LLAMA = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
@@ -359,6 +358,6 @@ def test_logged_means_skip_values_a_batch_did_not_measure():
 
 def test_evaluation_reads_batches_spread_over_the_whole_validation_split():
     config = TrainingConfig(method="ar", output_dir="unused", eval_batches=2, per_device_eval_batch_size=3)
-    validation = trainer_module.eval_subset(config, Dataset.from_dict({"row": list(range(60))}))
+    validation = eval_subset(config, Dataset.from_dict({"row": list(range(60))}))
     assert validation["row"] == [0, 10, 20, 30, 40, 50]  # not the first six rows
-    assert len(trainer_module.eval_subset(config, Dataset.from_dict({"row": [0, 1, 2]}))) == 3  # a short split: all
+    assert len(eval_subset(config, Dataset.from_dict({"row": [0, 1, 2]}))) == 3  # a short split: all

@@ -14,7 +14,7 @@ from latentlm.models import ELFConfig, ELFForFlowMatching, ELFModel
 from latentlm.models.registry import get_method
 from latentlm.models.warm_start import pretrained_block_kwargs
 from latentlm.training import load_config, train
-from latentlm.training.trainer import build_model, model_config_kwargs
+from latentlm.training.builders import build_model, model_config_kwargs
 from test_train_elf import elf_config
 
 

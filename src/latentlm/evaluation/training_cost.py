@@ -21,7 +21,7 @@ def build_training_model(config_path: str, overrides: dict | None = None):
     """``(model, training_config)``: the method's training head built from scratch from a YAML config."""
     from ..models.registry import get_method
     from ..training import load_config
-    from ..training.trainer import load_tokenizer, model_config_kwargs
+    from ..training.builders import load_tokenizer, model_config_kwargs
 
     config = load_config(config_path, {"output_dir": "unused", **(overrides or {})})
     spec = get_method(config.method)
