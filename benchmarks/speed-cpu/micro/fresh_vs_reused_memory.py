@@ -1,14 +1,25 @@
-import torch, time
-b = torch.randn(1364)
-def t(f, n=10):
-    f(); ts=[]
-    for _ in range(n):
-        s=time.perf_counter(); f(); ts.append(time.perf_counter()-s)
-    return round(sorted(ts)[n//2]*1000,2)
-out = torch.empty(8960,1364)
-print("fresh expand copy", t(lambda: b.expand(8960,1364).clone()))
-print("into existing", t(lambda: out.copy_(b.expand(8960,1364))))
-x = torch.randn(8960,256); W = torch.randn(1364,256)
-print("addmm fresh", t(lambda: torch.addmm(b, x, W.t())))
-print("addmm out", t(lambda: torch.addmm(b, x, W.t(), out=out)))
-print("mm fresh", t(lambda: torch.mm(x, W.t())))
+"""Writing a 48 MB result into fresh memory vs into a reused tensor (median of 10 runs, ms; see README.md)."""
+
+import time
+
+import torch
+
+
+def median_ms(fn, repeats=10):
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return round(sorted(times)[repeats // 2] * 1000, 2)
+
+
+bias = torch.randn(1364)
+out = torch.empty(8960, 1364)
+x, weight = torch.randn(8960, 256), torch.randn(1364, 256)
+print("fresh expand copy", median_ms(lambda: bias.expand(8960, 1364).clone()))
+print("into existing", median_ms(lambda: out.copy_(bias.expand(8960, 1364))))
+print("addmm fresh", median_ms(lambda: torch.addmm(bias, x, weight.t())))
+print("addmm out", median_ms(lambda: torch.addmm(bias, x, weight.t(), out=out)))
+print("mm fresh", median_ms(lambda: torch.mm(x, weight.t())))
