@@ -16,8 +16,8 @@ demo: $(SETUP_STAMP)
 	HF_HUB_OFFLINE=1 .venv/bin/latentlm sample --pretrained elf-tiny-prose-continuation --seed 0 --max_new_tokens 32 \
 		--prompt "the government said" --prompt "she walked into the room" --num_return_sequences 2 --guidance_scale 2
 
-# The default test suite (slow tests run with RUN_SLOW=1) and the linter (every Python file outside .gitignore: the package,
-# tests, examples and benchmark scripts).
+# The default test suite (slow tests run with RUN_SLOW=1) and the linter (every Python file outside .gitignore:
+# the package, tests, examples and benchmark scripts).
 test: $(SETUP_STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/pytest -q
 	.venv/bin/ruff check .
