@@ -23,6 +23,8 @@
 #   grid-long  grid-nodecode trained on (its loss was still falling at step 750): 1,200 more steps from its weights,
 #              lr 1.5e-4 decaying linearly (one core, ~85 min)
 #   bench-long  grid-long at 8 steps, seeds 0 and 1 (the same held-out references as bench and bench-seed1)
+#   grid-4-long  grid-4 trained on: 400 more steps from its weights, lr 1.5e-4 decaying linearly (the other core)
+#   bench-4-long  grid-4-long at 4 steps, seed 0 (bench-4's references)
 # Every training stage resumes from its last checkpoint when re-run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,13 +45,15 @@ student() {  # $1 = output name, $2 = learning rate, the rest: extra arguments
     --resume_from_checkpoint latest "$@"
 }
 
-case "${1:?stage: grid-lr2 | grid-lr5 | grid-nodecode | grid-4 | grid-long | bench-long | start | start-4 | uniform-grid | bench | bench-4 | bench-seed1 | speed}" in
+case "${1:?stage: grid-lr2 | grid-lr5 | grid-nodecode | grid-4 | grid-long | bench-long | grid-4-long | bench-4-long | start | start-4 | uniform-grid | bench | bench-4 | bench-seed1 | speed}" in
   grid-lr2) student grid-lr2 2e-4 --model.decoder_prob 0.2 ;;
   grid-lr5) student grid-lr5 5e-4 --model.decoder_prob 0.2 ;;
   grid-nodecode) STEPS=${STEPS_NODECODE:-750} student grid-nodecode 2e-4 --model.decoder_prob 0.0 ;;
   grid-4) STEPS=${STEPS_4:-300} student grid-4 2e-4 --init_from $RUNS/grid-nodecode --model.distill_steps 4 \
     --model.distill_teacher_steps 8 --model.decoder_prob 0.0 --eval_steps 100 ;;
   grid-long) STEPS=${STEPS_LONG:-1200} student grid-long 1.5e-4 --init_from $RUNS/grid-nodecode --model.decoder_prob 0.0 ;;
+  grid-4-long) STEPS=${STEPS_4_LONG:-400} student grid-4-long 1.5e-4 --init_from $RUNS/grid-4 --model.distill_steps 4 \
+    --model.distill_teacher_steps 8 --model.decoder_prob 0.0 --eval_steps 100 ;;
   start-4)  # grid-nodecode as its own 4-step student: grid-4's distillation loss before training
     STEPS=1 student start-4 1e-12 --init_from $RUNS/grid-nodecode --model.distill_steps 4 \
       --model.distill_teacher_steps 8 --warmup_steps 0 --eval_steps 1 --save_steps 1 --model.decoder_prob 0.0 ;;
@@ -78,6 +82,9 @@ case "${1:?stage: grid-lr2 | grid-lr5 | grid-nodecode | grid-4 | grid-long | ben
       $LATENTLM bench --model grid-long=$RUNS/grid-long --steps 8 --guidance-scales 3 --gammas 0 --sweep-steps 8 \
         --num-samples 64 --gen-length 128 --batch-size 32 --no-speed --seed $seed --out-dir $OUT/bench-long-seed$seed
     done ;;
+  bench-4-long)
+    $LATENTLM bench --model grid-4-long=$RUNS/grid-4-long --steps 4 --guidance-scales 3 --gammas 0 --sweep-steps 4 \
+      --num-samples 64 --gen-length 128 --batch-size 32 --no-speed --out-dir $OUT/bench-4-long ;;
   bench-seed1)
     $LATENTLM bench --model elf-tiny-prose=$DEFAULT --model grid-nodecode=$RUNS/grid-nodecode --steps 8 16 32 \
       --guidance-scales 3 --gammas 0 --sweep-steps 32 --num-samples 64 --gen-length 128 --batch-size 32 --no-speed \
