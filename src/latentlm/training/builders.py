@@ -1,5 +1,6 @@
-"""What a training run is built from, given its `TrainingConfig`: the tokenizer, the tokenised splits and their data
-loaders, and the method's training head (from scratch, from ``init_from``, or from a checkpoint on resume).
+"""What a training run is built from, given its `TrainingConfig`: the tokenizer, the tokenised splits (with the
+frozen encoder's activations cached, when asked) and their data loaders, and the method's training head (from
+scratch, from ``init_from``, or from a checkpoint on resume; wrapped in LoRA adapters for a ``lora`` run).
 
 `latentlm.training.train` calls these in order; a benchmark or a test that needs the same tokenizer, data or model
 config as a run calls them too.
