@@ -121,7 +121,7 @@ def eval_subset(config: TrainingConfig, eval_dataset, num_processes: int = 1):
     return eval_dataset.select([i * len(eval_dataset) // num_eval for i in range(num_eval)])
 
 
-def build_dataloaders(config: TrainingConfig, train_dataset, eval_dataset, accelerator: Accelerator):
+def build_dataloaders(config: TrainingConfig, train_dataset, eval_dataset):
     """A shuffled training loader and an evaluation loader (over `eval_subset`).
 
     Both loaders own a generator, so creating an iterator never draws from the global torch RNG (which would make

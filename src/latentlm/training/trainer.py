@@ -155,7 +155,7 @@ def _train(config: TrainingConfig, accelerator: Accelerator) -> TrainResult:
     if config.cache_encoder_activations:
         with accelerator.main_process_first():
             train_dataset, eval_dataset = cache_encoder_activations(model, (train_dataset, eval_dataset), accelerator)
-    train_dataloader, eval_dataloader = build_dataloaders(config, train_dataset, eval_dataset, accelerator)
+    train_dataloader, eval_dataloader = build_dataloaders(config, train_dataset, eval_dataset)
 
     if config.gradient_checkpointing:
         # transformers >= 5.x renamed gradient_checkpointing_enable; accept both.
