@@ -21,9 +21,9 @@
 #              uniform grid instead of their logit-normal one, at 8 and 32 steps
 #   bench-4    grid-4 at 4 (and 32) steps, the teacher at 4 and 32 steps, seed 0
 #   grid-long  grid-nodecode trained on (its loss was still falling at step 750): 1,200 more steps from its weights,
-#              lr 1.5e-4 decaying linearly (one core, ~85 min)
+#              lr 1.5e-4 decaying linearly (one core, ~90 min)
 #   bench-long  grid-long at 8 steps, seeds 0 and 1 (the same held-out references as bench and bench-seed1)
-#   grid-4-long  grid-4 trained on: 400 more steps from its weights, lr 1.5e-4 decaying linearly (the other core)
+#   grid-4-long  grid-4 trained on: 400 more steps from its weights, lr 1.5e-4 decaying linearly (the other core, ~45 min)
 #   bench-4-long  grid-4-long at 4 steps, seed 0 (bench-4's references)
 # Every training stage resumes from its last checkpoint when re-run.
 set -euo pipefail
