@@ -90,7 +90,10 @@ def unigram_entropy(samples, tokenizer=None) -> float:
     if not entropies:
         raise ValueError(f"samples: all {len(samples)} samples are empty.")
     if len(entropies) < len(samples):
-        warnings.warn(f"unigram_entropy: skipped {len(samples) - len(entropies)} empty sample(s) of {len(samples)}.")
+        warnings.warn(
+            f"unigram_entropy: skipped {len(samples) - len(entropies)} empty sample(s) of {len(samples)}.",
+            stacklevel=2,
+        )
     return sum(entropies) / len(entropies)
 
 
@@ -136,7 +139,7 @@ def repetition_rates(texts, ns: Iterable[int] = (2, 3, 4), *, per_sample: bool =
     rates = {n: _repetition(token_lists, n, per_sample) for n in ns}
     missing = [n for n, rate in rates.items() if math.isnan(rate)]
     if missing:
-        warnings.warn(f"repetition_rates: no sample is long enough for n = {missing}; the rate is nan.")
+        warnings.warn(f"repetition_rates: no sample is long enough for n = {missing}; the rate is nan.", stacklevel=2)
     return rates
 
 
@@ -200,7 +203,7 @@ def memorisation(texts, train_texts, n: int = 4) -> float:
         raise ValueError(f"train_texts has no {n}-grams.")
     grams = [gram for text in texts for gram in ngrams(words(text), n)]
     if not grams:
-        warnings.warn(f"memorisation: no sample has {n} words; the share is nan.")
+        warnings.warn(f"memorisation: no sample has {n} words; the share is nan.", stacklevel=2)
         return math.nan
     return sum(gram in index for gram in grams) / len(grams)
 

@@ -292,5 +292,5 @@ def generative_perplexity(
     )  # fmt: skip
     if result.num_empty:
         total = result.num_samples + result.num_empty
-        warnings.warn(f"generative_perplexity: skipped {result.num_empty} empty sample(s) of {total}.")
+        warnings.warn(f"generative_perplexity: skipped {result.num_empty} empty sample(s) of {total}.", stacklevel=2)
     return result.perplexity
