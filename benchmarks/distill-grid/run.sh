@@ -26,7 +26,7 @@
 #   grid-4-long  grid-4 trained on: 400 more steps from its weights, lr 1.5e-4 decaying linearly (the other core, ~45 min)
 #   bench-4-long  grid-4-long at 4 steps, seed 0 (bench-4's references)
 #   bench-256  4x the samples (256 per row, 256 references): the teacher at 32 and 16 steps and grid-nodecode at 8,
-#              one latentlm bench each, the same seed and references
+#              one latentlm bench each, the same seed and references (SEED=1: bench-256-seed1/)
 # Every training stage resumes from its last checkpoint when re-run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -87,11 +87,13 @@ case "${1:?stage: grid-lr2 | grid-lr5 | grid-nodecode | grid-4 | grid-long | ben
   bench-4-long)
     $LATENTLM bench --model grid-4-long=$RUNS/grid-4-long --steps 4 --guidance-scales 3 --gammas 0 --sweep-steps 4 \
       --num-samples 64 --gen-length 128 --batch-size 32 --no-speed --out-dir $OUT/bench-4-long ;;
-  bench-256)  # a row already benched (its RESULTS.md exists) is skipped
+  bench-256)  # SEED=1 for other samples and references (bench-256-seed1/); a row already benched is skipped
+    seed=${SEED:-0}; dir=$OUT/bench-256$([ "$seed" = 0 ] || echo "-seed$seed")
     for row in elf-tiny-prose=$DEFAULT:32 grid-nodecode=$RUNS/grid-nodecode:8 elf-tiny-prose=$DEFAULT:16; do
-      out=$OUT/bench-256/${row%%=*}-${row##*:}
+      out=$dir/${row%%=*}-${row##*:}
       [ -f $out/RESULTS.md ] || $LATENTLM bench --model ${row%:*} --steps ${row##*:} --guidance-scales 3 --gammas 0 \
-        --sweep-steps ${row##*:} --num-samples 256 --gen-length 128 --batch-size 32 --no-speed --out-dir $out
+        --sweep-steps ${row##*:} --num-samples 256 --gen-length 128 --batch-size 32 --no-speed --seed $seed \
+        --out-dir $out
     done ;;
   bench-seed1)
     $LATENTLM bench --model elf-tiny-prose=$DEFAULT --model grid-nodecode=$RUNS/grid-nodecode --steps 8 16 32 \
