@@ -1,6 +1,6 @@
 """The repository's own recipes stay runnable as the code under them changes: every training config it ships
 (`examples/configs`, the benchmarks' configs) loads and names only model keys its method's config has, with values
-that config accepts; every tracked shell script parses. The device scripts run on machines CI never sees, so a
+that config accepts; every shell script (`scripts`, `benchmarks`, `.ci/run`) parses. The device scripts run on machines CI never sees, so a
 broken one would otherwise surface only when a GPU is lent."""
 
 import subprocess
@@ -16,17 +16,8 @@ from latentlm.training.config import load_config
 ROOT = Path(__file__).parents[1]
 
 
-def _tracked(*patterns: str) -> list[Path]:
-    out = subprocess.run(["git", "ls-files", *patterns], cwd=ROOT, capture_output=True, text=True, check=True)
-    return [ROOT / line for line in out.stdout.splitlines()]
-
-
-TRAINING_CONFIGS = [
-    path
-    for path in _tracked("*.yaml")
-    if path.parts[-2] != "accelerate_configs"  # Accelerate's own format
-]
-SHELL_SCRIPTS = _tracked("*.sh") + [ROOT / ".ci" / "run"]
+TRAINING_CONFIGS = sorted([*ROOT.glob("examples/configs/*.yaml"), *ROOT.glob("benchmarks/**/*.yaml")])
+SHELL_SCRIPTS = sorted([*ROOT.glob("scripts/*.sh"), *ROOT.glob("benchmarks/**/*.sh"), ROOT / ".ci" / "run"])
 
 
 def _name(path: Path) -> str:

@@ -10,7 +10,7 @@
 # elf and ar export themselves at step 3,000. If TRAIN_S passes first, every run is stopped and both are exported at
 # their last common checkpoint (the same budget). The codec is scored on held-out english-prose there.
 # Back in $OUT: elf.tar.* and ar.tar.* (fp16 exports), logs.tgz (train logs, outputs, reconstruction table).
-# CPU rehearsal: SKIP_WHL=1 PREC=no TRAIN_S=300 ELF_ARGS=... AR_ARGS=... CODEC_ARGS=... RECON_N=16 (README).
+# CPU rehearsal: SKIP_WHL=1 PREC=no TRAIN_S=120 ELF_ARGS=... AR_ARGS=... CODEC_ARGS=... RECON_N=16 (README).
 set -uo pipefail
 T0=$SECONDS
 TRAIN_S=${TRAIN_S:-450}; PREC=${PREC:-bf16}; OUT=${OUT:-/tmp/out}; R=${R:-/tmp/runs}; L=/tmp/logs
