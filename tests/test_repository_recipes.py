@@ -1,7 +1,7 @@
 """The repository's own recipes stay runnable as the code under them changes: every training config it ships
 (`examples/configs`, the benchmarks' configs) loads and names only model keys its method's config has, with values
-that config accepts; every shell script (`scripts`, `benchmarks`, `.ci/run`) parses. The device scripts run on machines CI never sees, so a
-broken one would otherwise surface only when a GPU is lent."""
+that config accepts; every shell script (`scripts`, `benchmarks`, `.ci/run`) parses. The device scripts run on
+machines CI never sees, so a broken one would otherwise surface only when a GPU is lent."""
 
 import subprocess
 from pathlib import Path
