@@ -5,9 +5,8 @@
 #   .gpu/  the frozen encoder all-MiniLM-L6-v2 in fp16 with the rows of the 3,965 WordPiece tokens english-large
 #          never uses zeroed (xz: 38 MB; the device turns it back to fp32), the nine english-large corpora as
 #          built DatasetDicts (xz: 15 MB), the device scripts and the warm-start configs                    ~54 MB
-# The repository's tracked bundled models, benchmarks and tests (~50 MB) must not travel: untrack them for the call
-# (`git rm -r -q --cached src/latentlm/pretrained benchmarks tests model_cards`, list them in .git/info/exclude,
-# `git reset -q` afterwards). Carry `.gpu` and `.whl`.
+# The repository's tracked bundled models, benchmarks and tests (~55 MB) must not travel: `travel-light.sh start`
+# untracks them for the call, `travel-light.sh end` tracks them again. Carry `.gpu` and `.whl`.
 set -euo pipefail
 here=benchmarks/gpu-h200-training
 mkdir -p .gpu/enc .whl
