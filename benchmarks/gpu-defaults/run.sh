@@ -69,22 +69,6 @@ fi
 tar -czf "$OUT/logs.tgz" -C /tmp logs
 echo "exports and reconstruction done at $((SECONDS - T0)) s"
 
-python3 - "$R" "$OUT" "$E" "$A" <<'PY'
-import sys, tarfile
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-runs, out = Path(sys.argv[1]), Path(sys.argv[2])
-for name in sys.argv[3:]:  # the codec (37 MB in fp16) would not fit the 64 MB that comes back beside them
-    run = runs / name
-    files = [p for p in run.rglob("*") if p.is_file() and "checkpoint" not in str(p) and p.suffix != ".jsonl"]
-    if not any(p.suffix == ".safetensors" for p in files):
-        print("no export in", run); continue
-    for p in files:
-        if p.suffix == ".safetensors":
-            weights = {k: v.half() if v.is_floating_point() else v for k, v in load_file(p).items()}
-            save_file(weights, p, metadata={"format": "pt"})
-    with tarfile.open(out / f"{name.split('-at-')[0]}.tar", "w") as tar:
-        for p in files: tar.add(p, arcname=str(p.relative_to(runs)))
-PY
-cd "$OUT" && for f in *.tar; do [ -f "$f" ] && split -b 15000000 -d "$f" "$f." && rm "$f"; done; ls -la "$OUT"
+python3 .gpu/pack_exports.py "$OUT" "$R/$E=elf" "$R/$A=ar"  # the codec (37 MB in fp16) would not fit beside them
+ls -la "$OUT"
 echo "all done at $((SECONDS - T0)) s"

@@ -42,7 +42,7 @@ xz -9 -T2 -f .gpu/enc/model16.safetensors
 cache=${LATENTLM_CACHE:-$HOME/.cache/latentlm}/corpora
 tar --exclude='cache-*' -cJf .gpu/corpora.tar.xz -C "$cache" \
   austen-v1 bbc-news-v1 brown-v1 fortunes-v1 kjv-v1 shakespeare-v1 spurgeon-v1 web-v1 wordnet-v1
-cp $here/setup.sh $here/run.sh $here/run-fill.sh benchmarks/warm-start/elf-minilm-warm.yaml \
+cp $here/setup.sh $here/pack_exports.py $here/run.sh $here/run-fill.sh benchmarks/warm-start/elf-minilm-warm.yaml \
   benchmarks/warm-start/elf-minilm-cold.yaml .gpu/
 cp benchmarks/gpu-defaults/run.sh .gpu/run-defaults.sh
 du -sh .gpu .whl

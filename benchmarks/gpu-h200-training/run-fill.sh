@@ -13,16 +13,4 @@ python3 -m latentlm.cli train examples/configs/elf-small-large.yaml --output_dir
 echo "training done at $((SECONDS - T0)) s, rc $?"
 tr '\r' '\n' < $R/elf-fill.out | grep -a "INFO latentlm\|Error\|error" | cut -c1-300 | tail -8
 cp $R/elf-fill/train_log.jsonl $OUT/elf-fill-train_log.jsonl
-python3 - $R/elf-fill $OUT <<'PY'
-import sys, tarfile
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-run, out = Path(sys.argv[1]), Path(sys.argv[2])
-files = [p for p in run.rglob("*") if p.is_file() and "checkpoint" not in str(p) and p.suffix != ".jsonl"]
-for p in files:
-    if p.suffix == ".safetensors":
-        save_file({k: v.half() if v.is_floating_point() else v for k, v in load_file(p).items()}, p, metadata={"format": "pt"})
-with tarfile.open(out / "elf-fill.tar", "w") as tar:
-    for p in files: tar.add(p, arcname=str(p.relative_to(run.parent)))
-PY
-cd $OUT && split -b 15000000 -d elf-fill.tar elf-fill.tar. && rm elf-fill.tar; ls -la $OUT; echo "all done at $((SECONDS - T0)) s"
+python3 .gpu/pack_exports.py $OUT $R/elf-fill; ls -la $OUT; echo "all done at $((SECONDS - T0)) s"

@@ -68,24 +68,6 @@ if [ -n "$C" ]; then
   tar -czf "$OUT/logs.tgz" -C /tmp logs
 fi
 echo "reconstruction done at $((SECONDS - T0)) s"
-python3 - "$R" "$OUT" <<'PY'
-import json, os, sys, tarfile, torch
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-runs, out = Path(sys.argv[1]), Path(sys.argv[2])
-for name in ("elf", "ar"):  # the codec (37 MB in fp16) does not fit the 64 MB that comes back
-    run = runs / name
-    files = [p for p in run.rglob("*") if p.is_file() and "checkpoint-" not in str(p) and p.suffix != ".jsonl"
-             and not p.name.endswith(".out")]
-    if not any(p.suffix == ".safetensors" for p in files):
-        print("no export for", name); continue
-    for p in files:
-        if p.suffix == ".safetensors":
-            sd = load_file(p); save_file({k: v.half() if v.is_floating_point() else v for k, v in sd.items()}, p,
-                                         metadata={"format": "pt"})
-    with tarfile.open(out / f"{name}.tar", "w") as tar:
-        for p in files: tar.add(p, arcname=str(p.relative_to(runs)))
-    print(name, (out / f"{name}.tar").stat().st_size)
-PY
-cd "$OUT" && for f in *.tar; do [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt 15000000 ] && split -b 15000000 -d "$f" "$f." && rm "$f"; done; ls -la "$OUT"
+python3 .gpu/pack_exports.py "$OUT" "$R/elf" "$R/ar"  # the codec (37 MB in fp16) does not fit the 64 MB that comes back
+ls -la "$OUT"
 echo "all done at $((SECONDS - T0)) s"
