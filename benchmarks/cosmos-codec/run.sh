@@ -33,6 +33,10 @@ declare -A ARGS=(
   [published+embedhead]="$OFF --model.init_lm_head_from_encoder true"
   [published+all3]="--model.locality_bias true --model.chunk_shortcut true --model.init_lm_head_from_encoder true"
   [published-noaug]="$OFF --model.activation_mask_fraction 0 --model.activation_noise_fraction 0 --model.latent_dropout 0"
+  # The shipped recipe under Muon (matrices) + AdamW (the rest), Muon's step RMS matched to AdamW's so that the one
+  # learning rate (3e-3) serves both (Moonshot's rule, `muon_adjust_lr_fn: match_rms_adamw`); the token head on
+  # AdamW, as Muon's authors advise.
+  [published+all3+muon]="--model.locality_bias true --model.chunk_shortcut true --model.init_lm_head_from_encoder true --optimizer muon --muon_adjust_lr_fn match_rms_adamw --muon_output_head false"
 )
 VARIANTS=${VARIANTS:-published original published+locality published+chunk published+embedhead published+all3 published-noaug}
 
