@@ -1,8 +1,8 @@
 """Tables and plot of the Cosmos codec comparison from what `run.sh` wrote (no number typed in by hand).
 
 Reads `N{N}-step{S}/reconstruction.json` (held-out clean and noisy accuracy of every variant's checkpoint at step S)
-and `N{N}-{variant}-train_log.jsonl` (training accuracy, augmented, every 10 steps); writes `results-N{N}.md`,
-`results-N{N}.json` and `curve-N{N}.png` next to this file.
+and `N{N}-{variant}-train_log.jsonl` (training accuracy, augmented, every 10 steps) in `--dir` (run.sh's OUT; default
+this folder); writes `results-N{N}.md`, `results-N{N}.json` and `curve-N{N}.png` there.
 
 Projection: the held-out clean accuracy `a(s)` of each variant is extrapolated to 90% and 98% by two rules, both
 stated in the table: the linear rate of its last two checkpoints (`a` keeps rising as fast as it did last) and a
@@ -10,7 +10,7 @@ fit `a = c0 + c1 log s` over its checkpoints from step 200 (a rise that slows li
 is a prediction of where a real run saturates (the 1 M-token training set may cap it first); they only size the
 budget.
 
-    python benchmarks/cosmos-codec/summarize.py [--num-latents 16] [--batch 16]
+    python benchmarks/cosmos-codec/summarize.py [--num-latents 16] [--batch 16] [--dir benchmarks/cosmos-codec/muon]
 """
 
 import argparse
@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 HERE = Path(__file__).parent
 VARIANTS = [
     "published", "original", "published+locality", "published+chunk", "published+embedhead", "published+all3",
-    "published-noaug",
+    "published-noaug", "published+all3+muon",
 ]  # fmt: skip
 DESCRIPTIONS = {
     "published": "Cosmos as published (codec_version 2)",
@@ -38,12 +38,13 @@ DESCRIPTIONS = {
     "published+embedhead": "published + embedding-initialised head",
     "published+all3": "published + all three additions",
     "published-noaug": "published, without the augmentations",
+    "published+all3+muon": "published + all three additions, Muon (+ AdamW)",
 }
 
 
-def load(num_latents: int):
+def load(root: Path, num_latents: int):
     held_out, settings, machine, commands = {}, None, None, {}
-    for path in sorted(HERE.glob(f"N{num_latents}-step*/reconstruction.json")):
+    for path in sorted(root.glob(f"N{num_latents}-step*/reconstruction.json")):
         step = int(path.parent.name.split("step")[1])
         data = json.loads(path.read_text())
         settings, machine, commands[step] = data["settings"], data["machine"], data["command"]
@@ -51,7 +52,7 @@ def load(num_latents: int):
             held_out.setdefault(name, {})[step] = {float(k): v for k, v in result["accuracy"].items()}
     train = {}
     for variant in VARIANTS:
-        log = HERE / f"N{num_latents}-{variant}-train_log.jsonl"
+        log = root / f"N{num_latents}-{variant}-train_log.jsonl"
         if log.exists():
             rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
             train[variant] = {row["step"]: row["accuracy"] for row in rows if "accuracy" in row}
@@ -88,9 +89,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--num-latents", type=int, default=16)
     parser.add_argument("--batch", type=int, default=16, help="sequences per training step of the runs")
+    parser.add_argument("--dir", type=Path, default=HERE, help="run.sh's OUT: where the results are read and written")
     args = parser.parse_args()
-    n, batch = args.num_latents, args.batch
-    held_out, train, settings, machine, commands = load(n)
+    n, batch, root = args.num_latents, args.batch, args.dir
+    held_out, train, settings, machine, commands = load(root, n)
     variants = [v for v in VARIANTS if v in held_out]
     last = {v: max(held_out[v]) for v in variants}
     levels = sorted(next(iter(held_out[variants[0]].values()))) if variants else []
@@ -171,8 +173,8 @@ def main() -> None:
         lines.append(f"| {name} | {points[max(points)]:.4f} | " + " | ".join(cells) + " |")
     lines += ["", "(linear: the rate over the last 100 steps; the official Cosmos budget is 100k steps x 512.)"]
     lines += ["", f"![held-out and training accuracy vs step](curve-N{n}.png)", ""]
-    (HERE / f"results-N{n}.md").write_text("\n".join(lines))
-    (HERE / f"results-N{n}.json").write_text(json.dumps(
+    (root / f"results-N{n}.md").write_text("\n".join(lines))
+    (root / f"results-N{n}.json").write_text(json.dumps(
         {"held_out": {v: {str(s): {str(k): a for k, a in acc.items()} for s, acc in held_out[v].items()} for v in variants},
          "train_accuracy": train, "projections": projections, "sweep_projections": sweep, "settings": settings,
          "machine": machine,
@@ -189,8 +191,8 @@ def main() -> None:
     ax2.set(title=f"N = {n}: training accuracy (augmented)", xlabel=f"step (batch {batch})")
     ax1.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(HERE / f"curve-N{n}.png", dpi=110)
-    print((HERE / f"results-N{n}.md").read_text())
+    fig.savefig(root / f"curve-N{n}.png", dpi=110)
+    print((root / f"results-N{n}.md").read_text())
 
 
 if __name__ == "__main__":
