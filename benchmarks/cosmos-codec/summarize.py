@@ -97,7 +97,7 @@ def main() -> None:
     last = {v: max(held_out[v]) for v in variants}
     levels = sorted(next(iter(held_out[variants[0]].values()))) if variants else []
 
-    lines = [f"# Cosmos codec, N = {n}: as published vs latentlm's original vs each addition", ""]
+    lines = [f"# Cosmos codec, N = {n}: the variants of run.sh, held-out reconstruction by training step", ""]
     lines += [f"- Machine: {machine}", f"- Reconstruction settings: {settings}",
               f"- Commands: `bash benchmarks/cosmos-codec/run.sh train` (NUM_LATENTS={n}), then "
               "`bash benchmarks/cosmos-codec/run.sh evaluate`, which ran:"]  # fmt: skip
