@@ -39,6 +39,6 @@ def test_every_shipped_training_config_loads_and_builds_its_model_config(path, t
 
 
 @pytest.mark.parametrize("path", SHELL_SCRIPTS, ids=_name)
-def test_every_tracked_shell_script_parses(path):
+def test_every_shell_script_parses(path):
     result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
