@@ -1,8 +1,11 @@
 """The repository's own recipes stay runnable as the code under them changes: every training config it ships
 (`examples/configs`, the benchmarks' configs) loads and names only model keys its method's config has, with values
-that config accepts; every shell script (`scripts`, `benchmarks`, `.ci/run`) parses. The device scripts run on
-machines CI never sees, so a broken one would otherwise surface only when a GPU is lent."""
+that config accepts; every shell script (`scripts`, `benchmarks`, `.ci/run`) parses; every name a benchmark's
+Python script imports from latentlm still exists. The device and benchmark scripts run on machines or budgets CI
+never sees, so a broken one would otherwise surface only when a GPU is lent or a measurement is re-run."""
 
+import ast
+import importlib
 import subprocess
 from pathlib import Path
 
@@ -18,6 +21,7 @@ ROOT = Path(__file__).parents[1]
 
 TRAINING_CONFIGS = sorted([*ROOT.glob("examples/configs/*.yaml"), *ROOT.glob("benchmarks/**/*.yaml")])
 SHELL_SCRIPTS = sorted([*ROOT.glob("scripts/*.sh"), *ROOT.glob("benchmarks/**/*.sh"), ROOT / ".ci" / "run"])
+PYTHON_SCRIPTS = sorted([*ROOT.glob("scripts/*.py"), *ROOT.glob("benchmarks/**/*.py")])
 
 
 def _name(path: Path) -> str:
@@ -25,7 +29,7 @@ def _name(path: Path) -> str:
 
 
 def test_the_repository_ships_recipes_and_scripts():
-    assert len(TRAINING_CONFIGS) >= 20 and len(SHELL_SCRIPTS) >= 20
+    assert len(TRAINING_CONFIGS) >= 20 and len(SHELL_SCRIPTS) >= 20 and len(PYTHON_SCRIPTS) >= 10
 
 
 @pytest.mark.parametrize("path", TRAINING_CONFIGS, ids=_name)
@@ -42,3 +46,27 @@ def test_every_shipped_training_config_loads_and_builds_its_model_config(path, t
 def test_every_shell_script_parses(path):
     result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def _latentlm_imports(path: Path) -> list[tuple[str, str]]:
+    """`(module, name)` of every `from latentlm... import name` in a script (a bare `import latentlm.x` as `(x, "")`)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "latentlm":
+            found += [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, "") for alias in node.names if alias.name.split(".")[0] == "latentlm"]
+    return found
+
+
+@pytest.mark.parametrize("path", PYTHON_SCRIPTS, ids=_name)
+def test_every_python_script_imports_only_names_latentlm_has(path):
+    missing = []
+    for module_name, name in _latentlm_imports(path):
+        module = importlib.import_module(module_name)
+        if name and not hasattr(module, name):
+            try:  # `from package import submodule`
+                importlib.import_module(f"{module_name}.{name}")
+            except ModuleNotFoundError:
+                missing.append(f"{module_name}.{name}")
+    assert not missing, f"{_name(path)} imports names latentlm no longer has: {missing}"
