@@ -49,7 +49,7 @@ def test_every_shell_script_parses(path):
 
 
 def _latentlm_imports(path: Path) -> list[tuple[str, str]]:
-    """`(module, name)` of every `from latentlm... import name` in a script (a bare `import latentlm.x` as `(x, "")`)."""
+    """`(module, name)` of every `from latentlm... import name` in a script (`import latentlm.x`: `("latentlm.x", "")`)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "latentlm":

@@ -7,8 +7,8 @@
 #   elf    elf-small-large, the candidate default (issue 15)
 # Both train in bf16 autocast with 4 micro-batches of 32 per optimizer step: on this CPU (AVX512-BF16) that is
 # 7.5 s per AR step against 12 s in fp32 with one batch of 128. The AR's blocks are all 128 real tokens, so the
-# accumulated gradient is the batch of 128's; ELF's filled frames keep a few padding tokens, so its per-micro-batch
-# token means weigh them within a rounding-sized difference.
+# accumulated gradient is the batch of 128's; ELF's filled frames leave a little padding, so its four micro-batch
+# token means are weighed equally rather than by their token counts (a small difference from one batch of 128).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
