@@ -14,33 +14,30 @@ import argparse
 import json
 
 import torch
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
 
 from latentlm.evaluation.bench_quality import QualityEvaluator, held_out_references, resolve_corpus, split_texts
-from latentlm.evaluation.bench_sampling import batch_sizes, load_diffusion_pipeline
-from latentlm.evaluation.report import _resolve_judge
+from latentlm.evaluation.bench_sampling import batch_sizes, load_diffusion_pipeline, sample_diffusion
+from latentlm.evaluation.judge import load_judge
 
 
 def sample_decode(logits: torch.Tensor, temperature: float, top_p: float, generator) -> torch.LongTensor:
     """Token ids `(batch, length)` drawn from `softmax(logits / temperature)` restricted to its top-`top_p` mass."""
-    probs = (logits.float() / temperature).softmax(-1)
-    if top_p < 1:
-        sorted_probs, order = probs.sort(-1, descending=True)
-        outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p  # tokens after the nucleus is full
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
-    flat = probs.reshape(-1, probs.shape[-1])
-    return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+    scores = logits.float().reshape(-1, logits.shape[-1])
+    scores = TopPLogitsWarper(top_p)(None, TemperatureLogitsWarper(temperature)(None, scores))
+    return torch.multinomial(scores.softmax(-1), 1, generator=generator).reshape(logits.shape[:-1])
 
 
 def generate(pipe, *, num_samples, gen_length, steps, temperature, top_p, seed, decode_seed, batch_size=64):
-    """Texts as `latentlm bench` samples them (batch i seeded with seed + i), decoded greedily (temperature 0) or by
-    sampling with a CPU generator seeded `decode_seed`."""
+    """Texts as `latentlm bench` samples them (batch i seeded with seed + i), decoded greedily (temperature 0: the
+    pipeline's own decode) or by sampling with a CPU generator seeded `decode_seed`."""
+    if temperature == 0:
+        return sample_diffusion(pipe, num_samples=num_samples, gen_length=gen_length, num_inference_steps=steps,
+                                guidance_scale=None, seed=seed, batch_size=batch_size)  # fmt: skip
     decode_generator = torch.Generator().manual_seed(decode_seed)
     texts = []
     for i, size in enumerate(batch_sizes(num_samples, batch_size)):
         generator = torch.Generator().manual_seed(seed + i)
-        if temperature == 0:
-            texts += pipe(batch_size=size, gen_length=gen_length, num_inference_steps=steps, generator=generator).texts
-            continue
         latents = pipe(batch_size=size, gen_length=gen_length, num_inference_steps=steps, generator=generator,
                        output_type="latent").latents  # fmt: skip
         with torch.no_grad():
@@ -64,7 +61,7 @@ def main():
     pipe = load_diffusion_pipeline(args.model, "cpu")
     corpus = resolve_corpus(args.corpus)
     samples, mauve_references = held_out_references(corpus, pipe.tokenizer, 128, [args.num_samples] * 2, args.seed)
-    evaluator = QualityEvaluator(_resolve_judge(None), train_texts=split_texts(corpus, "train"),
+    evaluator = QualityEvaluator(load_judge(), train_texts=split_texts(corpus, "train"),
                                  mauve_references=mauve_references)  # fmt: skip
     settings = [(0.0, 1.0)] if 0.0 in args.temperatures else []
     settings += [(t, p) for t in args.temperatures if t > 0 for p in args.top_p]
