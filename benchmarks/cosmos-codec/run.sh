@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cosmos' 8x codec (N = 16 latents for L = 128 tokens, augmentations on): Cosmos as published (codec_version 2)
 # vs latentlm's original codec (codec_version 1) vs the published form with each of latentlm's three additions
-# switched on, at the recipe of the committed sweep (examples/configs/cosmos-autoencoder-tiny.yaml: 400 steps of
+# switched on, and the shipped recipe (published + all three) with each published change reverted, at the recipe of the committed sweep (examples/configs/cosmos-autoencoder-tiny.yaml: 400 steps of
 # english-prose, lr 3e-3) with BATCH sequences per step (the sweep: 16; the measured runs: 4, see results-N16.md).
 # Checkpoints every 100 steps give held-out clean accuracy vs step.
 #
@@ -25,18 +25,28 @@ RUNS=${RUNS:-runs/cosmos-codec}
 OUT=${OUT:-benchmarks/cosmos-codec}
 # The example config switches latentlm's three additions on; every variant states all three.
 OFF="--model.locality_bias false --model.chunk_shortcut false --model.init_lm_head_from_encoder false"
+ALL3="--model.locality_bias true --model.chunk_shortcut true --model.init_lm_head_from_encoder true"
 declare -A ARGS=(
   [published]="$OFF"
-  [original]="--model.codec_version 1 --model.locality_bias true --model.chunk_shortcut true --model.init_lm_head_from_encoder true"
+  [original]="--model.codec_version 1 $ALL3"
   [published+locality]="$OFF --model.locality_bias true"
   [published+chunk]="$OFF --model.chunk_shortcut true"
   [published+embedhead]="$OFF --model.init_lm_head_from_encoder true"
-  [published+all3]="--model.locality_bias true --model.chunk_shortcut true --model.init_lm_head_from_encoder true"
+  [published+all3]="$ALL3"
+  # The shipped recipe with one published change reverted to latentlm's original form (issue 14: each published-form
+  # change measured): side MSE head, learned token slots, a projected latent, SwiGLU without dropout, a final decoder
+  # norm, the factored token head.
+  [published+all3-uncoupled]="$ALL3 --model.couple_heads false"
+  [published+all3-learned-slots]="$ALL3 --model.mask_token_slots false"
+  [published+all3-projected-latent]="$ALL3 --model.normalized_latent false"
+  [published+all3-swiglu]="$ALL3 --model.feed_forward swiglu --model.hidden_dropout 0"
+  [published+all3-final-norm]="$ALL3 --model.decoder_final_norm true"
+  [published+all3-factored-head]="$ALL3 --model.lm_head factored"
   [published-noaug]="$OFF --model.activation_mask_fraction 0 --model.activation_noise_fraction 0 --model.latent_dropout 0"
   # The shipped recipe under Muon (matrices) + AdamW (the rest), Muon's step RMS matched to AdamW's so that the one
   # learning rate (3e-3) serves both (Moonshot's rule, `muon_adjust_lr_fn: match_rms_adamw`); the token head on
   # AdamW, as Muon's authors advise.
-  [published+all3+muon]="--model.locality_bias true --model.chunk_shortcut true --model.init_lm_head_from_encoder true --optimizer muon --muon_adjust_lr_fn match_rms_adamw --muon_output_head false"
+  [published+all3+muon]="$ALL3 --optimizer muon --muon_adjust_lr_fn match_rms_adamw --muon_output_head false"
 )
 VARIANTS=${VARIANTS:-published original published+locality published+chunk published+embedhead published+all3 published-noaug}
 

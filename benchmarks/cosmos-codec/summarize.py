@@ -28,7 +28,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 HERE = Path(__file__).parent
 VARIANTS = [
     "published", "original", "published+locality", "published+chunk", "published+embedhead", "published+all3",
-    "published-noaug", "published+all3+muon",
+    "published+all3-uncoupled", "published+all3-learned-slots", "published+all3-projected-latent",
+    "published+all3-swiglu", "published+all3-final-norm", "published+all3-factored-head", "published-noaug",
+    "published+all3+muon",
 ]  # fmt: skip
 DESCRIPTIONS = {
     "published": "Cosmos as published (codec_version 2)",
@@ -37,6 +39,12 @@ DESCRIPTIONS = {
     "published+chunk": "published + chunk shortcut",
     "published+embedhead": "published + embedding-initialised head",
     "published+all3": "published + all three additions",
+    "published+all3-uncoupled": "published + all three, heads uncoupled (original: a side head takes the MSE)",
+    "published+all3-learned-slots": "published + all three, learned token slots (original) instead of [MASK] + MLP",
+    "published+all3-projected-latent": "published + all three, projected latent (original) instead of the normalised one",
+    "published+all3-swiglu": "published + all three, SwiGLU without dropout (original) instead of GELU + dropout 0.1",
+    "published+all3-final-norm": "published + all three, with the original's final decoder RMSNorm",
+    "published+all3-factored-head": "published + all three, the original's factored token head instead of a Linear",
     "published-noaug": "published, without the augmentations",
     "published+all3+muon": "published + all three additions, Muon (+ AdamW)",
 }
@@ -181,6 +189,8 @@ def main() -> None:
          "commands": commands}, indent=1))  # fmt: skip
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax in (ax1, ax2):
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more variants than the default cycle's 10 colours
     for v in variants:
         s = sorted(held_out[v])
         ax1.plot(s, [held_out[v][x][0.0] for x in s], marker="o", label=DESCRIPTIONS[v])
