@@ -32,6 +32,8 @@ declare -A ARGS=(
   [published+locality]="$OFF --model.locality_bias true"
   [published+chunk]="$OFF --model.chunk_shortcut true"
   [published+embedhead]="$OFF --model.init_lm_head_from_encoder true"
+  [published+chunk+locality]="$OFF --model.chunk_shortcut true --model.locality_bias true"
+  [published+chunk+embedhead]="$OFF --model.chunk_shortcut true --model.init_lm_head_from_encoder true"
   [published+all3]="$ALL3"
   # The shipped recipe with one published change reverted to latentlm's original form (issue 14: each published-form
   # change measured): side MSE head, learned token slots, a projected latent, SwiGLU without dropout, a final decoder

@@ -27,7 +27,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = Path(__file__).parent
 VARIANTS = [
-    "published", "original", "published+locality", "published+chunk", "published+embedhead", "published+all3",
+    "published", "original", "published+locality", "published+chunk", "published+embedhead",
+    "published+chunk+locality", "published+chunk+embedhead", "published+all3",
     "published+all3-uncoupled", "published+all3-learned-slots", "published+all3-projected-latent",
     "published+all3-swiglu", "published+all3-final-norm", "published+all3-factored-head", "published-noaug",
     "published+all3+muon",
@@ -38,6 +39,8 @@ DESCRIPTIONS = {
     "published+locality": "published + locality bias",
     "published+chunk": "published + chunk shortcut",
     "published+embedhead": "published + embedding-initialised head",
+    "published+chunk+locality": "published + chunk shortcut + locality bias",
+    "published+chunk+embedhead": "published + chunk shortcut + embedding-initialised head",
     "published+all3": "published + all three additions",
     "published+all3-uncoupled": "published + all three, heads uncoupled (original: a side head takes the MSE)",
     "published+all3-learned-slots": "published + all three, learned token slots (original) instead of [MASK] + MLP",
