@@ -2,7 +2,8 @@
 # Cosmos' 8x codec (N = 16 latents for L = 128 tokens, augmentations on): Cosmos as published (codec_version 2)
 # vs latentlm's original codec (codec_version 1) vs the published form with each of latentlm's three additions
 # switched on, and the shipped recipe (published + all three) with each published change reverted, at the recipe of
-# the committed sweep (examples/configs/cosmos-autoencoder-tiny.yaml: 400 steps of english-prose, lr 3e-3) with BATCH sequences per step (the sweep: 16; the measured runs: 4, see results-N16.md).
+# the committed sweep (examples/configs/cosmos-autoencoder-tiny.yaml: 400 steps of english-prose, lr 3e-3) with BATCH
+# sequences per step (the sweep: 16; the measured runs: 4, see results-N16.md).
 # Checkpoints every 100 steps give held-out clean accuracy vs step.
 #
 #   bash benchmarks/cosmos-codec/run.sh train      # all variants in parallel (runs/cosmos-codec/<variant>)
