@@ -2,7 +2,8 @@
 # The default's recipe and its AR peer at the benchmark budget (3,000 steps x 128 sequences x 128 tokens of
 # english-large, examples/configs/{elf,ar}-small-large.yaml unchanged) on the 2-core CPU, for when no GPU is lent:
 # about 6 h 15 min (AR) and 8 h (ELF) of this machine, so each stage is meant to be re-run session after session; it
-# resumes from its newest checkpoint (written every 50 steps, atomically).
+# resumes from its newest checkpoint (written every 50 steps, atomically) when the session has the previous one's
+# machine; the checkpoints live outside the repository and a new machine starts from step 0.
 #   ar     the AR peer; its eval every 250 steps is issue 14's no-overfitting check at the benchmark budget
 #   elf    elf-small-large, the candidate default (issue 15)
 # Both train in bf16 autocast with 4 micro-batches of 32 per optimizer step: on this CPU (AVX512-BF16) that is
